@@ -1,0 +1,132 @@
+import { DurableObject } from "cloudflare:workers";
+import { FSM_TABLE_SQL, type MachineDefinition, StateMachine } from "./fsm.ts";
+import { type Migration, runMigrations } from "./migrations.ts";
+import { Scheduler, type SchedulerOptions, TIMERS_TABLE_SQL, type TimerMap } from "./scheduler.ts";
+import { Sql } from "./sql.ts";
+import { VALUES_TABLE_SQL, ValueStore } from "./values.ts";
+
+/**
+ * Baton's own tables, in the schema scope `"baton"`. Append-only: add a migration, never edit one.
+ */
+const FRAMEWORK_MIGRATIONS: readonly Migration[] = [
+  { version: 1, name: "timers", up: (sql) => sql.run(TIMERS_TABLE_SQL) },
+  { version: 2, name: "values", up: (sql) => sql.run(VALUES_TABLE_SQL) },
+  { version: 3, name: "state machines", up: (sql) => sql.run(FSM_TABLE_SQL) },
+];
+
+/** Schema scope of the migrations an actor subclass declares with {@link Actor.migrations}. */
+export const APP_SCHEMA = "app";
+
+/**
+ * The base class of Baton's actors, and of yours: a SQLite-backed Durable Object with
+ *
+ * - `this.sql` — a typed SQL helper ({@link Sql});
+ * - schema migrations — Baton's tables and the ones you declare in {@link Actor.migrations},
+ *   applied once per wake, before any request;
+ * - `this.timers` — a durable {@link Scheduler}: many timers over the one alarm, with retries
+ *   and dead letters;
+ * - `this.values` — a {@link ValueStore} for codec-encoded values of any size;
+ * - {@link Actor.machine} — persisted state machines.
+ *
+ * Bind the subclass under `new_sqlite_classes` in `wrangler.toml`. If you override `alarm()`,
+ * call `super.alarm()` in it, or timers stop firing.
+ *
+ * @example
+ * ```ts
+ * import { Actor, type Migration } from "baton";
+ *
+ * type Timers = { expire: { key: string } };
+ *
+ * export class Cache extends Actor<Env, Timers> {
+ *   constructor(ctx: DurableObjectState, env: Env) {
+ *     super(ctx, env);
+ *     this.timers.on("expire", ({ key }) => {
+ *       this.sql.run("DELETE FROM entries WHERE key = ?", key);
+ *     });
+ *   }
+ *
+ *   protected override migrations(): Migration[] {
+ *     return [{ version: 1, up: (sql) => sql.run("CREATE TABLE entries (key TEXT PRIMARY KEY, value TEXT)") }];
+ *   }
+ *
+ *   async put(key: string, value: string, ttl: string) {
+ *     this.sql.run("INSERT OR REPLACE INTO entries VALUES (?, ?)", key, value);
+ *     await this.timers.schedule("expire", { key }, { after: ttl }, { key: `expire:${key}` });
+ *   }
+ * }
+ * ```
+ */
+export abstract class Actor<
+  Env = unknown,
+  Timers extends TimerMap = TimerMap,
+> extends DurableObject<Env> {
+  /** Typed SQL over this object's database. */
+  protected readonly sql: Sql;
+  /** The durable timer scheduler (one alarm, many timers). */
+  protected readonly timers: Scheduler<Timers>;
+  /** Codec-encoded values of any size. */
+  protected readonly values: ValueStore;
+
+  constructor(ctx: DurableObjectState, env: Env) {
+    super(ctx, env);
+    this.sql = new Sql(ctx.storage);
+    // Synchronous SQL, so the schema is ready before the subclass constructor body runs and
+    // before any request or alarm reaches the object.
+    runMigrations(this.sql, "baton", FRAMEWORK_MIGRATIONS);
+    const own = this.migrations();
+    if (own.length > 0) runMigrations(this.sql, APP_SCHEMA, own);
+    this.values = new ValueStore(this.sql);
+    this.timers = new Scheduler<Timers>(
+      ctx.storage,
+      this.sql,
+      () => this.now(),
+      this.schedulerOptions(),
+    );
+    void ctx.blockConcurrencyWhile(() => this.timers.wake());
+  }
+
+  /**
+   * The schema migrations of your actor's own tables (scope `"app"`), numbered from 1. They run
+   * from the base constructor, so return a constant list: subclass fields are not set yet.
+   */
+  protected migrations(): readonly Migration[] {
+    return [];
+  }
+
+  /** Scheduler tuning. Called from the base constructor, like {@link Actor.migrations}. */
+  protected schedulerOptions(): SchedulerOptions {
+    return {};
+  }
+
+  /**
+   * The actor's clock in ms since the epoch; every due time is measured on it. Tests may
+   * override it to move time forward deterministically.
+   */
+  protected now(): number {
+    return Date.now();
+  }
+
+  /**
+   * A persisted state machine stored in this object (see {@link StateMachine}).
+   *
+   * @example
+   * ```ts
+   * const door = this.machine<"open" | "closed", "open" | "close">({
+   *   name: "door",
+   *   initial: "closed",
+   *   transitions: { closed: { open: "open" }, open: { close: "closed" } },
+   * });
+   * door.send("open");
+   * ```
+   */
+  protected machine<S extends string, E extends string>(
+    definition: MachineDefinition<S, E>,
+  ): StateMachine<S, E> {
+    return new StateMachine(this.sql, definition, () => this.now());
+  }
+
+  /** Runs due timers. Override only to add work, and call `super.alarm()`. */
+  override async alarm(_info?: AlarmInvocationInfo): Promise<void> {
+    await this.timers.run();
+  }
+}

@@ -1,0 +1,236 @@
+import { parse, stringify } from "devalue";
+import { BatonError } from "./errors.ts";
+
+/**
+ * The value codec used for everything Baton stores.
+ *
+ * Encoding: `devalue` (structured-clone semantics without `eval`: Map, Set, Date, BigInt,
+ * `undefined`, `-0`, NaN, RegExp, URL, ArrayBuffer and typed arrays, nested objects, repeated and
+ * cyclic references), plus Error objects. Encoded text above {@link COMPRESS_THRESHOLD} bytes is
+ * deflated with the runtime's `CompressionStream` when that makes it smaller.
+ *
+ * Every encoded value starts with a 3-byte header — magic `0xBA`, format version, flags — so the
+ * format can evolve without misreading old rows. Format 1 is devalue 6 text (the dependency is
+ * pinned because devalue does not promise cross-version stability).
+ */
+
+/** Values whose encoded text is larger than this many bytes are compressed. */
+export const COMPRESS_THRESHOLD = 10 * 1024;
+
+const MAGIC = 0xba;
+const FORMAT = 1;
+const FLAG_DEFLATE = 1;
+const HEADER = 3;
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder("utf-8", { fatal: true, ignoreBOM: false });
+
+interface SerializedError {
+  name: string;
+  message: string;
+  stack?: string | undefined;
+  cause?: unknown;
+  props: Record<string, unknown>;
+}
+
+const reducers = {
+  Error: (value: unknown): SerializedError | false => {
+    if (!(value instanceof Error)) return false;
+    const props: Record<string, unknown> = {};
+    for (const key of Object.keys(value)) {
+      if (key !== "name" && key !== "message" && key !== "stack" && key !== "cause") {
+        props[key] = (value as unknown as Record<string, unknown>)[key];
+      }
+    }
+    return {
+      name: value.name,
+      message: value.message,
+      stack: value.stack,
+      cause: value.cause,
+      props,
+    };
+  },
+};
+
+const revivers = {
+  Error: (data: SerializedError): Error => {
+    const error = new Error(data.message, data.cause === undefined ? {} : { cause: data.cause });
+    error.name = data.name;
+    if (data.stack !== undefined) error.stack = data.stack;
+    Object.assign(error, data.props);
+    return error;
+  },
+};
+
+/**
+ * Encodes `value` as text (no header, no compression). Use it when you need a stable text form,
+ * for example to compare two inputs.
+ *
+ * @throws BatonError `SERIALIZATION_ERROR` for values structured clone cannot carry (functions,
+ *   symbols, class instances other than the supported built-ins); the message names the path.
+ * @example
+ * ```ts
+ * encodeText(new Map([["a", 1n]])) === encodeText(new Map([["a", 1n]])); // true
+ * ```
+ */
+export function encodeText(value: unknown): string {
+  try {
+    return stringify(value, reducers);
+  } catch (cause) {
+    const path = (cause as { path?: string }).path;
+    const reason = cause instanceof Error ? cause.message : String(cause);
+    throw new BatonError(
+      "SERIALIZATION_ERROR",
+      `Value cannot be stored: ${reason}${path ? ` (at ${path})` : ""}. Stored values support what structured clone does: plain objects, arrays, Map, Set, Date, BigInt, typed arrays, Errors; not functions, symbols or class instances.`,
+      { path: path ?? "", reason },
+      { cause },
+    );
+  }
+}
+
+/** Decodes text made by {@link encodeText}. */
+export function decodeText<T = unknown>(text: string): T {
+  try {
+    return parse(text, revivers) as T;
+  } catch (cause) {
+    throw new BatonError(
+      "SERIALIZATION_ERROR",
+      `Stored value could not be decoded: ${cause instanceof Error ? cause.message : String(cause)}.`,
+      {},
+      { cause },
+    );
+  }
+}
+
+/**
+ * Encodes `value` into bytes for storage: header, devalue text, deflated when large.
+ *
+ * @throws BatonError `SERIALIZATION_ERROR` (see {@link encodeText}).
+ * @example
+ * ```ts
+ * const bytes = await encode({ when: new Date(), tags: new Set(["a"]) });
+ * const back = await decode<{ when: Date; tags: Set<string> }>(bytes);
+ * ```
+ */
+export async function encode(value: unknown): Promise<Uint8Array> {
+  const raw = encoder.encode(encodeText(value));
+  if (raw.byteLength > COMPRESS_THRESHOLD) {
+    const deflated = await transform(raw, new CompressionStream("deflate-raw"));
+    if (deflated.byteLength + HEADER < raw.byteLength) return withHeader(deflated, FLAG_DEFLATE);
+  }
+  return withHeader(raw, 0);
+}
+
+/**
+ * Encodes without compression, synchronously. For small values on hot paths; {@link decode}
+ * reads the result.
+ */
+export function encodeSync(value: unknown): Uint8Array {
+  return withHeader(encoder.encode(encodeText(value)), 0);
+}
+
+/**
+ * Decodes bytes made by {@link encode} or {@link encodeSync}.
+ *
+ * @throws BatonError `SERIALIZATION_ERROR` if the bytes are not a Baton-encoded value.
+ */
+export async function decode<T = unknown>(bytes: ArrayBuffer | Uint8Array): Promise<T> {
+  const view = bytes instanceof Uint8Array ? bytes : new Uint8Array(bytes);
+  const flags = readHeader(view);
+  let body = view.subarray(HEADER);
+  if (flags & FLAG_DEFLATE) {
+    try {
+      body = await transform(body, new DecompressionStream("deflate-raw"));
+    } catch (cause) {
+      throw new BatonError(
+        "SERIALIZATION_ERROR",
+        "Stored value could not be decompressed; its bytes are damaged.",
+        {},
+        { cause },
+      );
+    }
+  }
+  return decodeText<T>(toText(body));
+}
+
+/**
+ * Decodes synchronously; throws `SERIALIZATION_ERROR` if the value was stored compressed
+ * (use {@link decode} for those).
+ */
+export function decodeSync<T = unknown>(bytes: ArrayBuffer | Uint8Array): T {
+  const view = bytes instanceof Uint8Array ? bytes : new Uint8Array(bytes);
+  const flags = readHeader(view);
+  if (flags & FLAG_DEFLATE) {
+    throw new BatonError(
+      "SERIALIZATION_ERROR",
+      "Value is compressed; decode it with the async decode().",
+    );
+  }
+  return decodeText<T>(toText(view.subarray(HEADER)));
+}
+
+/** True if the encoded bytes are compressed (so only the async {@link decode} reads them). */
+export function isCompressed(bytes: ArrayBuffer | Uint8Array): boolean {
+  const view = bytes instanceof Uint8Array ? bytes : new Uint8Array(bytes);
+  return (readHeader(view) & FLAG_DEFLATE) !== 0;
+}
+
+function withHeader(body: Uint8Array, flags: number): Uint8Array {
+  const out = new Uint8Array(HEADER + body.byteLength);
+  out[0] = MAGIC;
+  out[1] = FORMAT;
+  out[2] = flags;
+  out.set(body, HEADER);
+  return out;
+}
+
+function readHeader(view: Uint8Array): number {
+  if (view.byteLength < HEADER || view[0] !== MAGIC) {
+    throw new BatonError(
+      "SERIALIZATION_ERROR",
+      "Stored bytes are not a Baton-encoded value (bad header).",
+    );
+  }
+  if (view[1] !== FORMAT) {
+    throw new BatonError(
+      "SERIALIZATION_ERROR",
+      `Stored value uses codec format ${String(view[1])}; this version of Baton reads format ${FORMAT}. Deploy a Baton version that knows that format.`,
+      { format: view[1] },
+    );
+  }
+  return view[2] ?? 0;
+}
+
+function toText(body: Uint8Array): string {
+  try {
+    return decoder.decode(body);
+  } catch (cause) {
+    throw new BatonError("SERIALIZATION_ERROR", "Stored value is not valid UTF-8.", {}, { cause });
+  }
+}
+
+async function transform(
+  input: Uint8Array,
+  stream: CompressionStream | DecompressionStream,
+): Promise<Uint8Array> {
+  const writer = stream.writable.getWriter();
+  const written = writer.write(input).then(() => writer.close());
+  const chunks: Uint8Array[] = [];
+  let total = 0;
+  const reader = stream.readable.getReader();
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    chunks.push(value);
+    total += value.byteLength;
+  }
+  await written;
+  if (chunks.length === 1 && chunks[0]) return chunks[0];
+  const out = new Uint8Array(total);
+  let offset = 0;
+  for (const chunk of chunks) {
+    out.set(chunk, offset);
+    offset += chunk.byteLength;
+  }
+  return out;
+}

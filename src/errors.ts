@@ -1,0 +1,114 @@
+/**
+ * Errors designed for the RPC boundary.
+ *
+ * workerd carries an error's `name`, `message` and own properties (such as `code` and `details`)
+ * across native RPC, but not its class: on the caller's side `instanceof BatonError` is false.
+ * Use {@link isBatonError} to test for a Baton error and its code on either side of a stub.
+ */
+
+/**
+ * Every stable error code Baton can raise. Codes never change meaning once released; new codes
+ * may be added.
+ */
+export const ERROR_CODES = [
+  // Input and limits
+  "INVALID_ARGUMENT",
+  "INVALID_DURATION",
+  "PAYLOAD_TOO_LARGE",
+  // Storage and encoding
+  "SERIALIZATION_ERROR",
+  "STORAGE_ERROR",
+  "MIGRATION_ERROR",
+  // State machines and timers
+  "INVALID_TRANSITION",
+  "NO_TIMER_HANDLER",
+  "TIMER_NOT_FOUND",
+] as const;
+
+/** A stable, documented error code. See {@link ERROR_CODES}. */
+export type ErrorCode = (typeof ERROR_CODES)[number];
+
+const CODES: ReadonlySet<string> = new Set(ERROR_CODES);
+
+/** Structured, serializable facts about an error (what limit, which statement, ...). */
+export type ErrorDetails = Record<string, unknown>;
+
+/**
+ * The one error type Baton throws. It has a stable {@link ErrorCode} in `code`, a message that says
+ * what failed and how to fix it, and optional `details` for programs.
+ *
+ * @example
+ * ```ts
+ * throw new BatonError("INVALID_ARGUMENT", 'Timer kind must be a non-empty string; got "".', {
+ *   argument: "kind",
+ * });
+ * ```
+ */
+export class BatonError extends Error {
+  /** Marks the error as Baton's; an own property, so it survives native RPC. */
+  readonly baton = true as const;
+  /** Stable machine-readable code. */
+  readonly code: ErrorCode;
+  /** Structured facts about the failure. */
+  readonly details: ErrorDetails | undefined;
+
+  constructor(code: ErrorCode, message: string, details?: ErrorDetails, options?: ErrorOptions) {
+    super(message, options);
+    // Own property (not a prototype getter) so that it crosses RPC.
+    this.name = "BatonError";
+    this.code = code;
+    this.details = details;
+  }
+}
+
+/** The shape of a Baton error as seen by any caller, local or across RPC. */
+export interface BatonErrorLike<C extends ErrorCode = ErrorCode> {
+  name: string;
+  message: string;
+  code: C;
+  details?: ErrorDetails | undefined;
+}
+
+/**
+ * True if `error` is a Baton error (optionally with the given code). Works on errors thrown
+ * locally and on errors that crossed native RPC or Cap'n Web, where `instanceof` fails.
+ *
+ * @example
+ * ```ts
+ * try {
+ *   await stub.doSomething();
+ * } catch (e) {
+ *   if (isBatonError(e, "INVALID_DURATION")) console.log(e.details);
+ *   else throw e;
+ * }
+ * ```
+ */
+export function isBatonError<C extends ErrorCode>(
+  error: unknown,
+  code?: C,
+): error is BatonErrorLike<C> & Error {
+  if (typeof error !== "object" || error === null) return false;
+  const e = error as { code?: unknown; baton?: unknown; name?: unknown };
+  if (typeof e.code !== "string" || !CODES.has(e.code)) return false;
+  if (e.baton !== true && e.name !== "BatonError") return false;
+  return code === undefined || e.code === code;
+}
+
+/** Short, printable preview of a value for error messages (never the whole value). */
+export function preview(value: unknown, max = 60): string {
+  let text: string;
+  try {
+    text = typeof value === "string" ? JSON.stringify(value) : String(value);
+    if (typeof value === "object" && value !== null) text = JSON.stringify(value) ?? text;
+  } catch {
+    text = Object.prototype.toString.call(value);
+  }
+  return text.length > max ? `${text.slice(0, max)}…` : text;
+}
+
+/** Throws `INVALID_ARGUMENT` naming the argument, the rule and what was received. */
+export function invalidArgument(argument: string, rule: string, got: unknown): never {
+  throw new BatonError("INVALID_ARGUMENT", `${argument} ${rule}; got ${preview(got)}.`, {
+    argument,
+  });
+}

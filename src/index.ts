@@ -1,0 +1,63 @@
+/**
+ * Baton — durable execution on Cloudflare Workers, built as RPC-native Durable Object actors.
+ *
+ * This barrel is the whole public API. Internals live beside it and are tested directly.
+ *
+ * @example
+ * ```ts
+ * import { Actor, parseDuration, isBatonError } from "baton";
+ * ```
+ * @module
+ */
+
+export { Actor, APP_SCHEMA } from "./actor.ts";
+export {
+  COMPRESS_THRESHOLD,
+  decode,
+  decodeSync,
+  decodeText,
+  encode,
+  encodeSync,
+  encodeText,
+  isCompressed,
+} from "./codec.ts";
+export { type Duration, parseDuration } from "./duration.ts";
+export {
+  BatonError,
+  type BatonErrorLike,
+  ERROR_CODES,
+  type ErrorCode,
+  type ErrorDetails,
+  isBatonError,
+} from "./errors.ts";
+export {
+  type MachineDefinition,
+  type MachineEvent,
+  StateMachine,
+  type Transition,
+  type Transitions,
+} from "./fsm.ts";
+export { type Migration, runMigrations, schemaVersion } from "./migrations.ts";
+export {
+  type ListTimersOptions,
+  MAX_TIMER_PAYLOAD_BYTES,
+  type RunReport,
+  type ScheduleOptions,
+  Scheduler,
+  type SchedulerOptions,
+  type TimerHandler,
+  type TimerInfo,
+  type TimerMap,
+  type TimerState,
+  type When,
+} from "./scheduler.ts";
+export {
+  chunkParams,
+  MAX_SQL_PARAMS,
+  placeholders,
+  Sql,
+  type SqlParam,
+  type SqlRow,
+  type SqlValue,
+} from "./sql.ts";
+export { CHUNK_BYTES, MAX_VALUE_BYTES, type PutResult, ValueStore } from "./values.ts";
