@@ -12,13 +12,14 @@ import { chunkParams, placeholders, type Sql } from "./sql.ts";
  * - Outside an alarm run, the object's alarm is set to the earliest due time of a live timer,
  *   or deleted when there is none. Inside a run, re-arming waits for the end of the run and never
  *   targets a time at or before "now" (a workerd alarm re-set to "now" inside `alarm()` is lost).
- * - Due timers are claimed in batches (`state = 'running'`) and the claim is committed before
- *   any handler of the batch runs. A row found `running` when a run starts lost its runner to an
- *   eviction or a crash (runs are serialized, so nothing else can own it): such orphans run first,
- *   one at a time, each attempt counted and committed before the handler starts. A handler that
- *   kills the object every time therefore ends dead-lettered instead of looping, and the timers
- *   that merely shared its batch are not blamed.
- * - `attempts` counts failed attempts plus attempts cut short by a crash.
+ * - Due timers are claimed in batches (`state = 'claimed'`) and the claim is committed before
+ *   any handler of the batch runs. Rows found claimed when a run starts lost their runner to an
+ *   eviction or a crash (runs are serialized, so nothing else can own them). The earliest was
+ *   the one running (handlers run in order and a success deletes its row): its attempt is
+ *   counted and it is retried alone, each attempt committed before its handler starts; the rest
+ *   of the batch goes back to pending, unblamed. A handler that kills the object every time
+ *   therefore ends dead-lettered after `maxAttempts` runs instead of looping.
+ * - `attempts` counts attempts started.
  * - Runs are serialized: an alarm delivered while another run is in flight joins that run, so a
  *   duplicate delivery never runs a timer twice.
  */
@@ -108,7 +109,7 @@ interface TimerRow {
   due_at: number;
   payload: ArrayBuffer;
   key: string | null;
-  state: TimerState;
+  state: TimerState | "claimed";
   attempts: number;
   max_attempts: number;
   last_error: string | null;
@@ -130,7 +131,9 @@ CREATE TABLE ${TABLE} (
   due_at INTEGER NOT NULL,
   payload BLOB NOT NULL,
   key TEXT,
-  state TEXT NOT NULL DEFAULT 'pending' CHECK (state IN ('pending', 'running', 'dead')),
+  -- claimed: taken by a batch of the current run; running: an attempt counted one at a time
+  -- (recovery); both read as "running" outside.
+  state TEXT NOT NULL DEFAULT 'pending' CHECK (state IN ('pending', 'claimed', 'running', 'dead')),
   attempts INTEGER NOT NULL DEFAULT 0,
   max_attempts INTEGER NOT NULL,
   last_error TEXT,
@@ -330,7 +333,8 @@ export class Scheduler<T extends TimerMap = TimerMap> {
       clauses.push("kind = ?");
       params.push(options.kind);
     }
-    if (options.state !== undefined) {
+    if (options.state === "running") clauses.push("state IN ('claimed', 'running')");
+    else if (options.state !== undefined) {
       clauses.push("state = ?");
       params.push(options.state);
     }
@@ -426,9 +430,23 @@ export class Scheduler<T extends TimerMap = TimerMap> {
     let ran = 0;
     const budgetLeft = () => ran < this.#maxPerRun && Date.now() - started < this.#timeBudgetMs;
 
-    // Orphans first: rows claimed by a run that never finished (eviction, crash, reset). Run
-    // them one at a time, each attempt counted and committed before its handler starts, so the
-    // one that kills the object is the only one whose attempts climb.
+    // Rows left claimed by a run that never finished (eviction, crash, reset). Runs are
+    // sequential and a success deletes its row, so the earliest claimed row is the one that was
+    // running when the object died: count that attempt. The rest of its batch never started:
+    // give it back unblamed.
+    const interrupted = this.#sql.one<{ id: number }>(
+      `SELECT id FROM ${TABLE} WHERE state = 'claimed' ORDER BY due_at, id LIMIT 1`,
+    );
+    if (interrupted) {
+      this.#sql.run(
+        `UPDATE ${TABLE} SET state = 'running', attempts = attempts + 1 WHERE id = ?`,
+        interrupted.id,
+      );
+      this.#sql.run(`UPDATE ${TABLE} SET state = 'pending' WHERE state = 'claimed'`);
+    }
+    // Orphans ('running': an attempt that was cut short) run one at a time, each attempt counted
+    // and committed before the handler starts, so only the timer that kills the object climbs
+    // towards its dead letter.
     for (;;) {
       const orphan = this.#sql.one<TimerRow>(
         `SELECT * FROM ${TABLE} WHERE state = 'running' ORDER BY due_at, id LIMIT 1`,
@@ -462,7 +480,7 @@ export class Scheduler<T extends TimerMap = TimerMap> {
       // Claim a batch of due timers and commit the claim before any handler runs: if the object
       // dies mid-batch, the rows left 'running' are the evidence the orphan pass above uses.
       const batch = this.#sql.all<TimerRow>(
-        `UPDATE ${TABLE} SET state = 'running' WHERE id IN (
+        `UPDATE ${TABLE} SET state = 'claimed' WHERE id IN (
            SELECT id FROM ${TABLE} WHERE state = 'pending' AND due_at <= ? ORDER BY due_at, id LIMIT ?
          ) RETURNING *`,
         this.#now(),
@@ -475,7 +493,7 @@ export class Scheduler<T extends TimerMap = TimerMap> {
         if (!budgetLeft()) {
           // Hand the unstarted rest of the batch back, untouched.
           this.#sql.run(
-            `UPDATE ${TABLE} SET state = 'pending' WHERE state = 'running' AND id IN (SELECT value FROM json_each(?))`,
+            `UPDATE ${TABLE} SET state = 'pending' WHERE state = 'claimed' AND id IN (SELECT value FROM json_each(?))`,
             JSON.stringify(batch.slice(batch.indexOf(row)).map((r) => r.id)),
           );
           report.more = true;
@@ -494,7 +512,7 @@ export class Scheduler<T extends TimerMap = TimerMap> {
       `SELECT state FROM ${TABLE} WHERE id = ?`,
       row.id,
     );
-    if (current?.state !== "running") return;
+    if (current?.state !== "claimed" && current?.state !== "running") return;
     const handler = this.#handlers.get(row.kind);
     if (!handler) {
       this.#deadLetter(
@@ -589,7 +607,7 @@ function toInfo(row: TimerRow): TimerInfo {
     payload: decodeSync(row.payload),
     dueAt: row.due_at,
     key: row.key,
-    state: row.state,
+    state: row.state === "claimed" ? "running" : row.state,
     attempts: row.attempts,
     maxAttempts: row.max_attempts,
     lastError: row.last_error,

@@ -1,0 +1,60 @@
+import { env, runDurableObjectAlarm } from "cloudflare:test";
+import { expect } from "vitest";
+import { type ErrorCode, isBatonError } from "../src/index.ts";
+import type { TimerActor } from "./worker.ts";
+
+let counter = 0;
+
+/** A fresh, unique object name for one test. */
+export function uniqueName(prefix: string): string {
+  counter += 1;
+  return `${prefix}-${counter}-${crypto.randomUUID().slice(0, 8)}`;
+}
+
+/** A stub of a new TimerActor with its own name. */
+export function timerActor(prefix = "timers"): DurableObjectStub<TimerActor> {
+  return env.TimerActor.getByName(uniqueName(prefix));
+}
+
+/**
+ * Delivers the object's alarm until nothing is due on its (test-controlled) clock. Returns how
+ * many alarm runs it took.
+ */
+export async function drainAlarms(
+  stub: DurableObjectStub<TimerActor>,
+  maxRuns = 50,
+): Promise<number> {
+  let runs = 0;
+  for (; runs < maxRuns; runs++) {
+    const next = await stub.nextDue();
+    if (next === null || next > (await stub.clock())) break;
+    if (!(await runDurableObjectAlarm(stub))) {
+      // Nothing armed, yet something is due: the scheduler lost track of its alarm.
+      throw new Error(`timer due at ${next} but no alarm is set`);
+    }
+  }
+  if (runs === maxRuns) throw new Error(`alarms still due after ${maxRuns} runs`);
+  return runs;
+}
+
+/** Asserts that `promise` rejects with a Baton error of `code`; returns the error. */
+export async function expectBatonError(
+  promise: Promise<unknown>,
+  code: ErrorCode,
+  message?: RegExp,
+): Promise<Error & { code: string; details?: Record<string, unknown> }> {
+  let caught: unknown;
+  try {
+    await promise;
+  } catch (error) {
+    caught = error;
+  }
+  expect(caught, `expected a ${code} error`).toBeDefined();
+  if (!isBatonError(caught, code)) {
+    throw new Error(
+      `expected BatonError ${code}, got ${String((caught as Error)?.name)}: ${String((caught as Error)?.message)} (code ${String((caught as { code?: string })?.code)})`,
+    );
+  }
+  if (message) expect(caught.message).toMatch(message);
+  return caught as Error & { code: string; details?: Record<string, unknown> };
+}

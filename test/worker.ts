@@ -1,0 +1,357 @@
+/**
+ * The Worker the tests run in. Its actors expose the foundation's in-actor APIs over native RPC
+ * so tests go through real stubs, real SQLite and real alarms.
+ */
+import { DurableObject } from "cloudflare:workers";
+import { Reminders } from "../examples/reminders/reminders.ts";
+import {
+  Actor,
+  type ListTimersOptions,
+  type Migration,
+  type ScheduleOptions,
+  type TimerInfo,
+  type When,
+} from "../src/index.ts";
+
+export { Reminders };
+
+export interface Env {
+  TimerActor: DurableObjectNamespace<TimerActor>;
+  PlainActor: DurableObjectNamespace<PlainActor>;
+  Reminders: DurableObjectNamespace<Reminders>;
+}
+
+declare module "cloudflare:test" {
+  interface ProvidedEnv extends Env {}
+}
+
+/** Timer kinds the test actor handles. */
+export type TestTimers = {
+  /** Appends to the `fired` log. */
+  record: { tag: string };
+  /** Always throws. */
+  fail: { tag: string };
+  /** Throws until attempt `succeedOn`, then records. */
+  flaky: { tag: string; succeedOn: number };
+  /** Records, then aborts the object (as an out-of-memory or a reset would). */
+  crash: { tag: string };
+  /** Cancels the timer with `key`, then records. */
+  cancelOther: { tag: string; key: string };
+  /** Records, then schedules itself again under the same key until `times` runs are done. */
+  repeat: { tag: string; times: number };
+  /** A kind the actor has no handler for. */
+  orphanKind: { tag: string };
+};
+
+export interface FiredRow {
+  seq: number;
+  tag: string;
+  kind: string;
+  timerId: number;
+  attempt: number;
+  dueAt: number;
+  firedAt: number;
+  [key: string]: string | number;
+}
+
+type Kind = keyof TestTimers & string;
+type OrderState = "pending" | "processing" | "shipped" | "delivered" | "cancelled";
+type OrderEvent = "start" | "ship" | "deliver" | "cancel";
+
+/** An actor built on the Baton base class, with a clock the tests move. */
+export class TimerActor extends Actor<Env, TestTimers> {
+  constructor(ctx: DurableObjectState, env: Env) {
+    super(ctx, env);
+    this.sql.run("UPDATE test_meta SET wakes = wakes + 1");
+    this.timers
+      .on("record", (p, t) => this.#log(p.tag, t))
+      .on("fail", () => {
+        throw new Error("this handler always fails");
+      })
+      .on("flaky", (p, t) => {
+        if (t.attempts < p.succeedOn) throw new Error(`flaky attempt ${t.attempts}`);
+        this.#log(p.tag, t);
+      })
+      .on("crash", async (p, t) => {
+        this.#log(p.tag, t);
+        await this.ctx.storage.sync();
+        this.ctx.abort("crash test");
+      })
+      .on("cancelOther", async (p, t) => {
+        await this.timers.cancel(p.key);
+        this.#log(p.tag, t);
+      })
+      .on("repeat", async (p, t) => {
+        this.#log(p.tag, t);
+        const done = this.sql.value<number>("SELECT COUNT(*) FROM fired WHERE tag = ?", p.tag) ?? 0;
+        if (done < p.times) {
+          await this.timers.schedule("repeat", p, { after: 10 }, { key: `repeat:${p.tag}` });
+        }
+      });
+  }
+
+  protected override migrations(): Migration[] {
+    return [
+      {
+        version: 1,
+        name: "test tables",
+        up: (sql) => {
+          sql.run(`CREATE TABLE fired (
+            seq INTEGER PRIMARY KEY AUTOINCREMENT, tag TEXT NOT NULL, kind TEXT NOT NULL,
+            timer_id INTEGER NOT NULL, attempt INTEGER NOT NULL, due_at INTEGER NOT NULL,
+            fired_at INTEGER NOT NULL) STRICT`);
+          // The actor's clock is frozen at creation and moves only through advanceClock().
+          sql.run("CREATE TABLE test_meta (clock INTEGER NOT NULL, wakes INTEGER NOT NULL)");
+          sql.run("INSERT INTO test_meta VALUES (?, 0)", Date.now());
+        },
+      },
+      {
+        version: 2,
+        name: "migration log",
+        up: (sql) => {
+          sql.run("CREATE TABLE migration_log (version INTEGER NOT NULL, at INTEGER NOT NULL)");
+          sql.run("INSERT INTO migration_log VALUES (2, ?)", Date.now());
+        },
+      },
+    ];
+  }
+
+  protected override now(): number {
+    return this.sql.value<number>("SELECT clock FROM test_meta") ?? Date.now();
+  }
+
+  #log(tag: string, timer: TimerInfo): void {
+    this.sql.run(
+      "INSERT INTO fired (tag, kind, timer_id, attempt, due_at, fired_at) VALUES (?, ?, ?, ?, ?, ?)",
+      tag,
+      timer.kind,
+      timer.id,
+      timer.attempts,
+      timer.dueAt,
+      this.now(),
+    );
+  }
+
+  // ---- clock -------------------------------------------------------------------------------
+
+  /** Moves this actor's clock forward by `ms`; returns the new actor time. */
+  advanceClock(ms: number): number {
+    this.sql.run("UPDATE test_meta SET clock = clock + ?", ms);
+    return this.now();
+  }
+
+  clock(): number {
+    return this.now();
+  }
+
+  // ---- scheduler over RPC ------------------------------------------------------------------
+
+  schedule<K extends Kind>(kind: K, payload: TestTimers[K], when: When, options?: ScheduleOptions) {
+    return this.timers.schedule(kind, payload, when, options);
+  }
+
+  scheduleMany(
+    timers: Array<{ kind: Kind; payload: TestTimers[Kind]; when: When } & ScheduleOptions>,
+  ) {
+    return this.timers.scheduleMany(timers);
+  }
+
+  /** Schedules `count` record timers due at shuffled times `base + i` (one RPC, one call). */
+  async scheduleShuffled(count: number, base: number): Promise<number> {
+    const order = Array.from({ length: count }, (_, i) => i);
+    for (let i = order.length - 1; i > 0; i--) {
+      const j = (i * 7919 + 13) % (i + 1);
+      [order[i], order[j]] = [order[j] as number, order[i] as number];
+    }
+    await this.timers.scheduleMany(
+      order.map((i) => ({
+        kind: "record" as const,
+        payload: { tag: `t${i}` },
+        when: { at: base + i },
+      })),
+    );
+    return count;
+  }
+
+  cancel(idOrKey: number | string) {
+    return this.timers.cancel(idOrKey);
+  }
+
+  cancelKind(kind: Kind) {
+    return this.timers.cancelKind(kind);
+  }
+
+  getTimer(idOrKey: number | string) {
+    return this.timers.get(idOrKey);
+  }
+
+  list(options?: ListTimersOptions) {
+    return this.timers.list(options);
+  }
+
+  deadLetters() {
+    return this.timers.deadLetters();
+  }
+
+  retry(id: number, when?: When) {
+    return this.timers.retry(id, when);
+  }
+
+  purgeDeadLetters(ids?: number[]) {
+    return this.timers.purgeDeadLetters(ids);
+  }
+
+  pendingCount() {
+    return this.timers.pendingCount();
+  }
+
+  nextDue() {
+    return this.timers.nextDue();
+  }
+
+  /** The object's alarm time (real clock), or null. */
+  alarmAt(): Promise<number | null> {
+    return this.ctx.storage.getAlarm();
+  }
+
+  /** Clears the alarm without touching the timer table (simulates a lost alarm). */
+  async dropAlarm(): Promise<void> {
+    await this.ctx.storage.deleteAlarm();
+  }
+
+  fired(tag?: string): FiredRow[] {
+    const rows = this.sql.all<{
+      seq: number;
+      tag: string;
+      kind: string;
+      timer_id: number;
+      attempt: number;
+      due_at: number;
+      fired_at: number;
+    }>(
+      tag === undefined
+        ? "SELECT * FROM fired ORDER BY seq"
+        : "SELECT * FROM fired WHERE tag = ? ORDER BY seq",
+      ...(tag === undefined ? [] : [tag]),
+    );
+    return rows.map((r) => ({
+      seq: r.seq,
+      tag: r.tag,
+      kind: r.kind,
+      timerId: r.timer_id,
+      attempt: r.attempt,
+      dueAt: r.due_at,
+      firedAt: r.fired_at,
+    }));
+  }
+
+  firedCount(): number {
+    return this.sql.value<number>("SELECT COUNT(*) FROM fired") ?? 0;
+  }
+
+  /** Tags fired, in firing order, as one compact string list (for large checks). */
+  firedTags(): string[] {
+    return this.sql.all<{ tag: string }>("SELECT tag FROM fired ORDER BY seq").map((r) => r.tag);
+  }
+
+  wakes(): number {
+    return this.sql.value<number>("SELECT wakes FROM test_meta") ?? 0;
+  }
+
+  migrationLog(): number {
+    return this.sql.value<number>("SELECT COUNT(*) FROM migration_log") ?? 0;
+  }
+
+  // ---- values, codec and SQL -----------------------------------------------------------------
+
+  async putValue(key: string, value: unknown) {
+    return this.values.put("test", key, value);
+  }
+
+  getValue(key: string): Promise<unknown> {
+    return this.values.get("test", key);
+  }
+
+  valueRows(key: string): number {
+    return (
+      this.sql.value<number>(
+        "SELECT COUNT(*) FROM _baton_values WHERE ns = 'test' AND key = ?",
+        key,
+      ) ?? 0
+    );
+  }
+
+  valueKeys(): string[] {
+    return this.values.keys("test");
+  }
+
+  deleteValue(key: string): boolean {
+    return this.values.delete("test", key);
+  }
+
+  /** Runs a statement that fails, so tests can see the error it raises. */
+  badStatement(): void {
+    this.sql.run("SELECT * FROM no_such_table WHERE id = ?", 1);
+  }
+
+  // ---- state machine ------------------------------------------------------------------------
+
+  #order() {
+    return this.machine<OrderState, OrderEvent>({
+      name: "order",
+      initial: "pending",
+      transitions: {
+        pending: { start: "processing", cancel: "cancelled" },
+        processing: { ship: "shipped", cancel: "cancelled" },
+        shipped: { deliver: "delivered" },
+      },
+      onTransition: ({ from, to, event }) => {
+        this.sql.run(
+          "INSERT INTO fired (tag, kind, timer_id, attempt, due_at, fired_at) VALUES (?, 'fsm', 0, 0, 0, ?)",
+          `${from}-${event}->${to}`,
+          this.now(),
+        );
+      },
+    });
+  }
+
+  orderSend(event: OrderEvent | { type: OrderEvent }): OrderState {
+    return this.#order().send(event);
+  }
+
+  orderState(): { state: OrderState; valid: OrderEvent[]; transitions: number } {
+    const order = this.#order();
+    return { state: order.state, valid: order.validEvents(), transitions: order.transitionCount };
+  }
+
+  orderCan(event: OrderEvent): boolean {
+    return this.#order().can(event);
+  }
+
+  orderReset(): OrderState {
+    return this.#order().reset();
+  }
+}
+
+/**
+ * A plain Durable Object (no Baton base): tests run library functions against its storage with
+ * `runInDurableObject`, and it throws a Baton error over RPC for the guard test.
+ */
+export class PlainActor extends DurableObject<Env> {
+  async throwBaton(code: string): Promise<never> {
+    const { BatonError } = await import("../src/errors.ts");
+    throw new BatonError(code as "INVALID_ARGUMENT", `thrown with ${code}`, { extra: 42 });
+  }
+
+  async throwPlain(): Promise<never> {
+    const error = new Error("not a baton error") as Error & { code: string };
+    error.code = "INVALID_ARGUMENT";
+    throw error;
+  }
+}
+
+export default {
+  async fetch(): Promise<Response> {
+    return new Response("baton test worker");
+  },
+} satisfies ExportedHandler<Env>;
