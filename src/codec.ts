@@ -215,6 +215,8 @@ async function transform(
 ): Promise<Uint8Array> {
   const writer = stream.writable.getWriter();
   const written = writer.write(input).then(() => writer.close());
+  // A failure also errors the readable side, which reports it; don't leave this one unhandled.
+  written.catch(() => {});
   const chunks: Uint8Array[] = [];
   let total = 0;
   const reader = stream.readable.getReader();

@@ -301,7 +301,7 @@ describe("scheduler: bad input changes nothing", () => {
       // @ts-expect-error wrong type for kind
       [() => stub.schedule(42, { tag: "x" }, { after: 1 }), "INVALID_ARGUMENT", /Timer kind/],
       [
-        () => stub.schedule("record", { tag: "x" }, { after: "soon" }),
+        () => stub.schedule("record", { tag: "x" }, { after: "soon" as "1s" }),
         "INVALID_DURATION",
         /"soon"/,
       ],
@@ -340,7 +340,7 @@ describe("scheduler: bad input changes nothing", () => {
         () =>
           stub.scheduleMany([
             { kind: "record", payload: { tag: "ok" }, when: { after: 1 } },
-            { kind: "record", payload: { tag: "bad" }, when: { after: "nope" } },
+            { kind: "record", payload: { tag: "bad" }, when: { after: "nope" as "1s" } },
           ]),
         "INVALID_DURATION",
         /nope/,

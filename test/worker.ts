@@ -3,6 +3,7 @@
  * so tests go through real stubs, real SQLite and real alarms.
  */
 import { DurableObject } from "cloudflare:workers";
+import devWorker from "../examples/dev/worker.ts";
 import { Reminders } from "../examples/reminders/reminders.ts";
 import {
   Actor,
@@ -21,8 +22,15 @@ export interface Env {
   Reminders: DurableObjectNamespace<Reminders>;
 }
 
-declare module "cloudflare:test" {
-  interface ProvidedEnv extends Env {}
+declare global {
+  namespace Cloudflare {
+    // The `env` of `cloudflare:test` is this Worker's env.
+    interface Env {
+      TimerActor: DurableObjectNamespace<TimerActor>;
+      PlainActor: DurableObjectNamespace<PlainActor>;
+      Reminders: DurableObjectNamespace<Reminders>;
+    }
+  }
 }
 
 /** Timer kinds the test actor handles. */
@@ -55,6 +63,8 @@ export interface FiredRow {
 }
 
 type Kind = keyof TestTimers & string;
+/** A timer of this actor, with its payload typed (`unknown` does not cross a typed stub). */
+export type TestTimer = TimerInfo<Kind, TestTimers[Kind]>;
 type OrderState = "pending" | "processing" | "shipped" | "delivered" | "cancelled";
 type OrderEvent = "start" | "ship" | "deliver" | "cancel";
 
@@ -181,20 +191,20 @@ export class TimerActor extends Actor<Env, TestTimers> {
     return this.timers.cancelKind(kind);
   }
 
-  getTimer(idOrKey: number | string) {
-    return this.timers.get(idOrKey);
+  getTimer(idOrKey: number | string): TestTimer | undefined {
+    return this.timers.get(idOrKey) as TestTimer | undefined;
   }
 
-  list(options?: ListTimersOptions) {
-    return this.timers.list(options);
+  list(options?: ListTimersOptions): TestTimer[] {
+    return this.timers.list(options) as TestTimer[];
   }
 
-  deadLetters() {
-    return this.timers.deadLetters();
+  deadLetters(): TestTimer[] {
+    return this.timers.deadLetters() as TestTimer[];
   }
 
-  retry(id: number, when?: When) {
-    return this.timers.retry(id, when);
+  async retry(id: number, when?: When): Promise<TestTimer> {
+    return (await this.timers.retry(id, when)) as TestTimer;
   }
 
   purgeDeadLetters(ids?: number[]) {
@@ -264,11 +274,14 @@ export class TimerActor extends Actor<Env, TestTimers> {
 
   // ---- values, codec and SQL -----------------------------------------------------------------
 
-  async putValue(key: string, value: unknown) {
+  async putValue(key: string, value: Record<string, unknown> | string | number | Uint8Array) {
     return this.values.put("test", key, value);
   }
 
-  getValue(key: string): Promise<unknown> {
+  /** The stored value (typed loosely: tests compare it structurally). */
+  getValue(
+    key: string,
+  ): Promise<Record<string, unknown> | string | number | Uint8Array | undefined> {
     return this.values.get("test", key);
   }
 
@@ -338,20 +351,17 @@ export class TimerActor extends Actor<Env, TestTimers> {
  * `runInDurableObject`, and it throws a Baton error over RPC for the guard test.
  */
 export class PlainActor extends DurableObject<Env> {
-  async throwBaton(code: string): Promise<never> {
+  async throwBaton(code: string): Promise<void> {
     const { BatonError } = await import("../src/errors.ts");
     throw new BatonError(code as "INVALID_ARGUMENT", `thrown with ${code}`, { extra: 42 });
   }
 
-  async throwPlain(): Promise<never> {
+  async throwPlain(): Promise<void> {
     const error = new Error("not a baton error") as Error & { code: string };
     error.code = "INVALID_ARGUMENT";
     throw error;
   }
 }
 
-export default {
-  async fetch(): Promise<Response> {
-    return new Response("baton test worker");
-  },
-} satisfies ExportedHandler<Env>;
+// The dev Worker's routes, so tests can call them through SELF.
+export default devWorker;

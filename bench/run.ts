@@ -1,0 +1,278 @@
+/**
+ * Baton's benchmark runner: `npm run bench [-- <suite> ...]`.
+ *
+ * It starts its own `wrangler dev` (bench/wrangler.toml) on a free loopback port with
+ * X_LOCAL_OBSERVABILITY=false, warms up, runs every case of a suite side by side (interleaved,
+ * repetition by repetition, so drift hits all cases alike), prints one JSON line per case and
+ * per ratio, and rewrites BENCHMARKS.md with medians, spread and the exact command.
+ *
+ * Add a suite by adding routes to bench/worker/index.ts and an entry to SUITES below.
+ */
+import { type ChildProcess, spawn } from "node:child_process";
+import { writeFileSync } from "node:fs";
+import { createServer } from "node:net";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+
+interface Case {
+  /** Route of the bench Worker. */
+  route: string;
+  /** Work units per repetition (timers, steps ...). */
+  n: number;
+  /** Label in the table. */
+  label: string;
+}
+
+interface Ratio {
+  /** "a per-unit rate / b per-unit rate" — how many times faster a is than b. */
+  faster: string;
+  than: string;
+  target?: number;
+}
+
+interface Suite {
+  name: string;
+  title: string;
+  description: string;
+  unit: string;
+  reps: number;
+  warmups: number;
+  cases: Case[];
+  ratios: Ratio[];
+}
+
+const SUITES: Suite[] = [
+  {
+    name: "timers",
+    title: "Scheduler: 10,000 timers due at once in one object",
+    description:
+      "Baton's timer table over one alarm (batches of 256, at most 2,000 timers per alarm invocation) against a raw chain of one alarm per timer, each alarm re-arming the next at `Date.now() + 1`. Time runs from making the timers due to the last handler finishing.",
+    unit: "timers",
+    reps: 3,
+    warmups: 1,
+    cases: [
+      { route: "timers/baton", n: 10_000, label: "Baton scheduler" },
+      { route: "timers/raw-chain", n: 10_000, label: "raw one-alarm-per-timer chain" },
+    ],
+    ratios: [{ faster: "timers/baton", than: "timers/raw-chain", target: 10 }],
+  },
+];
+
+const root = join(dirname(fileURLToPath(import.meta.url)), "..");
+
+interface Measured {
+  suite: string;
+  bench: string;
+  label: string;
+  n: number;
+  reps: number;
+  median_ms: number;
+  min_ms: number;
+  max_ms: number;
+  per_s: number;
+}
+
+async function main(): Promise<void> {
+  const wanted = process.argv.slice(2);
+  const suites = wanted.length ? SUITES.filter((s) => wanted.includes(s.name)) : SUITES;
+  if (suites.length === 0) {
+    console.error(
+      `No suite named ${wanted.join(", ")}. Suites: ${SUITES.map((s) => s.name).join(", ")}`,
+    );
+    process.exit(2);
+  }
+  const port = await freePort();
+  const server = startWrangler(port);
+  const results: Array<{
+    suite: Suite;
+    rows: Measured[];
+    ratios: Array<Ratio & { value: number }>;
+  }> = [];
+  try {
+    await waitForServer(`http://127.0.0.1:${port}/`, server);
+    for (const suite of suites) {
+      const rows = await runSuite(suite, port);
+      const ratios = suite.ratios.map((ratio) => {
+        const a = rows.find((r) => r.bench === ratio.faster);
+        const b = rows.find((r) => r.bench === ratio.than);
+        const value = a && b ? a.per_s / b.per_s : Number.NaN;
+        const line = {
+          suite: suite.name,
+          ratio: `${ratio.faster} / ${ratio.than}`,
+          value: round(value, 2),
+          target: ratio.target ?? null,
+        };
+        console.log(JSON.stringify(line));
+        return { ...ratio, value };
+      });
+      results.push({ suite, rows, ratios });
+    }
+  } finally {
+    await stop(server);
+  }
+  writeReport(results, wanted);
+}
+
+async function runSuite(suite: Suite, port: number): Promise<Measured[]> {
+  const samples = new Map<string, number[]>(suite.cases.map((c) => [c.route, []]));
+  for (let rep = -suite.warmups; rep < suite.reps; rep++) {
+    for (const c of suite.cases) {
+      const run = `${suite.name}-${rep}-${Date.now()}`;
+      const response = await fetch(`http://127.0.0.1:${port}/${c.route}?n=${c.n}&run=${run}`);
+      if (!response.ok)
+        throw new Error(`${c.route}: HTTP ${response.status}: ${await response.text()}`);
+      const { ms, count } = (await response.json()) as { ms: number; count: number };
+      if (count !== c.n) throw new Error(`${c.route}: expected ${c.n} ${suite.unit}, got ${count}`);
+      if (rep >= 0) samples.get(c.route)!.push(ms);
+    }
+  }
+  return suite.cases.map((c) => {
+    const ms = samples.get(c.route)!.sort((a, b) => a - b);
+    const median = ms[Math.floor(ms.length / 2)]!;
+    const row: Measured = {
+      suite: suite.name,
+      bench: c.route,
+      label: c.label,
+      n: c.n,
+      reps: ms.length,
+      median_ms: median,
+      min_ms: ms[0]!,
+      max_ms: ms[ms.length - 1]!,
+      per_s: round((c.n / Math.max(median, 0.5)) * 1000, 0),
+    };
+    console.log(JSON.stringify(row));
+    return row;
+  });
+}
+
+function writeReport(
+  results: Array<{ suite: Suite; rows: Measured[]; ratios: Array<Ratio & { value: number }> }>,
+  wanted: string[],
+): void {
+  const command = `npm run bench${wanted.length ? ` -- ${wanted.join(" ")}` : ""}`;
+  const lines = [
+    "# Benchmarks",
+    "",
+    `Made by \`${command}\` on ${new Date().toISOString().slice(0, 10)}: \`wrangler dev\` (local workerd) with`,
+    "`X_LOCAL_OBSERVABILITY=false`, started by the runner on a free loopback port; Node " +
+      `${process.version}, ${process.platform}/${process.arch}.`,
+    "Each case is warmed up, then repeated; cases of a suite run interleaved in one run, so their",
+    "ratio is measured side by side. Times are medians with the min–max spread. This machine is",
+    "noisy (±20–40% between runs): compare ratios, not absolute times across runs.",
+    "",
+  ];
+  for (const { suite, rows, ratios } of results) {
+    lines.push(`## ${suite.title}`, "", suite.description, "");
+    lines.push(`| case | ${suite.unit} | runs | median ms | min–max ms | ${suite.unit}/s |`);
+    lines.push("| --- | ---: | ---: | ---: | ---: | ---: |");
+    for (const r of rows) {
+      lines.push(
+        `| ${r.label} | ${r.n} | ${r.reps} | ${r.median_ms} | ${r.min_ms}–${r.max_ms} | ${r.per_s} |`,
+      );
+    }
+    lines.push("");
+    for (const ratio of ratios) {
+      const a = rows.find((r) => r.bench === ratio.faster)?.label;
+      const b = rows.find((r) => r.bench === ratio.than)?.label;
+      const verdict =
+        ratio.target === undefined
+          ? ""
+          : ratio.value >= ratio.target
+            ? ` — target ≥ ${ratio.target}×: met`
+            : ` — target ≥ ${ratio.target}×: **not met**`;
+      lines.push(`**${a}** is **${round(ratio.value, 1)}×** the rate of ${b}${verdict}.`, "");
+    }
+  }
+  writeFileSync(join(root, "BENCHMARKS.md"), `${lines.join("\n")}\n`);
+  console.error(`Wrote BENCHMARKS.md (${command}).`);
+}
+
+function startWrangler(port: number): ChildProcess {
+  const wrangler = join(root, "node_modules", "wrangler", "bin", "wrangler.js");
+  const child = spawn(
+    process.execPath,
+    [
+      wrangler,
+      "dev",
+      "--config",
+      "bench/wrangler.toml",
+      "--ip",
+      "127.0.0.1",
+      "--port",
+      String(port),
+      "--log-level",
+      "warn",
+      "--show-interactive-dev-session=false",
+    ],
+    {
+      cwd: root,
+      env: {
+        ...process.env,
+        X_LOCAL_OBSERVABILITY: "false",
+        WRANGLER_SEND_METRICS: "false",
+        CI: "true",
+      },
+      stdio: ["ignore", "pipe", "pipe"],
+      detached: true,
+    },
+  );
+  child.stdout?.on("data", (d: Buffer) => process.stderr.write(`[wrangler] ${d}`));
+  child.stderr?.on("data", (d: Buffer) => process.stderr.write(`[wrangler] ${d}`));
+  return child;
+}
+
+async function waitForServer(url: string, child: ChildProcess): Promise<void> {
+  const deadline = Date.now() + 90_000;
+  while (Date.now() < deadline) {
+    if (child.exitCode !== null) throw new Error(`wrangler dev exited with code ${child.exitCode}`);
+    try {
+      const response = await fetch(url);
+      if (response.ok) return;
+    } catch {
+      // not up yet
+    }
+    await new Promise((r) => setTimeout(r, 250));
+  }
+  throw new Error("wrangler dev did not answer within 90 s");
+}
+
+async function stop(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.pid === undefined) return;
+  const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
+  try {
+    process.kill(-child.pid, "SIGTERM");
+  } catch {
+    child.kill("SIGTERM");
+  }
+  const timeout = new Promise<"timeout">((r) => setTimeout(() => r("timeout"), 5_000));
+  if ((await Promise.race([exited, timeout])) === "timeout") {
+    try {
+      process.kill(-child.pid, "SIGKILL");
+    } catch {
+      child.kill("SIGKILL");
+    }
+  }
+}
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.unref();
+    server.on("error", reject);
+    server.listen(0, "127.0.0.1", () => {
+      const address = server.address();
+      const port = typeof address === "object" && address ? address.port : 0;
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+function round(value: number, digits: number): number {
+  const f = 10 ** digits;
+  return Math.round(value * f) / f;
+}
+
+main().catch((error: unknown) => {
+  console.error(error);
+  process.exit(1);
+});
