@@ -14,7 +14,14 @@ const FRAMEWORK_MIGRATIONS: readonly Migration[] = [
   { version: 3, name: "state machines", up: (sql) => sql.run(FSM_TABLE_SQL) },
 ];
 
-/** Schema scope of the migrations an actor subclass declares with {@link Actor.migrations}. */
+/**
+ * Schema scope of the migrations an actor subclass declares with {@link Actor.migrations}.
+ *
+ * @example
+ * ```ts
+ * schemaVersion(sql, APP_SCHEMA); // version of your actor's own schema
+ * ```
+ */
 export const APP_SCHEMA = "app";
 
 /**

@@ -14,7 +14,14 @@ import { BatonError } from "./errors.ts";
  * pinned because devalue does not promise cross-version stability).
  */
 
-/** Values whose encoded text is larger than this many bytes are compressed. */
+/**
+ * Values whose encoded text is larger than this many bytes are compressed.
+ *
+ * @example
+ * ```ts
+ * isCompressed(await encode("x".repeat(COMPRESS_THRESHOLD * 2))); // true
+ * ```
+ */
 export const COMPRESS_THRESHOLD = 10 * 1024;
 
 const MAGIC = 0xba;
@@ -88,7 +95,14 @@ export function encodeText(value: unknown): string {
   }
 }
 
-/** Decodes text made by {@link encodeText}. */
+/**
+ * Decodes text made by {@link encodeText}.
+ *
+ * @example
+ * ```ts
+ * decodeText<Map<string, number>>(encodeText(new Map([["a", 1]]))); // Map { "a" => 1 }
+ * ```
+ */
 export function decodeText<T = unknown>(text: string): T {
   try {
     return parse(text, revivers) as T;
@@ -124,6 +138,12 @@ export async function encode(value: unknown): Promise<Uint8Array> {
 /**
  * Encodes without compression, synchronously. For small values on hot paths; {@link decode}
  * reads the result.
+ *
+ * @example
+ * ```ts
+ * const bytes = encodeSync({ at: new Date() });
+ * const back = decodeSync<{ at: Date }>(bytes);
+ * ```
  */
 export function encodeSync(value: unknown): Uint8Array {
   return withHeader(encoder.encode(encodeText(value)), 0);
@@ -133,6 +153,11 @@ export function encodeSync(value: unknown): Uint8Array {
  * Decodes bytes made by {@link encode} or {@link encodeSync}.
  *
  * @throws BatonError `SERIALIZATION_ERROR` if the bytes are not a Baton-encoded value.
+ *
+ * @example
+ * ```ts
+ * const value = await decode<{ tags: Set<string> }>(row.payload);
+ * ```
  */
 export async function decode<T = unknown>(bytes: ArrayBuffer | Uint8Array): Promise<T> {
   const view = bytes instanceof Uint8Array ? bytes : new Uint8Array(bytes);
@@ -156,6 +181,11 @@ export async function decode<T = unknown>(bytes: ArrayBuffer | Uint8Array): Prom
 /**
  * Decodes synchronously; throws `SERIALIZATION_ERROR` if the value was stored compressed
  * (use {@link decode} for those).
+ *
+ * @example
+ * ```ts
+ * const small = decodeSync<number[]>(encodeSync([1, 2, 3]));
+ * ```
  */
 export function decodeSync<T = unknown>(bytes: ArrayBuffer | Uint8Array): T {
   const view = bytes instanceof Uint8Array ? bytes : new Uint8Array(bytes);
@@ -169,7 +199,15 @@ export function decodeSync<T = unknown>(bytes: ArrayBuffer | Uint8Array): T {
   return decodeText<T>(toText(view.subarray(HEADER)));
 }
 
-/** True if the encoded bytes are compressed (so only the async {@link decode} reads them). */
+/**
+ * True if the encoded bytes are compressed (so only the async {@link decode} reads them).
+ *
+ * @example
+ * ```ts
+ * const bytes = await encode(bigValue);
+ * const value = isCompressed(bytes) ? await decode(bytes) : decodeSync(bytes);
+ * ```
+ */
 export function isCompressed(bytes: ArrayBuffer | Uint8Array): boolean {
   const view = bytes instanceof Uint8Array ? bytes : new Uint8Array(bytes);
   return (readHeader(view) & FLAG_DEFLATE) !== 0;

@@ -9,6 +9,11 @@
 /**
  * Every stable error code Baton can raise. Codes never change meaning once released; new codes
  * may be added.
+ *
+ * @example
+ * ```ts
+ * ERROR_CODES.includes("CONFLICT" as ErrorCode); // is this a code of this version?
+ * ```
  */
 export const ERROR_CODES = [
   // Input and limits

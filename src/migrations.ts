@@ -83,7 +83,14 @@ export function runMigrations(sql: Sql, scope: string, migrations: readonly Migr
   return migrations.length;
 }
 
-/** The applied version of `scope` (0 when none). */
+/**
+ * The applied version of `scope` (0 when none).
+ *
+ * @example
+ * ```ts
+ * if (schemaVersion(sql, "app") < 2) console.log("migration 2 pending");
+ * ```
+ */
 export function schemaVersion(sql: Sql, scope: string): number {
   const exists = sql.value<number>(
     "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = ?",

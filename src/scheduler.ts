@@ -118,7 +118,16 @@ interface TimerRow {
 }
 
 const TABLE = "_baton_timers";
-/** Largest encoded timer payload; keep payloads small and store bulk data elsewhere. */
+/**
+ * Largest encoded timer payload; keep payloads small and store bulk data elsewhere.
+ *
+ * @example
+ * ```ts
+ * // Too big for a timer: store it and schedule a reference instead.
+ * await this.values.put("jobs", jobId, bigInput);
+ * await this.timers.schedule("job", { jobId }, { after: "1m" });
+ * ```
+ */
 export const MAX_TIMER_PAYLOAD_BYTES = 256 * 1024;
 const MAX_KIND = 128;
 const MAX_KEY = 512;

@@ -7,7 +7,14 @@ export type SqlParam = SqlValue | ArrayBufferView | boolean | bigint;
 /** A row as SQLite returns it. */
 export type SqlRow = Record<string, SqlValue>;
 
-/** SQLite allows at most this many bound parameters in one statement on Durable Objects. */
+/**
+ * SQLite allows at most this many bound parameters in one statement on Durable Objects.
+ *
+ * @example
+ * ```ts
+ * for (const ids of chunkParams(allIds)) sql.run(`DELETE FROM t WHERE id IN (${placeholders(ids.length)})`, ...ids);
+ * ```
+ */
 export const MAX_SQL_PARAMS = 100;
 
 /**
@@ -136,7 +143,14 @@ export function chunkParams<T>(items: readonly T[], reserved = 0): T[][] {
   return out;
 }
 
-/** `?, ?, ?` with `n` placeholders. */
+/**
+ * `?, ?, ?` with `n` placeholders.
+ *
+ * @example
+ * ```ts
+ * sql.all(`SELECT * FROM t WHERE id IN (${placeholders(ids.length)})`, ...ids);
+ * ```
+ */
 export function placeholders(n: number): string {
   return Array.from({ length: n }, () => "?").join(", ");
 }

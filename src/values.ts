@@ -5,10 +5,22 @@ import type { Sql } from "./sql.ts";
 /**
  * Bytes per stored chunk. Durable Object SQLite rows are limited to 2 MB; a chunk stays well under
  * that with room for its key columns.
+ *
+ * @example
+ * ```ts
+ * const { chunks } = await values.put("blobs", "a", new Uint8Array(5_000_000)); // chunks ≥ 1
+ * ```
  */
 export const CHUNK_BYTES = 1_900_000;
 
-/** Largest value (after encoding and compression) a {@link ValueStore} accepts: 128 MiB. */
+/**
+ * Largest value (after encoding and compression) a {@link ValueStore} accepts: 128 MiB.
+ *
+ * @example
+ * ```ts
+ * if (bytes.byteLength > MAX_VALUE_BYTES) await bucket.put(key, bytes); // keep it in R2
+ * ```
+ */
 export const MAX_VALUE_BYTES = 128 * 1024 * 1024;
 
 const TABLE = "_baton_values";
