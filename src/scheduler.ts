@@ -289,10 +289,8 @@ export class Scheduler<T extends TimerMap = TimerMap> {
    * is running right now (it finishes). Returns whether a timer was removed.
    */
   async cancel(idOrKey: number | string): Promise<boolean> {
+    checkIdOrKey(idOrKey);
     const where = typeof idOrKey === "number" ? "id = ?" : "key = ?";
-    if (typeof idOrKey === "number") {
-      if (!Number.isSafeInteger(idOrKey)) invalidArgument("id", "must be an integer", idOrKey);
-    } else checkKey(idOrKey);
     const removed = this.#sql.run(
       `DELETE FROM ${TABLE} WHERE ${where} AND id IS NOT ?`,
       idOrKey,
@@ -316,6 +314,7 @@ export class Scheduler<T extends TimerMap = TimerMap> {
 
   /** One timer by id or key (pending first), or `undefined`. */
   get(idOrKey: number | string): TimerInfo | undefined {
+    checkIdOrKey(idOrKey);
     const row =
       typeof idOrKey === "number"
         ? this.#sql.one<TimerRow>(`SELECT * FROM ${TABLE} WHERE id = ?`, idOrKey)
@@ -392,6 +391,9 @@ export class Scheduler<T extends TimerMap = TimerMap> {
   /** Deletes dead letters (all, or the given ids); returns how many were deleted. */
   purgeDeadLetters(ids?: readonly number[]): number {
     if (ids === undefined) return this.#sql.run(`DELETE FROM ${TABLE} WHERE state = 'dead'`);
+    if (!Array.isArray(ids) || !ids.every((id) => Number.isSafeInteger(id))) {
+      invalidArgument("ids", "must be an array of timer ids (integers)", ids);
+    }
     let removed = 0;
     for (const chunk of chunkParams(ids)) {
       removed += this.#sql.run(
@@ -643,6 +645,13 @@ function checkKind(kind: unknown): asserts kind is string {
   if (typeof kind !== "string" || kind.length === 0 || kind.length > MAX_KIND) {
     invalidArgument("Timer kind", `must be a string of 1 to ${MAX_KIND} characters`, kind);
   }
+}
+
+function checkIdOrKey(idOrKey: unknown): void {
+  if (typeof idOrKey === "number") {
+    if (!Number.isSafeInteger(idOrKey)) invalidArgument("id", "must be an integer", idOrKey);
+  } else if (typeof idOrKey === "string") checkKey(idOrKey);
+  else invalidArgument("Timer id or key", "must be an integer id or a string key", idOrKey);
 }
 
 function checkKey(key: unknown): asserts key is string {

@@ -275,7 +275,9 @@ describe("scheduler: timers over one alarm", () => {
   it("handles 10,000 timers in one object: one alarm for the earliest, each fires once, in order, in bounded runs", async () => {
     const stub = timerActor("ten-thousand");
     const base = (await stub.clock()) + HOUR;
+    const setsBefore = await stub.alarmSets();
     await stub.scheduleShuffled(10_000, base);
+    expect((await stub.alarmSets()) - setsBefore).toBe(1);
     expect(await stub.pendingCount()).toBe(10_000);
     expect(await stub.nextDue()).toBe(base);
     expect(await stub.alarmAt()).not.toBeNull();
@@ -352,6 +354,14 @@ describe("scheduler: bad input changes nothing", () => {
       [() => stub.retry(1.5), "INVALID_ARGUMENT", /id/],
       [() => stub.cancel(Number.NaN), "INVALID_ARGUMENT", /id/],
       [() => stub.cancel(""), "INVALID_ARGUMENT", /key/],
+      // @ts-expect-error neither id nor key
+      [() => stub.cancel({ id: 1 }), "INVALID_ARGUMENT", /id or key/],
+      [() => stub.getTimer(-0.5), "INVALID_ARGUMENT", /id/],
+      [() => stub.getTimer(""), "INVALID_ARGUMENT", /key/],
+      // @ts-expect-error not a kind
+      [() => stub.cancelKind(""), "INVALID_ARGUMENT", /Timer kind/],
+      [() => stub.purgeDeadLetters([1, 2.5]), "INVALID_ARGUMENT", /ids/],
+      [() => stub.list({ kind: "" }), "INVALID_ARGUMENT", /Timer kind/],
     ];
     for (const [call, code, message] of cases) {
       await expectBatonError(call(), code as "INVALID_ARGUMENT", message);

@@ -70,8 +70,16 @@ type OrderEvent = "start" | "ship" | "deliver" | "cancel";
 
 /** An actor built on the Baton base class, with a clock the tests move. */
 export class TimerActor extends Actor<Env, TestTimers> {
+  /** setAlarm calls seen by this instance (counted by wrapping the storage method). */
+  #alarmSets = 0;
+
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
+    const setAlarm = ctx.storage.setAlarm.bind(ctx.storage);
+    ctx.storage.setAlarm = (time, options) => {
+      this.#alarmSets++;
+      return setAlarm(time, options);
+    };
     this.sql.run("UPDATE test_meta SET wakes = wakes + 1");
     this.timers
       .on("record", (p, t) => this.#log(p.tag, t))
@@ -222,6 +230,11 @@ export class TimerActor extends Actor<Env, TestTimers> {
   /** The object's alarm time (real clock), or null. */
   alarmAt(): Promise<number | null> {
     return this.ctx.storage.getAlarm();
+  }
+
+  /** setAlarm calls made by this instance so far. */
+  alarmSets(): number {
+    return this.#alarmSets;
   }
 
   /** Clears the alarm without touching the timer table (simulates a lost alarm). */
