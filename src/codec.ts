@@ -236,7 +236,15 @@ function readHeader(view: Uint8Array): number {
       { format: view[1] },
     );
   }
-  return view[2] ?? 0;
+  const flags = view[2] ?? 0;
+  if ((flags & ~FLAG_DEFLATE) !== 0) {
+    throw new BatonError(
+      "SERIALIZATION_ERROR",
+      `Stored value has unknown codec flags 0x${flags.toString(16)}; it was written by a newer Baton.`,
+      { flags },
+    );
+  }
+  return flags;
 }
 
 function toText(body: Uint8Array): string {

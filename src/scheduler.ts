@@ -9,19 +9,23 @@ import { chunkParams, placeholders, type Sql } from "./sql.ts";
  * Invariants:
  * - A timer row exists until its handler has succeeded (then it is deleted), it was cancelled,
  *   or it ran out of attempts (then it stays, `state = 'dead'`, as a dead letter).
- * - Outside an alarm run, the object's alarm is set to the earliest due time of a live timer,
- *   or deleted when there is none. Inside a run, re-arming waits for the end of the run and never
- *   targets a time at or before "now" (a workerd alarm re-set to "now" inside `alarm()` is lost).
- * - Due timers are claimed in batches (`state = 'claimed'`) and the claim is committed before
- *   any handler of the batch runs. Rows found claimed when a run starts lost their runner to an
- *   eviction or a crash (runs are serialized, so nothing else can own them). The earliest was
- *   the one running (handlers run in order and a success deletes its row): its attempt is
- *   counted and it is retried alone, each attempt committed before its handler starts; the rest
- *   of the batch goes back to pending, unblamed. A handler that kills the object every time
- *   therefore ends dead-lettered after `maxAttempts` runs instead of looping.
- * - `attempts` counts attempts started.
- * - Runs are serialized: an alarm delivered while another run is in flight joins that run, so a
- *   duplicate delivery never runs a timer twice.
+ * - Outside an alarm run, the object's alarm is set to the earliest due time of a live timer.
+ *   Inside a run, re-arming waits for the end of the run and never targets a time at or before
+ *   "now" (a workerd alarm re-set to "now" inside `alarm()` is lost). Baton owns the alarm: do
+ *   not call `setAlarm`/`deleteAlarm` yourself in an {@link Actor}.
+ * - States: `pending` → `claimed` (taken by a batch; the claim is committed before any handler of
+ *   the batch starts) → `running` (its handler started; `attempts` already counts it) → deleted,
+ *   back to `pending` for a retry, or `dead`.
+ * - Runs are serialized, so rows found `claimed` or `running` when a run starts lost their runner
+ *   to an eviction or a crash. They are recovered one at a time, each attempt counted and
+ *   committed before its handler starts: a handler that kills the object every time ends
+ *   dead-lettered after `maxAttempts` attempts instead of looping, and its batch-mates run
+ *   normally. (A row still `claimed` never had its start recorded, so it is not blamed.)
+ * - A key identifies at most one timer that has not started yet (`pending` or `claimed`):
+ *   scheduling a key that is waiting returns that timer. A running handler may schedule its own
+ *   key again (periodic jobs).
+ * - An alarm delivered while a run is in flight joins that run, so a duplicate delivery never
+ *   runs a timer twice.
  */
 
 /** Maps each timer kind to its payload type. */
@@ -140,8 +144,8 @@ CREATE TABLE ${TABLE} (
   due_at INTEGER NOT NULL,
   payload BLOB NOT NULL,
   key TEXT,
-  -- claimed: taken by a batch of the current run; running: an attempt counted one at a time
-  -- (recovery); both read as "running" outside.
+  -- claimed: taken by a batch, not started; running: handler started (attempt counted).
+  -- Both read as "running" outside.
   state TEXT NOT NULL DEFAULT 'pending' CHECK (state IN ('pending', 'claimed', 'running', 'dead')),
   attempts INTEGER NOT NULL DEFAULT 0,
   max_attempts INTEGER NOT NULL,
@@ -149,7 +153,7 @@ CREATE TABLE ${TABLE} (
   created_at INTEGER NOT NULL
 ) STRICT;
 CREATE INDEX ${TABLE}_due ON ${TABLE} (due_at, id) WHERE state <> 'dead';
-CREATE UNIQUE INDEX ${TABLE}_key ON ${TABLE} (key) WHERE key IS NOT NULL AND state = 'pending';
+CREATE UNIQUE INDEX ${TABLE}_key ON ${TABLE} (key) WHERE key IS NOT NULL AND state IN ('pending', 'claimed');
 `;
 
 /**
@@ -181,11 +185,11 @@ export class Scheduler<T extends TimerMap = TimerMap> {
   readonly #batchSize: number;
   readonly #maxPerRun: number;
   readonly #timeBudgetMs: number;
-  /** The alarm time this instance last set (real clock); undefined when unknown. */
-  #armedAt: number | null | undefined;
   #running: Promise<RunReport> | null = null;
   /** Id of the timer whose handler is running now, if any. */
   #inFlight: number | null = null;
+  /** Set when the running timer was cancelled: its row goes when the handler returns. */
+  #inFlightCancelled = false;
 
   constructor(
     storage: DurableObjectStorage,
@@ -259,7 +263,7 @@ export class Scheduler<T extends TimerMap = TimerMap> {
       prepared.map((timer) => {
         if (timer.key !== undefined) {
           const existing = this.#sql.one<TimerRow>(
-            `SELECT * FROM ${TABLE} WHERE key = ? AND state = 'pending'`,
+            `SELECT * FROM ${TABLE} WHERE key = ? AND state IN ('pending', 'claimed')`,
             timer.key,
           );
           if (existing) return existing;
@@ -277,39 +281,57 @@ export class Scheduler<T extends TimerMap = TimerMap> {
         return row as TimerRow;
       }),
     );
-    if (stored.length > 0) {
-      const earliest = Math.min(...stored.map((row) => row.due_at));
-      await this.#armFor(earliest);
-    }
+    let earliest = Number.POSITIVE_INFINITY;
+    for (const row of stored) if (row.due_at < earliest) earliest = row.due_at;
+    if (stored.length > 0) await this.#armFor(earliest);
     return stored.map((row) => toInfo(row) as TimerInfo<K, T[K]>);
   }
 
   /**
-   * Cancels a timer by id or idempotency key, whatever its state, except the one whose handler
-   * is running right now (it finishes). Returns whether a timer was removed.
+   * Cancels a timer by id or idempotency key, whatever its state. A timer whose handler is running
+   * right now finishes that run, and is then removed whatever its outcome (no retry). Returns
+   * whether a timer was cancelled.
    */
   async cancel(idOrKey: number | string): Promise<boolean> {
     checkIdOrKey(idOrKey);
     const where = typeof idOrKey === "number" ? "id = ?" : "key = ?";
+    const running = this.#inFlight;
+    if (running !== null) {
+      const hit = this.#sql.one(
+        `SELECT 1 AS hit FROM ${TABLE} WHERE ${where} AND id = ?`,
+        idOrKey,
+        running,
+      );
+      if (hit) this.#inFlightCancelled = true;
+    }
     const removed = this.#sql.run(
       `DELETE FROM ${TABLE} WHERE ${where} AND id IS NOT ?`,
       idOrKey,
-      this.#inFlight,
+      running,
     );
     if (removed > 0) await this.#rearm();
-    return removed > 0;
+    return removed > 0 || this.#inFlightCancelled;
   }
 
-  /** Cancels every timer of a kind (but a running handler); returns how many were removed. */
+  /** Cancels every timer of a kind (as {@link Scheduler.cancel}); returns how many. */
   async cancelKind<K extends keyof T & string>(kind: K): Promise<number> {
     checkKind(kind);
+    const running = this.#inFlight;
+    let count = 0;
+    if (
+      running !== null &&
+      this.#sql.one(`SELECT 1 AS hit FROM ${TABLE} WHERE kind = ? AND id = ?`, kind, running)
+    ) {
+      this.#inFlightCancelled = true;
+      count++;
+    }
     const removed = this.#sql.run(
       `DELETE FROM ${TABLE} WHERE kind = ? AND id IS NOT ?`,
       kind,
-      this.#inFlight,
+      running,
     );
     if (removed > 0) await this.#rearm();
-    return removed;
+    return count + removed;
   }
 
   /** One timer by id or key (pending first), or `undefined`. */
@@ -319,7 +341,9 @@ export class Scheduler<T extends TimerMap = TimerMap> {
       typeof idOrKey === "number"
         ? this.#sql.one<TimerRow>(`SELECT * FROM ${TABLE} WHERE id = ?`, idOrKey)
         : this.#sql.one<TimerRow>(
-            `SELECT * FROM ${TABLE} WHERE key = ? ORDER BY (state = 'dead'), id LIMIT 1`,
+            `SELECT * FROM ${TABLE} WHERE key = ?
+             ORDER BY CASE state WHEN 'pending' THEN 0 WHEN 'claimed' THEN 1 WHEN 'running' THEN 2 ELSE 3 END, id
+             LIMIT 1`,
             idOrKey,
           );
     return row ? toInfo(row) : undefined;
@@ -375,8 +399,7 @@ export class Scheduler<T extends TimerMap = TimerMap> {
     if (!Number.isSafeInteger(id)) invalidArgument("id", "must be an integer", id);
     const due = when ? dueTime(when, this.#now()) : this.#now();
     const row = this.#sql.one<TimerRow>(
-      `UPDATE ${TABLE} SET state = 'pending', attempts = 0, due_at = ?,
-         key = CASE WHEN key IS NOT NULL AND EXISTS (SELECT 1 FROM ${TABLE} t WHERE t.key = ${TABLE}.key AND t.state = 'pending') THEN NULL ELSE key END
+      `UPDATE ${TABLE} SET state = 'pending', attempts = 0, due_at = ?, ${KEEP_KEY_UNLESS_WAITING_TWIN}
        WHERE id = ? AND state = 'dead' RETURNING *`,
       due,
       id,
@@ -416,7 +439,6 @@ export class Scheduler<T extends TimerMap = TimerMap> {
    * object evicted or restarted with timers in its table comes back by itself.
    */
   async wake(): Promise<void> {
-    this.#armedAt = await this.#storage.getAlarm();
     await this.#rearm();
   }
 
@@ -426,8 +448,6 @@ export class Scheduler<T extends TimerMap = TimerMap> {
    */
   run(): Promise<RunReport> {
     if (this.#running) return this.#running;
-    // The alarm that invoked us is consumed: inside alarm() workerd reports no alarm set.
-    this.#armedAt = null;
     this.#running = this.#drain().finally(async () => {
       this.#running = null;
       await this.#rearm();
@@ -437,59 +457,53 @@ export class Scheduler<T extends TimerMap = TimerMap> {
 
   async #drain(): Promise<RunReport> {
     const report: RunReport = { succeeded: 0, retried: 0, deadLettered: 0, more: false };
+    // Date.now() moves only at I/O in workerd, so the time budget bites when handlers do I/O;
+    // maxPerRun bounds a run of purely synchronous handlers.
     const started = Date.now();
     let ran = 0;
     const budgetLeft = () => ran < this.#maxPerRun && Date.now() - started < this.#timeBudgetMs;
 
-    // Rows left claimed by a run that never finished (eviction, crash, reset). Runs are
-    // sequential and a success deletes its row, so the earliest claimed row is the one that was
-    // running when the object died: count that attempt. The rest of its batch never started:
-    // give it back unblamed.
-    const interrupted = this.#sql.one<{ id: number }>(
-      `SELECT id FROM ${TABLE} WHERE state = 'claimed' ORDER BY due_at, id LIMIT 1`,
-    );
-    if (interrupted) {
-      this.#sql.run(
-        `UPDATE ${TABLE} SET state = 'running', attempts = attempts + 1 WHERE id = ?`,
-        interrupted.id,
-      );
-      this.#sql.run(`UPDATE ${TABLE} SET state = 'pending' WHERE state = 'claimed'`);
-    }
-    // Orphans ('running': an attempt that was cut short) run one at a time, each attempt counted
-    // and committed before the handler starts, so only the timer that kills the object climbs
-    // towards its dead letter.
+    // Recovery: rows a previous run left claimed or running (see the invariants above).
     for (;;) {
       const orphan = this.#sql.one<TimerRow>(
-        `SELECT * FROM ${TABLE} WHERE state = 'running' ORDER BY due_at, id LIMIT 1`,
+        `SELECT * FROM ${TABLE} WHERE state IN ('claimed', 'running') AND id IS NOT ?
+         ORDER BY due_at, id LIMIT 1`,
+        this.#inFlight,
       );
       if (!orphan) break;
-      if (!budgetLeft()) return { ...report, more: true };
+      if (!budgetLeft()) {
+        report.more = true;
+        return report;
+      }
       ran++;
-      if (orphan.attempts >= orphan.max_attempts) {
-        this.#deadLetter(
-          orphan.id,
+      if (orphan.state === "running" && orphan.attempts >= orphan.max_attempts) {
+        this.#finish(
+          orphan,
+          "dead",
           `handler did not finish in ${orphan.attempts} attempt(s): the object was evicted or reset while it ran`,
+          report,
         );
-        report.deadLettered++;
         continue;
       }
-      this.#sql.run(`UPDATE ${TABLE} SET attempts = attempts + 1 WHERE id = ?`, orphan.id);
+      this.#sql.run(
+        `UPDATE ${TABLE} SET state = 'running', attempts = attempts + 1 WHERE id = ?`,
+        orphan.id,
+      );
       await this.#storage.sync();
-      await this.#runOne({ ...orphan, attempts: orphan.attempts + 1 }, report);
+      await this.#runStarted(
+        { ...orphan, state: "running", attempts: orphan.attempts + 1 },
+        report,
+      );
     }
 
     for (;;) {
-      if (!budgetLeft()) {
-        report.more =
-          this.#sql.one(
-            `SELECT 1 AS due FROM ${TABLE} WHERE state = 'pending' AND due_at <= ? LIMIT 1`,
-            this.#now(),
-          ) !== undefined;
+      const limit = Math.min(this.#batchSize, this.#maxPerRun - ran);
+      if (limit <= 0 || !budgetLeft()) {
+        report.more = this.#dueCount(1) > 0;
         return report;
       }
-      const limit = Math.min(this.#batchSize, this.#maxPerRun - ran);
-      // Claim a batch of due timers and commit the claim before any handler runs: if the object
-      // dies mid-batch, the rows left 'running' are the evidence the orphan pass above uses.
+      // Claim a batch and commit the claim before any handler runs: if the object dies mid-batch,
+      // the rows left claimed or running are the evidence the recovery pass uses.
       const batch = this.#sql.all<TimerRow>(
         `UPDATE ${TABLE} SET state = 'claimed' WHERE id IN (
            SELECT id FROM ${TABLE} WHERE state = 'pending' AND due_at <= ? ORDER BY due_at, id LIMIT ?
@@ -498,124 +512,173 @@ export class Scheduler<T extends TimerMap = TimerMap> {
         limit,
       );
       if (batch.length === 0) return report;
-      batch.sort((a, b) => a.due_at - b.due_at || a.id - b.id);
+      batch.sort((x, y) => x.due_at - y.due_at || x.id - y.id);
       await this.#storage.sync();
-      for (const row of batch) {
-        if (!budgetLeft()) {
-          // Hand the unstarted rest of the batch back, untouched.
+      for (let i = 0; i < batch.length; i++) {
+        const row = batch[i] as TimerRow;
+        if (i > 0 && !budgetLeft()) {
+          // Hand the unstarted rest back. Claimed rows keep their place in the key index, so
+          // this cannot clash with a timer scheduled meanwhile.
           this.#sql.run(
-            `UPDATE ${TABLE} SET state = 'pending' WHERE state = 'claimed' AND id IN (SELECT value FROM json_each(?))`,
-            JSON.stringify(batch.slice(batch.indexOf(row)).map((r) => r.id)),
+            `UPDATE ${TABLE} SET state = 'pending'
+             WHERE state = 'claimed' AND id IN (SELECT value FROM json_each(?))`,
+            JSON.stringify(batch.slice(i).map((r) => r.id)),
           );
           report.more = true;
           return report;
         }
         ran++;
-        await this.#runOne({ ...row, attempts: row.attempts + 1 }, report);
+        // Record the start (and the attempt). It also tells whether a handler earlier in this
+        // run cancelled this timer. Not synced: the claim above is the crash evidence.
+        const started = this.#sql.run(
+          `UPDATE ${TABLE} SET state = 'running', attempts = attempts + 1
+           WHERE id = ? AND state = 'claimed'`,
+          row.id,
+        );
+        if (started === 0) continue;
+        await this.#runStarted({ ...row, state: "running", attempts: row.attempts + 1 }, report);
       }
     }
   }
 
-  /** Runs one claimed timer; `row.attempts` already counts this attempt. */
-  async #runOne(row: TimerRow, report: RunReport): Promise<void> {
-    // A handler earlier in this run may have cancelled this timer.
-    const current = this.#sql.one<{ state: string }>(
-      `SELECT state FROM ${TABLE} WHERE id = ?`,
-      row.id,
-    );
-    if (current?.state !== "claimed" && current?.state !== "running") return;
+  /** Runs the handler of a timer whose start is recorded; `row.attempts` counts this attempt. */
+  async #runStarted(row: TimerRow, report: RunReport): Promise<void> {
     const handler = this.#handlers.get(row.kind);
     if (!handler) {
-      this.#deadLetter(
-        row.id,
+      this.#finish(
+        row,
+        "dead",
         `NO_TIMER_HANDLER: no handler is registered for timer kind "${row.kind}". Register it with timers.on() in the actor's constructor, then retry the dead letter.`,
+        report,
+      );
+      return;
+    }
+    let payload: unknown;
+    try {
+      payload = decodeSync(row.payload);
+    } catch (error) {
+      // Retrying cannot help: the stored bytes will not change.
+      this.#finish(row, "dead", `payload cannot be decoded: ${messageOf(error)}`, report);
+      return;
+    }
+    this.#inFlight = row.id;
+    this.#inFlightCancelled = false;
+    try {
+      await handler(payload, { ...rowInfo(row), payload, state: "running" });
+      this.#finish(row, "done", null, report);
+    } catch (error) {
+      this.#finish(
+        row,
+        row.attempts >= row.max_attempts ? "dead" : "retry",
+        messageOf(error),
+        report,
+      );
+    } finally {
+      this.#inFlight = null;
+      this.#inFlightCancelled = false;
+    }
+  }
+
+  #finish(
+    row: TimerRow,
+    outcome: "done" | "retry" | "dead",
+    message: string | null,
+    report: RunReport,
+  ): void {
+    if (outcome === "done" || (row.id === this.#inFlight && this.#inFlightCancelled)) {
+      this.#sql.run(`DELETE FROM ${TABLE} WHERE id = ?`, row.id);
+      if (outcome === "done") report.succeeded++;
+      return;
+    }
+    if (outcome === "dead") {
+      this.#sql.run(
+        `UPDATE ${TABLE} SET state = 'dead', attempts = ?, last_error = ? WHERE id = ?`,
+        row.attempts,
+        message,
+        row.id,
       );
       report.deadLettered++;
       return;
     }
-    const info = toInfo({ ...row, state: "running" });
-    this.#inFlight = row.id;
-    try {
-      await handler(info.payload, info);
-      this.#sql.run(`DELETE FROM ${TABLE} WHERE id = ?`, row.id);
-      report.succeeded++;
-    } catch (error) {
-      const message = error instanceof Error ? `${error.name}: ${error.message}` : String(error);
-      if (row.attempts >= row.max_attempts) {
-        this.#sql.run(
-          `UPDATE ${TABLE} SET state = 'dead', attempts = ?, last_error = ? WHERE id = ?`,
-          row.attempts,
-          message,
-          row.id,
-        );
-        report.deadLettered++;
-      } else {
-        const delay = Math.min(this.#retryDelay * 2 ** (row.attempts - 1), this.#maxRetryDelay);
-        // Back to pending for a retry. If the handler scheduled a new pending timer with the
-        // same key meanwhile, that one keeps the key (the unique index covers pending rows).
-        this.#sql.run(
-          `UPDATE ${TABLE} SET state = 'pending', attempts = ?, due_at = ?, last_error = ?,
-             key = CASE WHEN key IS NOT NULL AND EXISTS (SELECT 1 FROM ${TABLE} t WHERE t.key = ${TABLE}.key AND t.state = 'pending') THEN NULL ELSE key END
-           WHERE id = ?`,
-          row.attempts,
-          this.#now() + delay,
-          message,
-          row.id,
-        );
-        report.retried++;
-      }
-    } finally {
-      this.#inFlight = null;
-    }
+    const delay = Math.min(this.#retryDelay * 2 ** (row.attempts - 1), this.#maxRetryDelay);
+    this.#sql.run(
+      `UPDATE ${TABLE} SET state = 'pending', attempts = ?, due_at = ?, last_error = ?,
+         ${KEEP_KEY_UNLESS_WAITING_TWIN}
+       WHERE id = ?`,
+      row.attempts,
+      this.#now() + delay,
+      message,
+      row.id,
+    );
+    report.retried++;
   }
 
-  #deadLetter(id: number, message: string): void {
-    this.#sql.run(`UPDATE ${TABLE} SET state = 'dead', last_error = ? WHERE id = ?`, message, id);
+  #dueCount(limit: number): number {
+    return this.#sql.all(
+      `SELECT 1 AS due FROM ${TABLE} WHERE state = 'pending' AND due_at <= ? LIMIT ?`,
+      this.#now(),
+      limit,
+    ).length;
   }
 
   /** Arms the alarm for a new timer due at `due` if that is earlier than what is armed. */
   async #armFor(due: number): Promise<void> {
     if (this.#running) return; // the run re-arms when it ends
     const real = this.#toReal(due);
-    if (this.#armedAt !== undefined && this.#armedAt !== null && this.#armedAt <= real) return;
-    await this.#setAlarm(real);
+    const armed = await this.#storage.getAlarm();
+    if (armed !== null && armed <= real) return;
+    // Earliest of all live timers, not just this one: the alarm may have been lost meanwhile.
+    await this.#setAlarm(this.#toReal(this.nextDue() ?? due));
   }
 
-  /** Sets the alarm to the earliest live timer, or deletes it when there is none. */
+  /**
+   * Sets the alarm to the earliest live timer, or deletes it when there is none. Reads the alarm
+   * (cheap on SQLite-backed objects) rather than trusting a cached value, so an alarm deleted
+   * behind the scheduler's back is restored.
+   */
   async #rearm(): Promise<void> {
     if (this.#running) return;
     const next = this.nextDue();
+    const armed = await this.#storage.getAlarm();
     if (next === null) {
-      if (this.#armedAt !== null) {
-        await this.#storage.deleteAlarm();
-        this.#armedAt = null;
-      }
+      if (armed !== null) await this.#storage.deleteAlarm();
       return;
     }
     const real = this.#toReal(next);
-    if (this.#armedAt === real) return;
+    const now = Date.now();
+    // Already right: armed for that time, or both overdue (the alarm fires as soon as it can).
+    if (armed !== null && (armed === real || (real <= now && armed <= now))) return;
     await this.#setAlarm(real);
   }
 
   async #setAlarm(real: number): Promise<void> {
     // Never at or before "now": a re-arm to "now" from inside alarm() is lost by workerd
     // (cloudflare/workerd#6866), and a past time means "as soon as possible" anyway.
-    const at = Math.max(real, Date.now() + 1);
-    await this.#storage.setAlarm(at);
-    this.#armedAt = at;
+    await this.#storage.setAlarm(Math.max(real, Date.now() + 1));
   }
 
-  /** Converts the actor clock (which tests may shift) to the real clock the alarm uses. */
+  /** Converts the actor clock (which tests may control) to the real clock the alarm uses. */
   #toReal(actorTime: number): number {
     return actorTime - (this.#now() - Date.now());
   }
 }
 
-function toInfo(row: TimerRow): TimerInfo {
+/**
+ * On a move back to pending: keep the key unless another timer with that key is waiting (the
+ * running handler scheduled it); that one keeps the key, this one continues without it.
+ */
+const KEEP_KEY_UNLESS_WAITING_TWIN = `key = CASE WHEN key IS NOT NULL AND EXISTS (
+  SELECT 1 FROM ${TABLE} t WHERE t.key = ${TABLE}.key AND t.id <> ${TABLE}.id AND t.state IN ('pending', 'claimed')
+) THEN NULL ELSE key END`;
+
+function messageOf(error: unknown): string {
+  return error instanceof Error ? `${error.name}: ${error.message}` : String(error);
+}
+
+function rowInfo(row: TimerRow): Omit<TimerInfo, "payload"> {
   return {
     id: row.id,
     kind: row.kind,
-    payload: decodeSync(row.payload),
     dueAt: row.due_at,
     key: row.key,
     state: row.state === "claimed" ? "running" : row.state,
@@ -624,6 +687,17 @@ function toInfo(row: TimerRow): TimerInfo {
     lastError: row.last_error,
     createdAt: row.created_at,
   };
+}
+
+/** A row for inspection; a payload that cannot be decoded reads as `undefined`. */
+function toInfo(row: TimerRow): TimerInfo {
+  let payload: unknown;
+  try {
+    payload = decodeSync(row.payload);
+  } catch {
+    payload = undefined;
+  }
+  return { ...rowInfo(row), payload };
 }
 
 function dueTime(when: When, now: number): number {

@@ -81,7 +81,17 @@ export class Sql {
    * ```
    */
   transaction<T>(fn: () => T): T {
-    return this.#storage.transactionSync(fn);
+    return this.#storage.transactionSync(() => {
+      const result = fn();
+      if (isThenable(result)) {
+        // The transaction would commit before the async work runs: refuse, and roll back.
+        throw new BatonError(
+          "INVALID_ARGUMENT",
+          "A SQL transaction callback must be synchronous (it returned a promise). Do async work before or after the transaction.",
+        );
+      }
+      return result;
+    });
   }
 
   /** Size of the object's database in bytes. */
@@ -109,6 +119,14 @@ export class Sql {
       );
     }
   }
+}
+
+function isThenable(value: unknown): boolean {
+  return (
+    (typeof value === "object" || typeof value === "function") &&
+    value !== null &&
+    typeof (value as { then?: unknown }).then === "function"
+  );
 }
 
 function toBinding(param: SqlParam): SqlValue {

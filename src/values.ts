@@ -14,14 +14,15 @@ import type { Sql } from "./sql.ts";
 export const CHUNK_BYTES = 1_900_000;
 
 /**
- * Largest value (after encoding and compression) a {@link ValueStore} accepts: 128 MiB.
+ * Largest value (after encoding and compression) a {@link ValueStore} accepts: 32 MiB. Encoding,
+ * compression and reassembly hold several copies in memory, and an isolate has 128 MB.
  *
  * @example
  * ```ts
  * if (bytes.byteLength > MAX_VALUE_BYTES) await bucket.put(key, bytes); // keep it in R2
  * ```
  */
-export const MAX_VALUE_BYTES = 128 * 1024 * 1024;
+export const MAX_VALUE_BYTES = 32 * 1024 * 1024;
 
 const TABLE = "_baton_values";
 
@@ -57,6 +58,8 @@ export interface PutResult {
  */
 export class ValueStore {
   readonly #sql: Sql;
+  /** Puts in flight per key: writes to one key apply in call order even though encoding is async. */
+  readonly #writes = new Map<string, Promise<unknown>>();
 
   constructor(sql: Sql) {
     this.#sql = sql;
@@ -66,8 +69,20 @@ export class ValueStore {
   async put(ns: string, key: string, value: unknown): Promise<PutResult> {
     checkKey(ns, key);
     // Encode fully before touching storage: an encoding error leaves the old value intact.
-    const bytes = await encode(value);
-    return this.putEncoded(ns, key, bytes);
+    const encoding = encode(value);
+    const slot = `${ns}\u0000${key}`;
+    const previous = this.#writes.get(slot);
+    const write = (async () => {
+      const bytes = await encoding;
+      if (previous) await previous.catch(() => {});
+      return this.putEncoded(ns, key, bytes);
+    })();
+    this.#writes.set(slot, write);
+    try {
+      return await write;
+    } finally {
+      if (this.#writes.get(slot) === write) this.#writes.delete(slot);
+    }
   }
 
   /** Stores already-encoded bytes (from `encode`) synchronously and atomically. */
@@ -76,7 +91,7 @@ export class ValueStore {
     if (bytes.byteLength > MAX_VALUE_BYTES) {
       throw new BatonError(
         "PAYLOAD_TOO_LARGE",
-        `Value is ${bytes.byteLength} bytes after encoding; the limit is ${MAX_VALUE_BYTES} bytes (128 MiB). Store large blobs in R2 and keep a reference.`,
+        `Value is ${bytes.byteLength} bytes after encoding; the limit is ${MAX_VALUE_BYTES} bytes (32 MiB). Store large blobs in R2 and keep a reference.`,
         { bytes: bytes.byteLength, limit: MAX_VALUE_BYTES },
       );
     }

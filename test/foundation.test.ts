@@ -129,6 +129,14 @@ describe("sql helper", () => {
         }),
       ).toThrowError("abort");
       expect(sql.value<number>("SELECT COUNT(*) FROM t")).toBe(251);
+
+      // An async callback would commit before its work: refused and rolled back.
+      expect(() =>
+        sql.transaction(async () => {
+          sql.run("DELETE FROM t");
+        }),
+      ).toThrowError(/must be synchronous/);
+      expect(sql.value<number>("SELECT COUNT(*) FROM t")).toBe(251);
     });
   });
 });

@@ -58,3 +58,21 @@ export async function expectBatonError(
   if (message) expect(caught.message).toMatch(message);
   return caught as Error & { code: string; details?: Record<string, unknown> };
 }
+
+/**
+ * Asserts the object's alarm is armed for its earliest timer: the alarm (real clock) is as far
+ * from now as the earliest due time is from the actor's (frozen) clock, within `slackMs`.
+ */
+export async function expectAlarmForNextTimer(
+  stub: DurableObjectStub<TimerActor>,
+  slackMs = 1_500,
+): Promise<void> {
+  const [alarm, next, clock] = await Promise.all([stub.alarmAt(), stub.nextDue(), stub.clock()]);
+  expect(next, "a timer is pending").not.toBeNull();
+  expect(alarm, "the alarm is armed").not.toBeNull();
+  const expected = Date.now() + (next! - clock);
+  expect(
+    Math.abs(alarm! - Math.max(expected, Date.now())),
+    `alarm ${alarm} vs expected ${expected}`,
+  ).toBeLessThanOrEqual(slackMs);
+}

@@ -6,7 +6,13 @@ import {
   runInDurableObject,
 } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
-import { drainAlarms, expectBatonError, timerActor, uniqueName } from "./helpers.ts";
+import {
+  drainAlarms,
+  expectAlarmForNextTimer,
+  expectBatonError,
+  timerActor,
+  uniqueName,
+} from "./helpers.ts";
 
 const HOUR = 3_600_000;
 
@@ -17,14 +23,14 @@ describe("scheduler: timers over one alarm", () => {
     const timer = await stub.schedule("record", { tag: "a" }, { after: "1h" });
     expect(timer).toMatchObject({ kind: "record", state: "pending", attempts: 0, key: null });
     expect(timer.dueAt).toBeGreaterThanOrEqual(now + HOUR);
-    // The alarm is armed for the timer (the test clock is frozen, so compare loosely).
-    expect(await stub.alarmAt()).not.toBeNull();
+    // The alarm is armed for the timer, an hour from now.
+    await expectAlarmForNextTimer(stub);
 
     // A minute early: the alarm runs, nothing fires, the alarm stays armed for the timer.
     await stub.advanceClock(HOUR - 60_000);
     expect(await runDurableObjectAlarm(stub)).toBe(true);
     expect(await stub.firedCount()).toBe(0);
-    expect(await stub.alarmAt()).not.toBeNull();
+    await expectAlarmForNextTimer(stub); // re-armed for the minute that is left
 
     await stub.advanceClock(60_000);
     await drainAlarms(stub);
@@ -89,6 +95,7 @@ describe("scheduler: timers over one alarm", () => {
     expect(await stub.nextDue()).toBe(b.dueAt);
     // The alarm moved one hour later, with the next timer.
     expect((await stub.alarmAt())! - armedA!).toBeGreaterThanOrEqual(HOUR - 1000);
+    await expectAlarmForNextTimer(stub);
     expect(await stub.cancel("b")).toBe(true);
     expect(await stub.cancel("b")).toBe(false);
     expect(await stub.cancel(123456)).toBe(false);
@@ -207,12 +214,17 @@ describe("scheduler: timers over one alarm", () => {
     await stub.dropAlarm();
     expect(await stub.alarmAt()).toBeNull();
     await evictDurableObject(stub);
-    expect(await stub.alarmAt()).not.toBeNull();
+    await expectAlarmForNextTimer(stub);
     expect(await stub.nextDue()).toBe(t.dueAt);
+    // ...and without an eviction, by the next schedule, which arms for the earliest timer.
+    await stub.dropAlarm();
+    await stub.schedule("record", { tag: "later" }, { after: "5h" });
+    await expectAlarmForNextTimer(stub);
     await stub.advanceClock(HOUR);
     await evictDurableObject(stub);
     await drainAlarms(stub);
     expect(await stub.fired()).toMatchObject([{ tag: "evicted", attempt: 1 }]);
+    await stub.cancel("later" as never).catch(() => undefined);
     expect(await stub.wakes()).toBeGreaterThanOrEqual(4);
   });
 
@@ -270,6 +282,67 @@ describe("scheduler: timers over one alarm", () => {
     expect(fired).toHaveLength(4);
     expect(new Set(fired.map((f) => f.timerId)).size).toBe(4);
     expect(await stub.pendingCount()).toBe(0);
+  });
+
+  it("keeps one timer per waiting key even when a handler schedules a key its batch holds", async () => {
+    const stub = timerActor();
+    const base = (await stub.clock()) + HOUR;
+    // W runs first and schedules key K; X (key K) is claimed in the same batch but not started.
+    await stub.schedule("scheduleKey", { tag: "W", key: "K" }, { at: base });
+    const x = await stub.schedule("record", { tag: "X" }, { at: base + 1 }, { key: "K" });
+    await stub.advanceClock(HOUR + 10);
+    await drainAlarms(stub);
+    expect(await stub.firedTags()).toEqual(["W", "X"]);
+    expect((await stub.fired("X"))[0]?.timerId).toBe(x.id);
+    expect(await stub.pendingCount()).toBe(0);
+  });
+
+  it("hands the unstarted rest of a batch back when a run reaches maxPerRun", async () => {
+    const name = uniqueName("small-runs");
+    let stub = env.TimerActor.getByName(name);
+    await stub.configureScheduler(4, 3);
+    await evictDurableObject(stub);
+    stub = env.TimerActor.getByName(name);
+    const base = (await stub.clock()) + HOUR;
+    for (let i = 0; i < 8; i++) {
+      await stub.schedule("record", { tag: `r${i}` }, { at: base + i }, { key: `k${i}` });
+    }
+    await stub.advanceClock(HOUR + 100);
+    expect(await runDurableObjectAlarm(stub)).toBe(true);
+    expect(await stub.firedTags()).toEqual(["r0", "r1", "r2"]);
+    // Nothing is left claimed: the rest is pending, keys intact, and the alarm is re-armed.
+    const left = await stub.list();
+    expect(left.map((t) => [t.state, t.key, t.attempts])).toEqual(
+      Array.from({ length: 5 }, (_, i) => ["pending", `k${i + 3}`, 0]),
+    );
+    await expectAlarmForNextTimer(stub);
+    const runs = await drainAlarms(stub);
+    expect(runs).toBe(2);
+    expect(await stub.firedTags()).toEqual(Array.from({ length: 8 }, (_, i) => `r${i}`));
+  });
+
+  it("dead-letters a timer whose payload cannot be decoded, and keeps inspection working", async () => {
+    const stub = timerActor();
+    const bad = await stub.schedule("record", { tag: "bad" }, { after: 0 });
+    await stub.schedule("record", { tag: "good" }, { after: 1 });
+    await stub.corruptPayload(bad.id);
+    expect((await stub.getTimer(bad.id))?.payload).toBeUndefined();
+    await stub.advanceClock(10);
+    await drainAlarms(stub);
+    expect(await stub.firedTags()).toEqual(["good"]);
+    const [dead] = await stub.deadLetters();
+    expect(dead).toMatchObject({ id: bad.id, state: "dead", attempts: 1 });
+    expect(dead?.lastError).toMatch(/cannot be decoded/);
+  });
+
+  it("removes a timer cancelled while its handler runs, even when the handler then fails", async () => {
+    const stub = timerActor();
+    await stub.schedule("cancelSelfThenThrow", { tag: "c" }, { after: 0 });
+    await drainAlarms(stub);
+    await stub.advanceClock(10 * 60_000);
+    await drainAlarms(stub);
+    expect(await stub.fired("c")).toHaveLength(1);
+    expect(await stub.list()).toEqual([]);
   });
 
   it("handles 10,000 timers in one object: one alarm for the earliest, each fires once, in order, in bounded runs", async () => {

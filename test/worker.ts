@@ -10,6 +10,7 @@ import {
   type ListTimersOptions,
   type Migration,
   type ScheduleOptions,
+  type SchedulerOptions,
   type TimerInfo,
   type When,
 } from "../src/index.ts";
@@ -49,6 +50,10 @@ export type TestTimers = {
   repeat: { tag: string; times: number };
   /** A kind the actor has no handler for. */
   orphanKind: { tag: string };
+  /** Records, then schedules a `record` timer due now under `key`. */
+  scheduleKey: { tag: string; key: string };
+  /** Records, cancels itself, then throws. */
+  cancelSelfThenThrow: { tag: string };
 };
 
 export interface FiredRow {
@@ -99,6 +104,20 @@ export class TimerActor extends Actor<Env, TestTimers> {
         await this.timers.cancel(p.key);
         this.#log(p.tag, t);
       })
+      .on("scheduleKey", async (p, t) => {
+        this.#log(p.tag, t);
+        await this.timers.schedule(
+          "record",
+          { tag: `${p.tag}-scheduled` },
+          { after: 0 },
+          { key: p.key },
+        );
+      })
+      .on("cancelSelfThenThrow", async (p, t) => {
+        this.#log(p.tag, t);
+        await this.timers.cancel(t.id);
+        throw new Error("fails after cancelling itself");
+      })
       .on("repeat", async (p, t) => {
         this.#log(p.tag, t);
         const done = this.sql.value<number>("SELECT COUNT(*) FROM fired WHERE tag = ?", p.tag) ?? 0;
@@ -131,7 +150,39 @@ export class TimerActor extends Actor<Env, TestTimers> {
           sql.run("INSERT INTO migration_log VALUES (2, ?)", Date.now());
         },
       },
+      {
+        version: 3,
+        name: "scheduler options",
+        up: (sql) => {
+          sql.run("ALTER TABLE test_meta ADD COLUMN batch_size INTEGER");
+          sql.run("ALTER TABLE test_meta ADD COLUMN max_per_run INTEGER");
+        },
+      },
     ];
+  }
+
+  protected override schedulerOptions(): SchedulerOptions {
+    const row = this.sql.one<{ batch_size: number | null; max_per_run: number | null }>(
+      "SELECT batch_size, max_per_run FROM test_meta",
+    );
+    return {
+      ...(row?.batch_size ? { batchSize: row.batch_size } : {}),
+      ...(row?.max_per_run ? { maxPerRun: row.max_per_run } : {}),
+    };
+  }
+
+  /** Stores scheduler options; they apply from the next wake (evict the object). */
+  configureScheduler(batchSize: number, maxPerRun: number): void {
+    this.sql.run("UPDATE test_meta SET batch_size = ?, max_per_run = ?", batchSize, maxPerRun);
+  }
+
+  /** Overwrites a timer's stored payload with bytes that cannot be decoded. */
+  corruptPayload(id: number): void {
+    this.sql.run(
+      "UPDATE _baton_timers SET payload = ? WHERE id = ?",
+      new Uint8Array([0xba, 1, 0, 0xff, 0xfe]),
+      id,
+    );
   }
 
   protected override now(): number {
