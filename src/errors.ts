@@ -28,6 +28,18 @@ export const ERROR_CODES = [
   "INVALID_TRANSITION",
   "NO_TIMER_HANDLER",
   "TIMER_NOT_FOUND",
+  // Executions
+  "UNKNOWN_WORKFLOW",
+  "INVALID_INPUT",
+  "EXECUTION_NOT_FOUND",
+  "EXECUTION_CONFLICT",
+  "EXECUTION_FINISHED",
+  "NONDETERMINISM",
+  "STEP_TIMEOUT",
+  "STEP_INTERRUPTED",
+  "EVENT_TIMEOUT",
+  "RESULT_TIMEOUT",
+  "CANCELLED",
 ] as const;
 
 /** A stable, documented error code. See {@link ERROR_CODES}. */

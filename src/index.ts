@@ -10,7 +10,16 @@
  * @module
  */
 
+export { ExecutionActor } from "../actors/execution-actor.ts";
 export { Actor, APP_SCHEMA } from "./actor.ts";
+export {
+  ExecutionHandle,
+  ExecutionsClient,
+  executions,
+  TrackedExecution,
+  type WorkflowNamed,
+  type WorkflowsOf,
+} from "./client.ts";
 export {
   COMPRESS_THRESHOLD,
   decode,
@@ -30,6 +39,16 @@ export {
   type ErrorDetails,
   isBatonError,
 } from "./errors.ts";
+export type {
+  EventReceipt,
+  ExecutionError,
+  ExecutionInfo,
+  ExecutionResult,
+  ExecutionStatus,
+  JournalEntry,
+  StartOptions,
+  Value,
+} from "./execution/types.ts";
 export {
   type MachineDefinition,
   type MachineEvent,
@@ -60,4 +79,24 @@ export {
   type SqlRow,
   type SqlValue,
 } from "./sql.ts";
+export type { StandardSchemaV1 } from "./standard-schema.ts";
 export { CHUNK_BYTES, MAX_VALUE_BYTES, type PutResult, ValueStore } from "./values.ts";
+export {
+  type AnyWorkflow,
+  type InputOf,
+  isNonRetryable,
+  NonRetryableError,
+  type OutputOf,
+  type RetryPolicy,
+  type Step,
+  type StepAttempt,
+  type StepError,
+  type StepOptions,
+  type WaitOptions,
+  type Workflow,
+  type WorkflowContext,
+  type WorkflowEvent,
+  type WorkflowFunction,
+  type WorkflowOptions,
+  workflow,
+} from "./workflow.ts";

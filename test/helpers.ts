@@ -1,7 +1,7 @@
 import { env, runDurableObjectAlarm } from "cloudflare:test";
 import { expect } from "vitest";
 import { type ErrorCode, isBatonError } from "../src/index.ts";
-import type { TimerActor } from "./worker.ts";
+import type { Probe, TestExecutions, TimerActor } from "./worker.ts";
 
 let counter = 0;
 
@@ -75,4 +75,51 @@ export async function expectAlarmForNextTimer(
     Math.abs(alarm! - Math.max(expected, Date.now())),
     `alarm ${alarm} vs expected ${expected}`,
   ).toBeLessThanOrEqual(slackMs);
+}
+
+/** A stub of a new TestExecutions actor (one execution) with its own name. */
+export function executionStub(prefix = "exec"): {
+  id: string;
+  stub: DurableObjectStub<TestExecutions>;
+} {
+  const id = uniqueName(prefix);
+  return { id, stub: env.TestExecutions.getByName(id) };
+}
+
+/** A new Probe (test-owned counters) with its own name. */
+export function probe(prefix = "probe"): { name: string; stub: DurableObjectStub<Probe> } {
+  const name = uniqueName(prefix);
+  return { name, stub: env.Probe.getByName(name) };
+}
+
+/**
+ * Polls `read` until `done` holds (bounded: fails after `timeoutMs`). For states reached by work
+ * running in the background inside the actor; it never waits longer than needed.
+ */
+export async function eventually<T>(
+  read: () => Promise<T>,
+  done: (value: T) => boolean,
+  timeoutMs = 5_000,
+): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let last: T = await read();
+  while (!done(last)) {
+    if (Date.now() > deadline)
+      throw new Error(
+        `condition not reached in ${timeoutMs} ms; last value: ${JSON.stringify(last)}`,
+      );
+    await new Promise((resolve) => setTimeout(resolve, 2));
+    last = await read();
+  }
+  return last;
+}
+
+/** Moves an execution's clock forward and delivers its alarm until nothing more is due. */
+export async function advance(stub: DurableObjectStub<TestExecutions>, ms: number): Promise<void> {
+  await stub.advanceClock(ms);
+  for (let i = 0; i < 20; i++) {
+    const next = await stub.nextDue();
+    if (next === null || next > (await stub.clock())) return;
+    await runDurableObjectAlarm(stub);
+  }
 }

@@ -7,6 +7,7 @@ import devWorker from "../examples/dev/worker.ts";
 import { Reminders } from "../examples/reminders/reminders.ts";
 import {
   Actor,
+  ExecutionActor,
   type ListTimersOptions,
   type Migration,
   type ScheduleOptions,
@@ -14,6 +15,7 @@ import {
   type TimerInfo,
   type When,
 } from "../src/index.ts";
+import { allWorkflows, liveActors } from "./workflows.ts";
 
 export { Reminders };
 
@@ -21,6 +23,8 @@ export interface Env {
   TimerActor: DurableObjectNamespace<TimerActor>;
   PlainActor: DurableObjectNamespace<PlainActor>;
   Reminders: DurableObjectNamespace<Reminders>;
+  TestExecutions: DurableObjectNamespace<TestExecutions>;
+  Probe: DurableObjectNamespace<Probe>;
 }
 
 declare global {
@@ -30,6 +34,8 @@ declare global {
       TimerActor: DurableObjectNamespace<TimerActor>;
       PlainActor: DurableObjectNamespace<PlainActor>;
       Reminders: DurableObjectNamespace<Reminders>;
+      TestExecutions: DurableObjectNamespace<TestExecutions>;
+      Probe: DurableObjectNamespace<Probe>;
     }
   }
 }
@@ -424,6 +430,123 @@ export class PlainActor extends DurableObject<Env> {
     const error = new Error("not a baton error") as Error & { code: string };
     error.code = "INVALID_ARGUMENT";
     throw error;
+  }
+}
+
+/** The Execution actor under test: every test workflow, and a clock the tests move. */
+export class TestExecutions extends ExecutionActor<Env> {
+  readonly workflows = allWorkflows;
+
+  constructor(ctx: DurableObjectState, env: Env) {
+    super(ctx, env);
+    if (ctx.id.name) liveActors.set(ctx.id.name, ctx);
+  }
+
+  protected override migrations(): Migration[] {
+    return [
+      {
+        version: 1,
+        up: (sql) => {
+          sql.run("CREATE TABLE test_clock (now INTEGER NOT NULL)");
+          sql.run("INSERT INTO test_clock VALUES (?)", Date.now());
+        },
+      },
+    ];
+  }
+
+  protected override now(): number {
+    return this.sql.value<number>("SELECT now FROM test_clock") ?? Date.now();
+  }
+
+  advanceClock(ms: number): number {
+    this.sql.run("UPDATE test_clock SET now = now + ?", ms);
+    return this.now();
+  }
+
+  clock(): number {
+    return this.now();
+  }
+
+  /** Timers of this execution, for tests (dead letters, wake-ups, heartbeat). */
+  timerList() {
+    return this.timers
+      .list()
+      .map((t) => ({ kind: t.kind, key: t.key, dueAt: t.dueAt, state: t.state }));
+  }
+
+  nextDue(): number | null {
+    return this.timers.nextDue();
+  }
+}
+
+/** A test-owned recorder outside the executions: counters, records and gates. */
+export class Probe extends DurableObject<Env> {
+  readonly #gates = new Map<string, Array<() => void>>();
+
+  constructor(ctx: DurableObjectState, env: Env) {
+    super(ctx, env);
+    ctx.storage.sql.exec(
+      "CREATE TABLE IF NOT EXISTS hits (key TEXT PRIMARY KEY, n INTEGER NOT NULL)",
+    );
+    ctx.storage.sql.exec(
+      "CREATE TABLE IF NOT EXISTS records (seq INTEGER PRIMARY KEY AUTOINCREMENT, key TEXT, value TEXT)",
+    );
+    ctx.storage.sql.exec("CREATE TABLE IF NOT EXISTS gates (key TEXT PRIMARY KEY)");
+  }
+
+  hit(key: string): number {
+    return this.ctx.storage.sql
+      .exec<{ n: number }>(
+        "INSERT INTO hits VALUES (?, 1) ON CONFLICT (key) DO UPDATE SET n = n + 1 RETURNING n",
+        key,
+      )
+      .one().n;
+  }
+
+  count(key: string): number {
+    return (
+      this.ctx.storage.sql.exec<{ n: number }>("SELECT n FROM hits WHERE key = ?", key).toArray()[0]
+        ?.n ?? 0
+    );
+  }
+
+  counts(): Record<string, number> {
+    const out: Record<string, number> = {};
+    for (const row of this.ctx.storage.sql.exec<{ key: string; n: number }>(
+      "SELECT key, n FROM hits",
+    ))
+      out[row.key] = row.n;
+    return out;
+  }
+
+  record(key: string, value: Record<string, string | number | null>): void {
+    this.ctx.storage.sql.exec(
+      "INSERT INTO records (key, value) VALUES (?, ?)",
+      key,
+      JSON.stringify(value),
+    );
+  }
+
+  records(key: string): Array<Record<string, string | number | null>> {
+    return this.ctx.storage.sql
+      .exec<{ value: string }>("SELECT value FROM records WHERE key = ? ORDER BY seq", key)
+      .toArray()
+      .map((r) => JSON.parse(r.value));
+  }
+
+  /** Resolves once `openGate(key)` has been called (now or later). */
+  async waitGate(key: string): Promise<void> {
+    if (this.ctx.storage.sql.exec("SELECT 1 FROM gates WHERE key = ?", key).toArray().length)
+      return;
+    await new Promise<void>((resolve) => {
+      this.#gates.set(key, [...(this.#gates.get(key) ?? []), resolve]);
+    });
+  }
+
+  openGate(key: string): void {
+    this.ctx.storage.sql.exec("INSERT OR IGNORE INTO gates VALUES (?)", key);
+    for (const resolve of this.#gates.get(key) ?? []) resolve();
+    this.#gates.delete(key);
   }
 }
 

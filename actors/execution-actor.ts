@@ -1,0 +1,597 @@
+import { Actor } from "../src/actor.ts";
+import { encode } from "../src/codec.ts";
+import { type Duration, parseDuration } from "../src/duration.ts";
+import { BatonError, invalidArgument } from "../src/errors.ts";
+import {
+  checkEventType,
+  Engine,
+  type EngineHost,
+  type ExecutionTimers,
+} from "../src/execution/engine.ts";
+import {
+  EXECUTION_MIGRATIONS,
+  EXECUTION_SCHEMA,
+  type ExecutionRow,
+  LIFECYCLE,
+  type LifecycleEvent,
+  type StepRow,
+  type StoredStatus,
+  TERMINAL,
+} from "../src/execution/schema.ts";
+import type {
+  EventReceipt,
+  ExecutionError,
+  ExecutionInfo,
+  ExecutionResult,
+  ExecutionStatus,
+  JournalEntry,
+  StartOptions,
+  Value,
+} from "../src/execution/types.ts";
+import type { StateMachine } from "../src/fsm.ts";
+import { runMigrations } from "../src/migrations.ts";
+import { type AnyWorkflow, WorkflowRegistry } from "../src/workflow.ts";
+
+const MAX_ID = 256;
+const DEFAULT_RETENTION = "7 days";
+
+/**
+ * The Execution actor: one instance per execution id runs one workflow, journaling every step in
+ * its own SQLite so the execution survives eviction and restarts without repeating finished work.
+ * Retries, sleeps, event timeouts, the heartbeat that revives a lost run, and retention are timers
+ * on its alarm.
+ *
+ * Subclass it in your Worker, list the workflows it runs, and bind the subclass under
+ * `new_sqlite_classes`. Call it through the typed client {@link executions}.
+ *
+ * @example
+ * ```ts
+ * import { ExecutionActor, workflow } from "baton";
+ *
+ * export const greet = workflow("greet", async (input: { name: string }, step) =>
+ *   step.do("hello", () => `Hello, ${input.name}`),
+ * );
+ *
+ * export class Executions extends ExecutionActor<Env> {
+ *   readonly workflows = [greet];
+ * }
+ * ```
+ */
+export abstract class ExecutionActor<Env = unknown> extends Actor<Env, ExecutionTimers> {
+  /** The workflows this actor runs (several versions of one name may be listed). */
+  abstract readonly workflows: readonly AnyWorkflow[];
+
+  readonly #engine: Engine;
+  readonly #lifecycle: StateMachine<StoredStatus, LifecycleEvent>;
+  #registry: WorkflowRegistry | undefined;
+
+  constructor(ctx: DurableObjectState, env: Env) {
+    super(ctx, env);
+    runMigrations(this.sql, EXECUTION_SCHEMA, EXECUTION_MIGRATIONS);
+    this.#lifecycle = this.machine<StoredStatus, LifecycleEvent>({
+      name: "execution",
+      initial: "pending",
+      transitions: LIFECYCLE,
+      onTransition: ({ to, at }) => {
+        this.sql.run("UPDATE _baton_execution SET status = ?, updated_at = ? WHERE id = 1", to, at);
+      },
+    });
+    const host: EngineHost = {
+      sql: this.sql,
+      values: this.values,
+      timers: this.timers,
+      storage: ctx.storage,
+      lifecycle: this.#lifecycle,
+      registry: () => this.#workflowRegistry(),
+      env,
+      now: () => this.now(),
+    };
+    this.#engine = new Engine(host);
+    this.timers
+      .on("wake", ({ seq }) => this.#engine.wake(seq))
+      .on("heartbeat", () => this.#engine.heartbeat())
+      .on("retention", () => this.#engine.purge());
+  }
+
+  // ---- workflow executions ---------------------------------------------------------------------
+
+  /**
+   * Starts `workflow` with `input` as execution `options.id` (this actor's name). Idempotent: a
+   * second start with the same workflow and input returns the same execution; a different one
+   * fails with `EXECUTION_CONFLICT`.
+   *
+   * @throws BatonError `UNKNOWN_WORKFLOW`, `INVALID_INPUT` (with `details.issues`),
+   *   `EXECUTION_CONFLICT`, `INVALID_ARGUMENT`, `PAYLOAD_TOO_LARGE`, `SERIALIZATION_ERROR`.
+   */
+  async start(workflow: string, input: Value, options: StartOptions): Promise<ExecutionInfo> {
+    if (typeof workflow !== "string" || workflow.length === 0) {
+      invalidArgument("workflow", "must be a registered workflow name", workflow);
+    }
+    const id = this.#checkId(options);
+    const wf = this.#workflowRegistry().get(workflow);
+    if (!wf) {
+      throw new BatonError(
+        "UNKNOWN_WORKFLOW",
+        `No workflow named "${workflow}" is registered on this Execution actor. Registered: ${this.#workflowRegistry().names().join(", ") || "(none)"}.`,
+        { workflow },
+      );
+    }
+    let value: unknown = input;
+    if (wf.schema) {
+      const result = await wf.schema["~standard"].validate(input);
+      if (result.issues) {
+        const issues = result.issues.map((issue) => ({
+          message: issue.message,
+          path: (issue.path ?? []).map((p) => String(typeof p === "object" ? p.key : p)),
+        }));
+        throw new BatonError(
+          "INVALID_INPUT",
+          `Input of workflow "${workflow}" is invalid: ${issues.map((i) => `${i.path.join(".") || "(root)"}: ${i.message}`).join("; ")}.`,
+          { workflow, issues },
+        );
+      }
+      value = result.value;
+    }
+    const digest = await Engine.digest(workflow, input);
+    const existing = this.#engine.row();
+    if (existing) {
+      if (
+        existing.mode === "workflow" &&
+        existing.workflow === workflow &&
+        existing.input_digest === digest
+      ) {
+        this.#engine.kick();
+        return this.#info(existing);
+      }
+      throw new BatonError(
+        "EXECUTION_CONFLICT",
+        `Execution "${id}" already exists as ${existing.mode === "tracked" ? "a tracked execution" : `workflow "${existing.workflow}"`} with ${existing.workflow === workflow ? "a different input" : "another workflow"}. Use a new id, or the same workflow and input to get the existing execution.`,
+        { id, workflow: existing.workflow },
+      );
+    }
+    const retentionMs = parseDuration(
+      options?.retention ?? wf.options.retention ?? DEFAULT_RETENTION,
+    );
+    const bytes = await encode(value);
+    // Re-check after the await: a concurrent start of the same id may have won meanwhile.
+    if (this.#engine.row()) return this.start(workflow, input, options);
+    const now = this.now();
+    this.sql.transaction(() => {
+      this.sql.run(
+        `INSERT INTO _baton_execution (id, execution_id, workflow, version, mode, status, input,
+           input_digest, retention_ms, created_at, updated_at)
+         VALUES (1, ?, ?, ?, 'workflow', 'pending', ?, ?, ?, ?, ?)`,
+        id,
+        wf.name,
+        wf.version,
+        this.#engine.storeBlob("input", bytes),
+        digest,
+        retentionMs,
+        now,
+        now,
+      );
+      this.#lifecycle.send("start");
+    });
+    await this.#engine.ensureHeartbeat();
+    this.#engine.kick();
+    return this.#info(this.#requireRow());
+  }
+
+  /**
+   * The execution's state.
+   *
+   * @throws BatonError `EXECUTION_NOT_FOUND` if it never existed or its retention ran out.
+   */
+  status(): ExecutionInfo {
+    const row = this.#requireRow();
+    this.#engine.kick();
+    return this.#info(row);
+  }
+
+  /**
+   * Waits until the execution finishes (or `timeout` passes) and returns its outcome.
+   *
+   * @throws BatonError `RESULT_TIMEOUT` if it is still unfinished after `timeout`.
+   */
+  async result(options: { timeout?: Duration } = {}): Promise<ExecutionResult> {
+    this.#requireRow();
+    const timeoutMs = options?.timeout === undefined ? undefined : parseDuration(options.timeout);
+    this.#engine.kick();
+    const done = this.#engine.whenTerminal();
+    if (timeoutMs !== undefined) {
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const timedOut = new Promise<"timeout">((resolve) => {
+        timer = setTimeout(() => resolve("timeout"), timeoutMs);
+      });
+      const outcome = await Promise.race([done, timedOut]);
+      clearTimeout(timer);
+      if (outcome === "timeout") {
+        throw new BatonError(
+          "RESULT_TIMEOUT",
+          `Execution is still ${this.#info(this.#requireRow()).status} after ${timeoutMs} ms.`,
+          { timeoutMs },
+        );
+      }
+    } else await done;
+    const row = this.#requireRow();
+    if (row.status === "completed") {
+      return {
+        ok: true,
+        status: "completed",
+        value: (await this.#engine.readOutput(row)) as Value,
+      };
+    }
+    return {
+      ok: false,
+      status: row.status as "failed" | "cancelled" | "timed_out",
+      error: parseError(row.error),
+    };
+  }
+
+  /** The per-step audit trail, in call order. */
+  async journal(): Promise<JournalEntry[]> {
+    this.#requireRow();
+    const rows = this.sql.all<StepRow>("SELECT * FROM _baton_steps ORDER BY seq");
+    const entries: JournalEntry[] = [];
+    for (const row of rows) {
+      const entry: JournalEntry = {
+        seq: row.seq,
+        name: row.name,
+        kind: row.kind,
+        status: row.status,
+        attempts: row.attempts,
+        startedAt: row.started_at,
+        endedAt: row.ended_at,
+        wakeAt: row.wake_at,
+        eventType: row.event_type,
+      };
+      if (row.status === "completed" && row.output !== null) {
+        entry.output = (await this.#engine.readStepOutput(row)) as Value;
+      }
+      if (row.error) entry.error = JSON.parse(row.error);
+      entries.push(entry);
+    }
+    return entries;
+  }
+
+  /**
+   * Sends an event. The oldest `waitForEvent` for its type resumes with it; with none waiting it
+   * is buffered. With `dedupeKey`, a repeated delivery changes nothing.
+   *
+   * @throws BatonError `EXECUTION_FINISHED` if the execution has ended.
+   */
+  async sendEvent(
+    type: string,
+    payload?: Value,
+    options: { dedupeKey?: string } = {},
+  ): Promise<EventReceipt> {
+    checkEventType(type);
+    const dedupeKey = options?.dedupeKey;
+    if (
+      dedupeKey !== undefined &&
+      (typeof dedupeKey !== "string" || dedupeKey.length === 0 || dedupeKey.length > MAX_ID)
+    ) {
+      invalidArgument("dedupeKey", `must be a string of 1 to ${MAX_ID} characters`, dedupeKey);
+    }
+    const row = this.#requireRow();
+    if (row.mode !== "workflow") throw this.#trackedOnly("sendEvent");
+    if (TERMINAL.has(row.status)) {
+      throw new BatonError(
+        "EXECUTION_FINISHED",
+        `Execution "${row.execution_id}" is ${row.status}; it takes no more events.`,
+        { status: row.status },
+      );
+    }
+    const receipt = await this.#engine.sendEvent(type, payload, dedupeKey);
+    if (receipt.delivered && !receipt.duplicate) await this.#engine.ensureHeartbeat();
+    return receipt;
+  }
+
+  /** Pauses between steps: steps in flight finish, no new step starts until `resume()`. */
+  async pause(): Promise<ExecutionInfo> {
+    const row = this.#requireRow();
+    if (row.mode !== "workflow") throw this.#trackedOnly("pause");
+    if (row.status !== "paused") this.#lifecycle.send("pause");
+    return this.#info(this.#requireRow());
+  }
+
+  /** Resumes a paused execution. */
+  async resume(): Promise<ExecutionInfo> {
+    const row = this.#requireRow();
+    if (row.mode !== "workflow") throw this.#trackedOnly("resume");
+    if (row.status !== "running") {
+      this.#lifecycle.send("resume");
+      await this.#engine.ensureHeartbeat();
+    }
+    this.#engine.openGate();
+    this.#engine.kick();
+    return this.#info(this.#requireRow());
+  }
+
+  /**
+   * Cancels the execution: in-flight steps see their abort signal, no later step starts.
+   * Idempotent: cancelling a finished execution returns it unchanged.
+   */
+  async cancel(): Promise<ExecutionInfo> {
+    const row = this.#requireRow();
+    if (TERMINAL.has(row.status)) return this.#info(row);
+    const error: ExecutionError = {
+      code: "CANCELLED",
+      message: "The execution was cancelled.",
+      name: "BatonError",
+      step: this.#currentStep(),
+      attempt: null,
+    };
+    this.#engine.killRun(new BatonError("CANCELLED", error.message));
+    const now = this.now();
+    this.sql.run(
+      `UPDATE _baton_steps SET status = 'cancelled', ended_at = ?, wake_at = NULL
+       WHERE status IN ('running', 'backoff', 'sleeping', 'waiting')`,
+      now,
+    );
+    this.sql.run(
+      "UPDATE _baton_execution SET error = ?, ended_at = ? WHERE id = 1",
+      JSON.stringify(error),
+      now,
+    );
+    await this.#engine.finish(null, "cancel");
+    return this.#info(this.#requireRow());
+  }
+
+  /** Runs the workflow again from the start with the same input (a finished one, or a running one after cancelling its run). */
+  async restart(): Promise<ExecutionInfo> {
+    const row = this.#requireRow();
+    if (row.mode !== "workflow") throw this.#trackedOnly("restart");
+    if (!TERMINAL.has(row.status)) await this.cancel();
+    this.#engine.killRun(new BatonError("CANCELLED", "The execution was restarted."));
+    this.#engine.resetJournal();
+    this.sql.run(
+      "UPDATE _baton_execution SET output = NULL, error = NULL, ended_at = NULL, run = run + 1 WHERE id = 1",
+    );
+    await this.timers.cancel("retention");
+    this.#lifecycle.send("restart");
+    await this.#engine.ensureHeartbeat();
+    this.#engine.kick();
+    return this.#info(this.#requireRow());
+  }
+
+  // ---- tracked executions (run by outside code) --------------------------------------------------
+
+  /**
+   * Starts tracking an execution that outside code runs itself (the seed `ExecutionState` API).
+   * Idempotent for the same name and total.
+   */
+  async track(
+    name: string,
+    options: { id: string; totalSteps?: number; retention?: Duration },
+  ): Promise<ExecutionInfo> {
+    if (typeof name !== "string" || name.length === 0 || name.length > MAX_ID) {
+      invalidArgument("name", `must be a string of 1 to ${MAX_ID} characters`, name);
+    }
+    const id = this.#checkId(options);
+    const total = options?.totalSteps;
+    if (total !== undefined && (!Number.isSafeInteger(total) || total < 0)) {
+      invalidArgument("totalSteps", "must be an integer >= 0", total);
+    }
+    const digest = `tracked:${total ?? ""}`;
+    const existing = this.#engine.row();
+    if (existing) {
+      if (
+        existing.mode === "tracked" &&
+        existing.workflow === name &&
+        existing.input_digest === digest
+      ) {
+        return this.#info(existing);
+      }
+      throw new BatonError("EXECUTION_CONFLICT", `Execution "${id}" already exists.`, { id });
+    }
+    const now = this.now();
+    this.sql.transaction(() => {
+      this.sql.run(
+        `INSERT INTO _baton_execution (id, execution_id, workflow, version, mode, status, input_digest,
+           total_steps, retention_ms, created_at, updated_at)
+         VALUES (1, ?, ?, 1, 'tracked', 'pending', ?, ?, ?, ?, ?)`,
+        id,
+        name,
+        digest,
+        total ?? null,
+        parseDuration(options?.retention ?? DEFAULT_RETENTION),
+        now,
+        now,
+      );
+      this.#lifecycle.send("start");
+    });
+    return this.#info(this.#requireRow());
+  }
+
+  /** Reports progress of a tracked execution: a step finished (with its index and output). */
+  async progress(
+    step: string,
+    options: { index?: number; output?: Value } = {},
+  ): Promise<ExecutionInfo> {
+    if (typeof step !== "string" || step.length === 0 || step.length > 256) {
+      invalidArgument("step", "must be a string of 1 to 256 characters", step);
+    }
+    const row = this.#requireTracked("progress");
+    if (row.status !== "running") {
+      throw new BatonError(
+        "INVALID_TRANSITION",
+        `Execution is ${row.status}; progress can only be reported while it runs.`,
+        { state: row.status, event: "progress", validEvents: [] },
+      );
+    }
+    const seq = (this.sql.value<number>("SELECT MAX(seq) FROM _baton_steps") ?? -1) + 1;
+    const index = options?.index ?? seq;
+    if (!Number.isSafeInteger(index) || index < 0)
+      invalidArgument("index", "must be an integer >= 0", index);
+    const bytes = options?.output === undefined ? null : await encode(options.output);
+    const now = this.now();
+    this.sql.run(
+      `INSERT INTO _baton_steps (seq, name, occurrence, kind, status, attempts, started_at, ended_at, output)
+       VALUES (?, ?, ?, 'progress', 'completed', 1, ?, ?, ?)`,
+      seq,
+      step,
+      index,
+      now,
+      now,
+      bytes === null ? null : this.#engine.storeBlob(`step:${seq}`, bytes),
+    );
+    this.sql.run("UPDATE _baton_execution SET updated_at = ? WHERE id = 1", now);
+    return this.#info(this.#requireRow());
+  }
+
+  /** Completes a tracked execution with its result. */
+  async complete(result?: Value): Promise<ExecutionInfo> {
+    this.#requireTracked("complete");
+    const bytes = await encode(result);
+    this.#guard("complete");
+    this.sql.run(
+      "UPDATE _baton_execution SET output = ?, ended_at = ? WHERE id = 1",
+      this.#engine.storeBlob("output", bytes),
+      this.now(),
+    );
+    await this.#engine.finish(null, "complete");
+    return this.#info(this.#requireRow());
+  }
+
+  /** Fails a tracked execution with an error message (or `{ message, code }`). */
+  async fail(error: string | { message: string; code?: string }): Promise<ExecutionInfo> {
+    const message = typeof error === "string" ? error : error?.message;
+    if (typeof message !== "string" || message.length === 0 || message.length > 10_000) {
+      invalidArgument(
+        "error",
+        "must be a message of 1 to 10000 characters, or { message, code? }",
+        error,
+      );
+    }
+    const code =
+      typeof error === "object" && typeof error.code === "string" ? error.code : "FAILED";
+    this.#requireTracked("fail");
+    this.#guard("fail");
+    const info: ExecutionError = {
+      code,
+      message,
+      name: "Error",
+      step: this.#currentStep(),
+      attempt: null,
+    };
+    this.sql.run(
+      "UPDATE _baton_execution SET error = ?, ended_at = ? WHERE id = 1",
+      JSON.stringify(info),
+      this.now(),
+    );
+    await this.#engine.finish(null, "fail");
+    return this.#info(this.#requireRow());
+  }
+
+  // ---- internals ---------------------------------------------------------------------------------
+
+  /** Throws `INVALID_TRANSITION` (listing the valid events) unless `event` is valid now. */
+  #guard(event: LifecycleEvent): void {
+    if (!this.#lifecycle.can(event)) this.#lifecycle.send(event);
+  }
+
+  #workflowRegistry(): WorkflowRegistry {
+    this.#registry ??= new WorkflowRegistry(this.workflows ?? []);
+    return this.#registry;
+  }
+
+  #checkId(options: { id: string } | undefined): string {
+    const id = options?.id;
+    if (typeof id !== "string" || id.length === 0 || id.length > MAX_ID) {
+      invalidArgument("id", `must be a string of 1 to ${MAX_ID} characters`, id);
+    }
+    const name = this.ctx.id.name;
+    if (name !== undefined && name !== id) {
+      invalidArgument(
+        "id",
+        `must be this actor's name ("${name}"); get the stub with getByName(id)`,
+        id,
+      );
+    }
+    return id;
+  }
+
+  #requireRow(): ExecutionRow {
+    const row = this.#engine.row();
+    if (!row) {
+      throw new BatonError(
+        "EXECUTION_NOT_FOUND",
+        `No execution "${this.ctx.id.name ?? this.ctx.id.toString()}": it was never started, or its retention ran out.`,
+        { id: this.ctx.id.name ?? null },
+      );
+    }
+    return row;
+  }
+
+  #requireTracked(method: string): ExecutionRow {
+    const row = this.#requireRow();
+    if (row.mode !== "tracked") {
+      throw new BatonError(
+        "INVALID_TRANSITION",
+        `${method}() reports on tracked executions; "${row.execution_id}" is run by workflow "${row.workflow}".`,
+        { state: row.status, event: method, validEvents: [] },
+      );
+    }
+    return row;
+  }
+
+  #trackedOnly(method: string): BatonError {
+    return new BatonError(
+      "INVALID_TRANSITION",
+      `${method}() needs a workflow execution; this one is tracked (run by outside code).`,
+      { event: method, validEvents: ["progress", "complete", "fail", "cancel"] },
+    );
+  }
+
+  #currentStep(): string | null {
+    return (
+      this.sql.value<string>("SELECT name FROM _baton_steps ORDER BY seq DESC LIMIT 1") ?? null
+    );
+  }
+
+  #info(row: ExecutionRow): ExecutionInfo {
+    const stats = this.sql.one<{ steps: number; done: number; attempts: number | null }>(
+      "SELECT COUNT(*) AS steps, SUM(status = 'completed') AS done, SUM(attempts) AS attempts FROM _baton_steps",
+    );
+    return {
+      id: row.execution_id,
+      workflow: row.workflow,
+      version: row.version,
+      mode: row.mode,
+      status: this.#displayStatus(row.status),
+      currentStep: this.#currentStep(),
+      stepCount: stats?.steps ?? 0,
+      completedSteps: stats?.done ?? 0,
+      totalSteps: row.total_steps,
+      attempts: stats?.attempts ?? 0,
+      run: row.run,
+      createdAt: row.created_at,
+      updatedAt: row.updated_at,
+      endedAt: row.ended_at,
+      error: row.error ? parseError(row.error) : null,
+    };
+  }
+
+  #displayStatus(status: StoredStatus): ExecutionStatus {
+    if (status !== "running") return status;
+    const open = this.sql.all<{ status: string }>(
+      "SELECT DISTINCT status FROM _baton_steps WHERE status IN ('running', 'backoff', 'sleeping', 'waiting')",
+    );
+    if (open.length === 0 || open.some((s) => s.status === "running" || s.status === "backoff"))
+      return "running";
+    return open.some((s) => s.status === "waiting") ? "waiting" : "sleeping";
+  }
+}
+
+function parseError(text: string | null): ExecutionError {
+  if (!text)
+    return {
+      code: "UNKNOWN",
+      message: "no error recorded",
+      name: "Error",
+      step: null,
+      attempt: null,
+    };
+  return JSON.parse(text) as ExecutionError;
+}

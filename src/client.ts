@@ -1,0 +1,207 @@
+import type { ExecutionActor } from "../actors/execution-actor.ts";
+import type { Duration } from "./duration.ts";
+import type {
+  EventReceipt,
+  ExecutionInfo,
+  ExecutionResult,
+  JournalEntry,
+  StartOptions,
+  Value,
+} from "./execution/types.ts";
+import type { AnyWorkflow, InputOf, OutputOf } from "./workflow.ts";
+
+/** The workflows an Execution actor class registers (from its `workflows` list). */
+export type WorkflowsOf<A> = A extends { readonly workflows: ReadonlyArray<infer W> }
+  ? W extends AnyWorkflow
+    ? W
+    : never
+  : never;
+
+/** The workflow of a registry with a given name. */
+export type WorkflowNamed<W extends AnyWorkflow, N extends string> = Extract<W, { name: N }>;
+
+type AnyExecutionActor = ExecutionActor<never>;
+type Stub = DurableObjectStub<AnyExecutionActor>;
+
+/**
+ * A handle on one execution: its id and typed methods. Get one from
+ * {@link ExecutionsClient.start} or {@link ExecutionsClient.get}.
+ */
+export class ExecutionHandle<O = Value> {
+  /** The execution id. */
+  readonly id: string;
+  readonly #stub: Stub;
+
+  constructor(stub: Stub, id: string) {
+    this.#stub = stub;
+    this.id = id;
+  }
+
+  /** Status, current step, step count, timestamps, attempts. */
+  status(): Promise<ExecutionInfo> {
+    return this.#stub.status() as Promise<ExecutionInfo>;
+  }
+
+  /**
+   * Waits for the outcome: `{ ok: true, value }` or `{ ok: false, error: { code, message, step, attempt } }`.
+   *
+   * @throws BatonError `RESULT_TIMEOUT` if still unfinished after `timeout`.
+   */
+  result(options: { timeout?: Duration } = {}): Promise<ExecutionResult<O>> {
+    return this.#stub.result(options) as Promise<ExecutionResult<O>>;
+  }
+
+  /** The per-step audit trail. */
+  journal(): Promise<JournalEntry[]> {
+    return this.#stub.journal() as Promise<JournalEntry[]>;
+  }
+
+  /** Sends an event to the execution's `waitForEvent` of that type (buffered if none waits yet). */
+  sendEvent(
+    type: string,
+    payload?: Value,
+    options: { dedupeKey?: string } = {},
+  ): Promise<EventReceipt> {
+    return this.#stub.sendEvent(type, payload, options) as Promise<EventReceipt>;
+  }
+
+  pause(): Promise<ExecutionInfo> {
+    return this.#stub.pause() as Promise<ExecutionInfo>;
+  }
+
+  resume(): Promise<ExecutionInfo> {
+    return this.#stub.resume() as Promise<ExecutionInfo>;
+  }
+
+  /** Cancels: in-flight steps see their abort signal; idempotent. */
+  cancel(): Promise<ExecutionInfo> {
+    return this.#stub.cancel() as Promise<ExecutionInfo>;
+  }
+
+  /** Runs the workflow again from the start with the same input. */
+  restart(): Promise<ExecutionInfo> {
+    return this.#stub.restart() as Promise<ExecutionInfo>;
+  }
+}
+
+/**
+ * A handle on a tracked execution: one that outside code runs and reports (the seed
+ * `ExecutionState` API), with the same status, journal and result views.
+ */
+export class TrackedExecution {
+  readonly id: string;
+  readonly #stub: Stub;
+
+  constructor(stub: Stub, id: string) {
+    this.#stub = stub;
+    this.id = id;
+  }
+
+  /** Starts tracking (idempotent for the same name and total). */
+  start(
+    name: string,
+    options: { totalSteps?: number; retention?: Duration } = {},
+  ): Promise<ExecutionInfo> {
+    return this.#stub.track(name, { ...options, id: this.id }) as Promise<ExecutionInfo>;
+  }
+
+  /** A step finished. */
+  progress(step: string, options: { index?: number; output?: Value } = {}): Promise<ExecutionInfo> {
+    return this.#stub.progress(step, options) as Promise<ExecutionInfo>;
+  }
+
+  complete(result?: Value): Promise<ExecutionInfo> {
+    return this.#stub.complete(result) as Promise<ExecutionInfo>;
+  }
+
+  fail(error: string | { message: string; code?: string }): Promise<ExecutionInfo> {
+    return this.#stub.fail(error) as Promise<ExecutionInfo>;
+  }
+
+  cancel(): Promise<ExecutionInfo> {
+    return this.#stub.cancel() as Promise<ExecutionInfo>;
+  }
+
+  status(): Promise<ExecutionInfo> {
+    return this.#stub.status() as Promise<ExecutionInfo>;
+  }
+
+  result(options: { timeout?: Duration } = {}): Promise<ExecutionResult> {
+    return this.#stub.result(options) as Promise<ExecutionResult>;
+  }
+
+  journal(): Promise<JournalEntry[]> {
+    return this.#stub.journal() as Promise<JournalEntry[]>;
+  }
+}
+
+/**
+ * The typed client of an Execution actor namespace. Only registered workflows can be started,
+ * with their input type; results carry their output type.
+ */
+export class ExecutionsClient<W extends AnyWorkflow> {
+  readonly #ns: DurableObjectNamespace<AnyExecutionActor>;
+
+  constructor(ns: DurableObjectNamespace<AnyExecutionActor>) {
+    this.#ns = ns;
+  }
+
+  /**
+   * Starts a registered workflow (by definition or by name) as execution `options.id`. Idempotent
+   * per id: the same workflow and input return the same execution.
+   */
+  start<F extends W>(
+    workflow: F,
+    input: InputOf<F>,
+    options: StartOptions,
+  ): Promise<ExecutionHandle<OutputOf<F>>>;
+  start<N extends W["name"]>(
+    workflow: N,
+    input: InputOf<WorkflowNamed<W, N>>,
+    options: StartOptions,
+  ): Promise<ExecutionHandle<OutputOf<WorkflowNamed<W, N>>>>;
+  async start(
+    workflow: AnyWorkflow | string,
+    input: unknown,
+    options: StartOptions,
+  ): Promise<ExecutionHandle<never>> {
+    const name = typeof workflow === "string" ? workflow : workflow?.name;
+    const stub = this.#stub(options?.id);
+    await stub.start(name, input as Value, options);
+    return new ExecutionHandle(stub, options.id);
+  }
+
+  /** A handle on an existing execution (typed by its workflow when given). */
+  get<F extends W>(workflow: F, id: string): ExecutionHandle<OutputOf<F>>;
+  get(id: string): ExecutionHandle;
+  get(workflowOrId: AnyWorkflow | string, maybeId?: string): ExecutionHandle<never> {
+    const id = typeof workflowOrId === "string" ? workflowOrId : (maybeId as string);
+    return new ExecutionHandle(this.#stub(id), id);
+  }
+
+  /** A handle to report a tracked execution. */
+  tracked(id: string): TrackedExecution {
+    return new TrackedExecution(this.#stub(id), id);
+  }
+
+  #stub(id: string): Stub {
+    return this.#ns.getByName(typeof id === "string" ? id : String(id));
+  }
+}
+
+/**
+ * The typed client for an Execution actor namespace.
+ *
+ * @example
+ * ```ts
+ * const run = await executions(env.Executions).start(greet, { name: "Ada" }, { id: "greet-1" });
+ * await run.sendEvent("approve", { ok: true });
+ * const result = await run.result(); // { ok: true, value } | { ok: false, error }
+ * if (result.ok) console.log(result.value.hello); // typed from greet's return type
+ * ```
+ */
+export function executions<A extends ExecutionActor<never>>(
+  ns: DurableObjectNamespace<A>,
+): ExecutionsClient<WorkflowsOf<A>> {
+  return new ExecutionsClient(ns as unknown as DurableObjectNamespace<AnyExecutionActor>);
+}

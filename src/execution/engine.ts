@@ -1,0 +1,859 @@
+import { decode, encode, encodeText } from "../codec.ts";
+import { parseDuration } from "../duration.ts";
+import { BatonError, invalidArgument } from "../errors.ts";
+import type { StateMachine } from "../fsm.ts";
+import type { Scheduler } from "../scheduler.ts";
+import type { Sql } from "../sql.ts";
+import type { ValueStore } from "../values.ts";
+import {
+  type AnyWorkflow,
+  isNonRetryable,
+  type RetryPolicy,
+  retryDelay,
+  type Step,
+  type StepAttempt,
+  type StepError,
+  type StepOptions,
+  type WaitOptions,
+  type WorkflowEvent,
+  type WorkflowRegistry,
+} from "../workflow.ts";
+import {
+  type EventRow,
+  type ExecutionRow,
+  type LifecycleEvent,
+  type StepKind,
+  type StepRow,
+  type StoredStatus,
+  TERMINAL,
+} from "./schema.ts";
+import type { ExecutionError, Value } from "./types.ts";
+
+/** Timer kinds of the Execution actor. */
+export type ExecutionTimers = {
+  /** Wakes the step at `seq` (backoff over, sleep over, wait timed out). */
+  wake: { seq: number };
+  /** While steps run, brings an evicted or aborted actor back and replays. */
+  heartbeat: Record<string, never>;
+  /** Deletes a finished execution's state. */
+  retention: Record<string, never>;
+};
+
+/** Defaults of a step's retry policy (Cloudflare Workflows' defaults, plus a cap). */
+export const DEFAULT_RETRIES = {
+  limit: 5,
+  delay: "10 seconds",
+  backoff: "exponential",
+  maxDelay: "1 hour",
+} as const;
+/** How often a running execution's heartbeat checks that its runner is alive. */
+export const HEARTBEAT_MS = 30_000;
+/** Outputs and inputs larger than this (encoded) are stored in the value store, not inline. */
+const INLINE_MAX = 1_000_000;
+/** Event payloads larger than this (encoded) are refused. */
+export const MAX_EVENT_BYTES = 1024 * 1024;
+const MAX_STEP_NAME = 256;
+
+/** Services the engine uses from its actor. */
+export interface EngineHost {
+  readonly sql: Sql;
+  readonly values: ValueStore;
+  readonly timers: Scheduler<ExecutionTimers>;
+  readonly storage: DurableObjectStorage;
+  readonly lifecycle: StateMachine<StoredStatus, LifecycleEvent>;
+  readonly registry: () => WorkflowRegistry;
+  readonly env: unknown;
+  now(): number;
+}
+
+/** Thrown into the workflow when a step has failed for good (it may catch it). */
+export class StepFailedError extends Error {
+  readonly code: string;
+  readonly step: string;
+  readonly attempt: number;
+  constructor(step: string, attempt: number, error: StepError) {
+    super(error.message);
+    this.name = error.name;
+    this.code = error.code ?? "STEP_FAILED";
+    this.step = step;
+    this.attempt = attempt;
+  }
+}
+
+/** One pass of the workflow function over the journal. Dead runs never resume. */
+class Run {
+  dead = false;
+  seq = 0;
+  readonly occurrences = new Map<string, number>();
+  readonly controllers = new Set<AbortController>();
+  /** Highest journaled seq when the run started: steps above it are new (no lookup needed). */
+  readonly journaled: number;
+  /** The latest step started by this run. */
+  current: string | null = null;
+
+  constructor(journaled: number) {
+    this.journaled = journaled;
+  }
+
+  kill(reason: unknown): void {
+    this.dead = true;
+    for (const controller of this.controllers) controller.abort(reason);
+    this.controllers.clear();
+  }
+}
+
+const never = <T>(): Promise<T> => new Promise<T>(() => {});
+
+/**
+ * The replay engine of one execution. It runs the workflow function from the top; `step.*`
+ * calls return journaled results for steps already done and run the rest, journaling each.
+ * Waits (backoff, sleep, events) are alarm timers; a run that is evicted mid-way is replayed by
+ * the next timer or heartbeat.
+ */
+export class Engine {
+  readonly #host: EngineHost;
+  #run: Run | null = null;
+  readonly #waiters = new Map<number, () => void>();
+  #resultWaiters: Array<() => void> = [];
+  #gate: { promise: Promise<void>; open: () => void } | null = null;
+
+  constructor(host: EngineHost) {
+    this.#host = host;
+  }
+
+  // ---- reading state -------------------------------------------------------------------------
+
+  row(): ExecutionRow | undefined {
+    return this.#host.sql.one<ExecutionRow>("SELECT * FROM _baton_execution WHERE id = 1");
+  }
+
+  stepRow(seq: number): StepRow | undefined {
+    return this.#host.sql.one<StepRow>("SELECT * FROM _baton_steps WHERE seq = ?", seq);
+  }
+
+  /** Resolves when the execution is terminal. */
+  whenTerminal(): Promise<void> {
+    const row = this.row();
+    if (!row || TERMINAL.has(row.status)) return Promise.resolve();
+    return new Promise((resolve) => this.#resultWaiters.push(resolve));
+  }
+
+  // ---- driving the run -----------------------------------------------------------------------
+
+  /** Starts a run if the execution should be running and none is. */
+  kick(): void {
+    const row = this.row();
+    if (row?.mode !== "workflow" || row.status !== "running" || this.#run) return;
+    const max = this.#host.sql.value<number>("SELECT MAX(seq) FROM _baton_steps") ?? -1;
+    const run = new Run(max);
+    this.#run = run;
+    void this.#execute(run, row);
+  }
+
+  /** A timer for `seq` fired: wake its waiter, or replay if no run is waiting on it. */
+  wake(seq: number): void {
+    const waiter = this.#waiters.get(seq);
+    if (waiter) {
+      this.#waiters.delete(seq);
+      waiter();
+    } else this.kick();
+  }
+
+  /** Heartbeat: revive a lost run; keep beating while work is in flight. */
+  async heartbeat(): Promise<void> {
+    const row = this.row();
+    if (row?.status !== "running" || row.mode !== "workflow") return;
+    this.kick();
+    await this.ensureHeartbeat();
+  }
+
+  async ensureHeartbeat(): Promise<void> {
+    await this.#host.timers.schedule(
+      "heartbeat",
+      {},
+      { after: HEARTBEAT_MS },
+      { key: "heartbeat" },
+    );
+  }
+
+  /** Lets a paused run through its gate. */
+  openGate(): void {
+    this.#gate?.open();
+    this.#gate = null;
+  }
+
+  /** Ends the live run: in-flight steps see their signals abort; nothing resumes it. */
+  killRun(reason: unknown): void {
+    this.#run?.kill(reason);
+    this.#run = null;
+    this.#waiters.clear();
+    this.openGate();
+  }
+
+  /** Wakes everyone waiting for the result. */
+  settle(): void {
+    const waiters = this.#resultWaiters;
+    this.#resultWaiters = [];
+    for (const resolve of waiters) resolve();
+  }
+
+  async #execute(run: Run, row: ExecutionRow): Promise<void> {
+    const wf = this.#host.registry().get(row.workflow, row.version);
+    try {
+      if (!wf) {
+        throw new BatonError(
+          "UNKNOWN_WORKFLOW",
+          `Version ${row.version} of workflow "${row.workflow}" is not registered on this Execution actor; keep old versions registered until their executions finish.`,
+          { workflow: row.workflow, version: row.version },
+        );
+      }
+      const input = await this.readInput(row);
+      const step = this.#stepApi(run, wf, row);
+      const output = await (wf.fn as (i: unknown, s: Step, c: unknown) => Promise<unknown>)(
+        input,
+        step,
+        {
+          executionId: row.execution_id,
+          workflow: row.workflow,
+          version: row.version,
+          env: this.#host.env,
+        },
+      );
+      if (run.dead) return;
+      // A journal longer than this run's step calls means steps were removed from the code.
+      const extra = this.#host.sql.one<{ seq: number; name: string }>(
+        "SELECT seq, name FROM _baton_steps WHERE seq >= ? ORDER BY seq LIMIT 1",
+        run.seq,
+      );
+      if (extra) {
+        throw nondeterminism(
+          `the journal has step "${extra.name}" at position ${extra.seq}, but the workflow returned after ${run.seq} step(s)`,
+        );
+      }
+      await this.#complete(run, output);
+    } catch (error) {
+      if (run.dead) return;
+      await this.#fail(run, toExecutionError(error, run.current));
+    } finally {
+      if (this.#run === run) this.#run = null;
+    }
+  }
+
+  async #complete(run: Run, output: unknown): Promise<void> {
+    let bytes: Uint8Array;
+    try {
+      bytes = await encode(output);
+    } catch (error) {
+      return this.#fail(run, toExecutionError(error, null));
+    }
+    if (run.dead) return;
+    const stored = this.storeBlob("output", bytes);
+    this.#host.sql.run(
+      "UPDATE _baton_execution SET output = ?, updated_at = ?, ended_at = ? WHERE id = 1",
+      stored,
+      this.#host.now(),
+      this.#host.now(),
+    );
+    await this.finish(run, "complete");
+  }
+
+  async #fail(run: Run, error: ExecutionError): Promise<void> {
+    if (run.dead) return;
+    this.#host.sql.run(
+      "UPDATE _baton_execution SET error = ?, updated_at = ?, ended_at = ? WHERE id = 1",
+      JSON.stringify(error),
+      this.#host.now(),
+      this.#host.now(),
+    );
+    await this.finish(run, "fail");
+  }
+
+  /** Moves to a terminal state, stops timers and schedules retention. */
+  async finish(run: Run | null, event: "complete" | "fail" | "cancel" | "time_out"): Promise<void> {
+    run?.kill(new BatonError("CANCELLED", "The execution ended."));
+    if (this.#run === run) this.#run = null;
+    this.#host.lifecycle.send(event);
+    const row = this.row();
+    this.#host.sql.run(
+      "UPDATE _baton_execution SET updated_at = ?, ended_at = COALESCE(ended_at, ?) WHERE id = 1",
+      this.#host.now(),
+      this.#host.now(),
+    );
+    await this.#host.timers.cancelKind("wake");
+    await this.#host.timers.cancel("heartbeat");
+    await this.#host.timers.schedule(
+      "retention",
+      {},
+      { after: row?.retention_ms ?? 0 },
+      { key: "retention" },
+    );
+    this.settle();
+  }
+
+  // ---- the step API --------------------------------------------------------------------------
+
+  #stepApi(run: Run, wf: AnyWorkflow, row: ExecutionRow): Step {
+    const engine = this;
+    const defaults = wf.options;
+    return {
+      do<T>(
+        name: string,
+        optionsOrFn: StepOptions | ((a: StepAttempt) => T | Promise<T>),
+        maybeFn?: (a: StepAttempt) => T | Promise<T>,
+      ): Promise<T> {
+        const fn = typeof optionsOrFn === "function" ? optionsOrFn : maybeFn;
+        const options = typeof optionsOrFn === "function" ? {} : (optionsOrFn ?? {});
+        checkStepName(name);
+        if (typeof fn !== "function") invalidArgument(`step.do("${name}")`, "needs a function", fn);
+        if (typeof options !== "object")
+          invalidArgument(`step.do("${name}") options`, "must be an object", options);
+        const policy = resolvePolicy({
+          ...DEFAULT_RETRIES,
+          ...defaults.retries,
+          ...options.retries,
+        });
+        const timeout = options.timeout ?? defaults.stepTimeout;
+        const timeoutMs = timeout === undefined ? undefined : parseDuration(timeout);
+        return engine.#do(run, row, name, policy, timeoutMs, fn);
+      },
+      sleep(name: string, duration) {
+        checkStepName(name);
+        const ms = parseDuration(duration);
+        return engine.#sleep(run, name, (now) => now + ms);
+      },
+      sleepUntil(name: string, until) {
+        checkStepName(name);
+        const at = until instanceof Date ? until.getTime() : until;
+        if (typeof at !== "number" || !Number.isFinite(at)) {
+          invalidArgument(`step.sleepUntil("${name}")`, "needs a valid Date or epoch ms", until);
+        }
+        return engine.#sleep(run, name, () => at);
+      },
+      waitForEvent<T>(name: string, options: WaitOptions): Promise<WorkflowEvent<T>> {
+        checkStepName(name);
+        if (typeof options !== "object" || options === null) {
+          invalidArgument(
+            `step.waitForEvent("${name}") options`,
+            "must be { type, timeout? }",
+            options,
+          );
+        }
+        checkEventType(options.type);
+        const timeoutMs =
+          options.timeout === undefined ? undefined : parseDuration(options.timeout);
+        return engine.#wait<T>(run, name, options.type, timeoutMs);
+      },
+    };
+  }
+
+  /** Claims the next position in call order and checks it against the journal. */
+  #begin(
+    run: Run,
+    name: string,
+    kind: StepKind,
+  ): { seq: number; occurrence: number; row: StepRow | undefined } {
+    const seq = run.seq++;
+    const occurrence = run.occurrences.get(name) ?? 0;
+    run.occurrences.set(name, occurrence + 1);
+    run.current = name;
+    const row = seq <= run.journaled ? this.stepRow(seq) : undefined;
+    if (row && (row.name !== name || row.kind !== kind)) {
+      throw nondeterminism(
+        `step ${seq} is "${row.name}" (${row.kind}) in the journal but the code now calls "${name}" (${kind}): steps were renamed, reordered or removed`,
+      );
+    }
+    return { seq, occurrence, row };
+  }
+
+  /** Waits while the execution is paused; never returns for a dead run. */
+  async #passGate(run: Run): Promise<void> {
+    for (;;) {
+      if (run.dead) return never();
+      const status = this.row()?.status;
+      if (status !== "paused") return;
+      if (!this.#gate) {
+        let open!: () => void;
+        const promise = new Promise<void>((resolve) => {
+          open = resolve;
+        });
+        this.#gate = { promise, open };
+      }
+      await this.#gate.promise;
+    }
+  }
+
+  /** Resolves when `seq`'s timer fires and the actor clock has reached `at`. */
+  async #until(run: Run, seq: number, at: number): Promise<void> {
+    for (;;) {
+      if (run.dead) return never();
+      if (this.#host.now() >= at) return;
+      await this.#host.timers.schedule("wake", { seq }, { at }, { key: `wake:${seq}` });
+      await new Promise<void>((resolve) => this.#waiters.set(seq, resolve));
+    }
+  }
+
+  async #do<T>(
+    run: Run,
+    exec: ExecutionRow,
+    name: string,
+    policy: ResolvedPolicy,
+    timeoutMs: number | undefined,
+    fn: (a: StepAttempt) => T | Promise<T>,
+  ): Promise<T> {
+    const { seq, occurrence, row } = this.#begin(run, name, "do");
+    if (row?.status === "completed") return (await this.#readOutput(row)) as T;
+    if (row?.status === "failed") throw failedError(row);
+    await this.#passGate(run);
+    const { sql } = this.#host;
+    const idempotencyKey = `${exec.execution_id}/${name}/${occurrence}`;
+    const maxAttempts = policy.limit + 1;
+    let attempts = row?.attempts ?? 0;
+    let previousError: StepError | undefined = row?.error ? JSON.parse(row.error) : undefined;
+    if (row?.status === "backoff" && row.wake_at !== null) await this.#until(run, seq, row.wake_at);
+    // Found running: the runner died mid-attempt. That attempt counts.
+    let recovering = row?.status === "running";
+    for (;;) {
+      if (run.dead) return never();
+      if (recovering && attempts >= maxAttempts) {
+        const error: StepError = {
+          name: "BatonError",
+          code: "STEP_INTERRUPTED",
+          message: `Step "${name}" was interrupted ${attempts} time(s) (the actor was evicted, aborted or reset while it ran) and has no attempts left.`,
+          nonRetryable: true,
+        };
+        this.#stepFailed(seq, attempts, error);
+        throw new StepFailedError(name, attempts, error);
+      }
+      attempts++;
+      const now = this.#host.now();
+      if (row === undefined && attempts === 1) {
+        sql.run(
+          `INSERT INTO _baton_steps (seq, name, occurrence, kind, status, attempts, started_at)
+           VALUES (?, ?, ?, 'do', 'running', 1, ?)`,
+          seq,
+          name,
+          occurrence,
+          now,
+        );
+      } else {
+        sql.run(
+          "UPDATE _baton_steps SET status = 'running', attempts = ?, wake_at = NULL WHERE seq = ?",
+          attempts,
+          seq,
+        );
+      }
+      // After a crash, make the recovery attempt durable before the body runs, so a body that
+      // kills the actor every time still uses up its attempts.
+      if (recovering) await this.#host.storage.sync();
+      recovering = false;
+      const controller = new AbortController();
+      run.controllers.add(controller);
+      const outcome = await attempt(
+        fn,
+        {
+          attempt: attempts,
+          idempotencyKey,
+          signal: controller.signal,
+          ...(previousError ? { previousError } : {}),
+        },
+        timeoutMs,
+        controller,
+      );
+      run.controllers.delete(controller);
+      if (run.dead) return never();
+      if (outcome.ok) {
+        let bytes: Uint8Array;
+        try {
+          bytes = await encode(outcome.value);
+        } catch (error) {
+          const stepError = { ...toStepError(error), nonRetryable: true };
+          this.#stepFailed(seq, attempts, stepError);
+          throw new StepFailedError(name, attempts, stepError);
+        }
+        if (run.dead) return never();
+        sql.run(
+          "UPDATE _baton_steps SET status = 'completed', output = ?, ended_at = ?, wake_at = NULL WHERE seq = ?",
+          this.storeBlob(`step:${seq}`, bytes),
+          this.#host.now(),
+          seq,
+        );
+        return outcome.value;
+      }
+      const stepError = toStepError(outcome.error);
+      if (stepError.nonRetryable || attempts >= maxAttempts) {
+        this.#stepFailed(seq, attempts, stepError);
+        throw new StepFailedError(name, attempts, stepError);
+      }
+      const wakeAt = this.#host.now() + retryDelay(policy, attempts);
+      sql.run(
+        "UPDATE _baton_steps SET status = 'backoff', wake_at = ?, error = ? WHERE seq = ?",
+        wakeAt,
+        JSON.stringify(stepError),
+        seq,
+      );
+      previousError = stepError;
+      await this.#until(run, seq, wakeAt);
+    }
+  }
+
+  #stepFailed(seq: number, attempts: number, error: StepError): void {
+    this.#host.sql.run(
+      "UPDATE _baton_steps SET status = 'failed', attempts = ?, error = ?, ended_at = ?, wake_at = NULL WHERE seq = ?",
+      attempts,
+      JSON.stringify(error),
+      this.#host.now(),
+      seq,
+    );
+  }
+
+  async #sleep(run: Run, name: string, until: (now: number) => number): Promise<void> {
+    const { seq, occurrence, row } = this.#begin(run, name, "sleep");
+    if (row?.status === "completed") return;
+    await this.#passGate(run);
+    let wakeAt = row?.wake_at ?? null;
+    if (!row) {
+      const now = this.#host.now();
+      wakeAt = until(now);
+      this.#host.sql.run(
+        `INSERT INTO _baton_steps (seq, name, occurrence, kind, status, attempts, started_at, wake_at)
+         VALUES (?, ?, ?, 'sleep', 'sleeping', 1, ?, ?)`,
+        seq,
+        name,
+        occurrence,
+        now,
+        wakeAt,
+      );
+    }
+    await this.#until(run, seq, wakeAt ?? 0);
+    this.#host.sql.run(
+      "UPDATE _baton_steps SET status = 'completed', ended_at = ?, wake_at = NULL WHERE seq = ?",
+      this.#host.now(),
+      seq,
+    );
+  }
+
+  async #wait<T>(
+    run: Run,
+    name: string,
+    type: string,
+    timeoutMs: number | undefined,
+  ): Promise<WorkflowEvent<T>> {
+    const { seq, occurrence, row } = this.#begin(run, name, "wait");
+    if (row?.status === "completed") return (await this.#readOutput(row)) as WorkflowEvent<T>;
+    if (row?.status === "timed_out") throw eventTimeout(name, type);
+    await this.#passGate(run);
+    const { sql } = this.#host;
+    if (!row) {
+      const now = this.#host.now();
+      const wakeAt = timeoutMs === undefined ? null : now + timeoutMs;
+      sql.run(
+        `INSERT INTO _baton_steps (seq, name, occurrence, kind, status, attempts, started_at, wake_at, event_type)
+         VALUES (?, ?, ?, 'wait', 'waiting', 1, ?, ?, ?)`,
+        seq,
+        name,
+        occurrence,
+        now,
+        wakeAt,
+        type,
+      );
+      // An event that arrived before the wait is consumed at once (same synchronous block, so
+      // sendEvent cannot interleave).
+      const buffered = sql.one<EventRow>(
+        "SELECT * FROM _baton_events WHERE type = ? AND consumed_by IS NULL ORDER BY id LIMIT 1",
+        type,
+      );
+      if (buffered) this.#deliver(buffered, seq);
+      else if (wakeAt !== null) {
+        await this.#host.timers.schedule("wake", { seq }, { at: wakeAt }, { key: `wake:${seq}` });
+      }
+    }
+    for (;;) {
+      if (run.dead) return never();
+      const current = this.stepRow(seq);
+      if (current?.status === "completed")
+        return (await this.#readOutput(current)) as WorkflowEvent<T>;
+      if (
+        current?.wake_at !== null &&
+        current?.wake_at !== undefined &&
+        this.#host.now() >= current.wake_at
+      ) {
+        sql.run(
+          "UPDATE _baton_steps SET status = 'timed_out', ended_at = ?, wake_at = NULL WHERE seq = ? AND status = 'waiting'",
+          this.#host.now(),
+          seq,
+        );
+        throw eventTimeout(name, type);
+      }
+      await new Promise<void>((resolve) => this.#waiters.set(seq, resolve));
+    }
+  }
+
+  /**
+   * Stores an event and hands it to the oldest wait for its type, if any. Returns the receipt.
+   */
+  async sendEvent(
+    type: string,
+    payload: unknown,
+    dedupeKey: string | undefined,
+  ): Promise<{
+    id: number;
+    delivered: boolean;
+    step: string | null;
+    duplicate: boolean;
+  }> {
+    const { sql } = this.#host;
+    const bytes = await encode(payload);
+    if (bytes.byteLength > MAX_EVENT_BYTES) {
+      throw new BatonError(
+        "PAYLOAD_TOO_LARGE",
+        `Event payload is ${bytes.byteLength} bytes encoded; the limit is ${MAX_EVENT_BYTES}.`,
+        { bytes: bytes.byteLength, limit: MAX_EVENT_BYTES },
+      );
+    }
+    if (dedupeKey !== undefined) {
+      const seen = sql.one<EventRow>("SELECT * FROM _baton_events WHERE dedupe_key = ?", dedupeKey);
+      if (seen) {
+        const step =
+          seen.consumed_by === null ? null : (this.stepRow(seen.consumed_by)?.name ?? null);
+        return { id: seen.id, delivered: seen.consumed_by !== null, step, duplicate: true };
+      }
+    }
+    const event = sql.one<EventRow>(
+      "INSERT INTO _baton_events (type, payload, dedupe_key, received_at) VALUES (?, ?, ?, ?) RETURNING *",
+      type,
+      bytes,
+      dedupeKey ?? null,
+      this.#host.now(),
+    ) as EventRow;
+    const waiting = sql.one<StepRow>(
+      "SELECT * FROM _baton_steps WHERE kind = 'wait' AND status = 'waiting' AND event_type = ? ORDER BY seq LIMIT 1",
+      type,
+    );
+    if (!waiting) return { id: event.id, delivered: false, step: null, duplicate: false };
+    this.#deliver(event, waiting.seq);
+    await this.#host.timers.cancel(`wake:${waiting.seq}`);
+    this.wake(waiting.seq);
+    return { id: event.id, delivered: true, step: waiting.name, duplicate: false };
+  }
+
+  /** Marks `event` consumed by the wait at `seq` and completes that wait, atomically. */
+  #deliver(event: EventRow, seq: number): void {
+    // The wait's output refers to the event row, so the payload is stored once.
+    this.#host.sql.transaction(() => {
+      this.#host.sql.run("UPDATE _baton_events SET consumed_by = ? WHERE id = ?", seq, event.id);
+      this.#host.sql.run(
+        "UPDATE _baton_steps SET status = 'completed', ended_at = ?, wake_at = NULL, output = ? WHERE seq = ?",
+        this.#host.now(),
+        `event:${event.id}`,
+        seq,
+      );
+    });
+  }
+
+  // ---- values --------------------------------------------------------------------------------
+
+  /** Inline bytes, or a reference to the value store for big ones. */
+  storeBlob(key: string, bytes: Uint8Array): Uint8Array | string {
+    if (bytes.byteLength <= INLINE_MAX) return bytes;
+    this.#host.values.putEncoded("execution", key, bytes);
+    return `ref:${key}`;
+  }
+
+  async #readBlob(stored: ArrayBuffer | string | null): Promise<unknown> {
+    if (stored === null) return undefined;
+    if (typeof stored === "string") {
+      if (stored.startsWith("event:")) {
+        const event = this.#host.sql.one<EventRow>(
+          "SELECT * FROM _baton_events WHERE id = ?",
+          Number(stored.slice(6)),
+        );
+        if (!event) return undefined;
+        return {
+          type: event.type,
+          payload: await decode(event.payload),
+          receivedAt: event.received_at,
+        };
+      }
+      const bytes = this.#host.values.getEncoded("execution", stored.slice(4));
+      return bytes === undefined ? undefined : decode(bytes);
+    }
+    return decode(stored);
+  }
+
+  #readOutput(row: StepRow): Promise<unknown> {
+    return this.#readBlob(row.output as ArrayBuffer | string | null);
+  }
+
+  readInput(row: ExecutionRow): Promise<unknown> {
+    return this.#readBlob(row.input as ArrayBuffer | string | null);
+  }
+
+  readOutput(row: ExecutionRow): Promise<unknown> {
+    return this.#readBlob(row.output as ArrayBuffer | string | null);
+  }
+
+  readStepOutput(row: StepRow): Promise<unknown> {
+    return this.#readOutput(row);
+  }
+
+  /** Deletes every trace of the execution (retention). */
+  purge(): void {
+    const { sql } = this.#host;
+    sql.run("DELETE FROM _baton_steps");
+    sql.run("DELETE FROM _baton_events");
+    sql.run("DELETE FROM _baton_execution");
+    this.#host.values.clear("execution");
+    this.#host.lifecycle.reset();
+  }
+
+  /** Clears the journal and events for a restart. */
+  resetJournal(): void {
+    const { sql } = this.#host;
+    sql.run("DELETE FROM _baton_steps");
+    sql.run("DELETE FROM _baton_events");
+    for (const key of this.#host.values.keys("execution")) {
+      if (key !== "input") this.#host.values.delete("execution", key);
+    }
+  }
+
+  /** A stable digest of an input, to tell a repeated start from a conflicting one. */
+  static async digest(workflow: string, input: unknown): Promise<string> {
+    const text = `${workflow}\u0000${encodeText(input)}`;
+    const hash = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(text));
+    return [...new Uint8Array(hash)].map((b) => b.toString(16).padStart(2, "0")).join("");
+  }
+}
+
+// ---- helpers -------------------------------------------------------------------------------------
+
+type ResolvedPolicy = {
+  limit: number;
+  delay: number;
+  maxDelay: number;
+  backoff: NonNullable<RetryPolicy["backoff"]>;
+};
+
+function resolvePolicy(policy: RetryPolicy): ResolvedPolicy {
+  const limit = policy.limit ?? DEFAULT_RETRIES.limit;
+  if (!Number.isSafeInteger(limit) || limit < 0 || limit > 1000) {
+    invalidArgument("retries.limit", "must be an integer from 0 to 1000", limit);
+  }
+  const backoff = policy.backoff ?? "exponential";
+  if (!["constant", "linear", "exponential"].includes(backoff)) {
+    invalidArgument("retries.backoff", 'must be "constant", "linear" or "exponential"', backoff);
+  }
+  return {
+    limit,
+    backoff,
+    delay: parseDuration(policy.delay ?? DEFAULT_RETRIES.delay),
+    maxDelay: parseDuration(policy.maxDelay ?? DEFAULT_RETRIES.maxDelay),
+  };
+}
+
+type Outcome<T> = { ok: true; value: T } | { ok: false; error: unknown };
+
+async function attempt<T>(
+  fn: (a: StepAttempt) => T | Promise<T>,
+  context: StepAttempt,
+  timeoutMs: number | undefined,
+  controller: AbortController,
+): Promise<Outcome<T>> {
+  const body = (async () => fn(context))().then(
+    (value): Outcome<T> => ({ ok: true, value }),
+    (error): Outcome<T> => ({ ok: false, error }),
+  );
+  if (timeoutMs === undefined) return body;
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const timeout = new Promise<Outcome<T>>((resolve) => {
+    timer = setTimeout(() => {
+      const error = new BatonError(
+        "STEP_TIMEOUT",
+        `Attempt ${context.attempt} timed out after ${timeoutMs} ms.`,
+        { timeoutMs, attempt: context.attempt },
+      );
+      controller.abort(error);
+      resolve({ ok: false, error });
+    }, timeoutMs);
+  });
+  try {
+    return await Promise.race([body, timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+function toStepError(error: unknown): StepError {
+  if (error instanceof Error || (typeof error === "object" && error !== null)) {
+    const e = error as { name?: unknown; message?: unknown; code?: unknown };
+    return {
+      name: typeof e.name === "string" ? e.name : "Error",
+      message: typeof e.message === "string" ? e.message : String(error),
+      ...(typeof e.code === "string" ? { code: e.code } : {}),
+      ...(isNonRetryable(error) ? { nonRetryable: true } : {}),
+    };
+  }
+  return { name: "Error", message: String(error) };
+}
+
+function toExecutionError(error: unknown, current: string | null): ExecutionError {
+  if (error instanceof StepFailedError) {
+    return {
+      code: error.code,
+      message: error.message,
+      name: error.name,
+      step: error.step,
+      attempt: error.attempt,
+    };
+  }
+  const info = toStepError(error);
+  return {
+    code: info.code ?? "WORKFLOW_FAILED",
+    message: info.message,
+    name: info.name,
+    step: info.code === "NONDETERMINISM" ? current : null,
+    attempt: null,
+  };
+}
+
+function failedError(row: StepRow): StepFailedError {
+  const error: StepError = row.error
+    ? JSON.parse(row.error)
+    : { name: "Error", message: "step failed" };
+  return new StepFailedError(row.name, row.attempts, error);
+}
+
+function nondeterminism(detail: string): BatonError {
+  return new BatonError(
+    "NONDETERMINISM",
+    `Replay does not match the journal: ${detail}. Deploy such changes as a new workflow version and keep the old one registered for running executions.`,
+  );
+}
+
+function eventTimeout(name: string, type: string): BatonError {
+  return new BatonError(
+    "EVENT_TIMEOUT",
+    `step.waitForEvent("${name}") timed out waiting for an event of type "${type}".`,
+    { step: name, type },
+  );
+}
+
+function checkStepName(name: unknown): asserts name is string {
+  if (typeof name !== "string" || name.length === 0 || name.length > MAX_STEP_NAME) {
+    invalidArgument("Step name", `must be a string of 1 to ${MAX_STEP_NAME} characters`, name);
+  }
+}
+
+const EVENT_TYPE = /^[\w.:/-]{1,128}$/;
+
+/** Event types: 1-128 characters of letters, digits and _ . : / -. */
+export function checkEventType(type: unknown): asserts type is string {
+  if (typeof type !== "string" || !EVENT_TYPE.test(type)) {
+    invalidArgument(
+      "Event type",
+      "must be 1-128 characters of letters, digits and _ . : / -",
+      type,
+    );
+  }
+}
+
+export type { Value };

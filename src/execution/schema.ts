@@ -1,0 +1,164 @@
+import type { Migration } from "../migrations.ts";
+
+/** Schema scope of the Execution actor's tables. */
+export const EXECUTION_SCHEMA = "baton.execution";
+
+/** The Execution actor's tables. Append-only: add a migration, never edit one. */
+export const EXECUTION_MIGRATIONS: readonly Migration[] = [
+  {
+    version: 1,
+    name: "execution, steps, events",
+    up: (sql) => {
+      // One row: this object is one execution.
+      sql.run(`CREATE TABLE _baton_execution (
+        id INTEGER PRIMARY KEY CHECK (id = 1),
+        execution_id TEXT NOT NULL,
+        workflow TEXT NOT NULL,
+        version INTEGER NOT NULL,
+        mode TEXT NOT NULL CHECK (mode IN ('workflow', 'tracked')),
+        status TEXT NOT NULL CHECK (status IN
+          ('pending', 'running', 'paused', 'completed', 'failed', 'cancelled', 'timed_out')),
+        input ANY,
+        input_digest TEXT NOT NULL,
+        output ANY,
+        error TEXT,
+        total_steps INTEGER,
+        run INTEGER NOT NULL DEFAULT 1,
+        retention_ms INTEGER NOT NULL,
+        created_at INTEGER NOT NULL,
+        updated_at INTEGER NOT NULL,
+        ended_at INTEGER
+      ) STRICT`);
+      // The journal: one row per step call, in call order (seq), which replay must reproduce.
+      sql.run(`CREATE TABLE _baton_steps (
+        seq INTEGER PRIMARY KEY,
+        name TEXT NOT NULL,
+        occurrence INTEGER NOT NULL,
+        kind TEXT NOT NULL CHECK (kind IN ('do', 'sleep', 'wait', 'progress')),
+        status TEXT NOT NULL CHECK (status IN
+          ('running', 'backoff', 'completed', 'failed', 'sleeping', 'waiting', 'timed_out', 'cancelled')),
+        attempts INTEGER NOT NULL DEFAULT 0,
+        started_at INTEGER NOT NULL,
+        ended_at INTEGER,
+        wake_at INTEGER,
+        event_type TEXT,
+        -- Encoded bytes, or text: 'ref:<key>' (value store) or 'event:<id>' (a consumed event).
+        output ANY,
+        error TEXT
+      ) STRICT`);
+      sql.run(`CREATE TABLE _baton_events (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        type TEXT NOT NULL,
+        payload BLOB NOT NULL,
+        dedupe_key TEXT UNIQUE,
+        received_at INTEGER NOT NULL,
+        consumed_by INTEGER
+      ) STRICT`);
+      sql.run(
+        "CREATE INDEX _baton_events_open ON _baton_events (type, id) WHERE consumed_by IS NULL",
+      );
+    },
+  },
+];
+
+/** Lifecycle states stored for an execution. */
+export type StoredStatus =
+  | "pending"
+  | "running"
+  | "paused"
+  | "completed"
+  | "failed"
+  | "cancelled"
+  | "timed_out";
+
+export interface ExecutionRow {
+  execution_id: string;
+  workflow: string;
+  version: number;
+  mode: "workflow" | "tracked";
+  status: StoredStatus;
+  input: ArrayBuffer | string | null;
+  input_digest: string;
+  output: ArrayBuffer | string | null;
+  error: string | null;
+  total_steps: number | null;
+  run: number;
+  retention_ms: number;
+  created_at: number;
+  updated_at: number;
+  ended_at: number | null;
+  [column: string]: string | number | ArrayBuffer | null;
+}
+
+export type StepKind = "do" | "sleep" | "wait" | "progress";
+export type StepStatus =
+  | "running"
+  | "backoff"
+  | "completed"
+  | "failed"
+  | "sleeping"
+  | "waiting"
+  | "timed_out"
+  | "cancelled";
+
+export interface StepRow {
+  seq: number;
+  name: string;
+  occurrence: number;
+  kind: StepKind;
+  status: StepStatus;
+  attempts: number;
+  started_at: number;
+  ended_at: number | null;
+  wake_at: number | null;
+  event_type: string | null;
+  output: ArrayBuffer | string | null;
+  error: string | null;
+  [column: string]: string | number | ArrayBuffer | null;
+}
+
+export interface EventRow {
+  id: number;
+  type: string;
+  payload: ArrayBuffer;
+  dedupe_key: string | null;
+  received_at: number;
+  consumed_by: number | null;
+  [column: string]: string | number | ArrayBuffer | null;
+}
+
+/** Lifecycle transitions of an execution (for the persisted state machine). */
+export type LifecycleEvent =
+  | "start"
+  | "pause"
+  | "resume"
+  | "complete"
+  | "fail"
+  | "cancel"
+  | "time_out"
+  | "restart";
+
+export const LIFECYCLE: {
+  readonly [S in StoredStatus]?: { readonly [E in LifecycleEvent]?: StoredStatus };
+} = {
+  pending: { start: "running", cancel: "cancelled" },
+  running: {
+    pause: "paused",
+    complete: "completed",
+    fail: "failed",
+    cancel: "cancelled",
+    time_out: "timed_out",
+  },
+  paused: { resume: "running", cancel: "cancelled" },
+  completed: { restart: "running" },
+  failed: { restart: "running" },
+  cancelled: { restart: "running" },
+  timed_out: { restart: "running" },
+};
+
+export const TERMINAL: ReadonlySet<StoredStatus> = new Set([
+  "completed",
+  "failed",
+  "cancelled",
+  "timed_out",
+]);

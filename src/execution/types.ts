@@ -1,0 +1,104 @@
+import type { StepError } from "../workflow.ts";
+import type { StepKind, StepStatus } from "./schema.ts";
+
+/**
+ * Any value a workflow takes or returns, as it crosses RPC (structured-clone types). Typed
+ * clients narrow it to the workflow's own input and output types.
+ */
+export type Value = object | string | number | boolean | bigint | null | undefined;
+
+/** What an execution is doing. `sleeping` and `waiting` are `running` executions whose every unfinished step is a sleep or a wait. */
+export type ExecutionStatus =
+  | "pending"
+  | "running"
+  | "sleeping"
+  | "waiting"
+  | "paused"
+  | "completed"
+  | "failed"
+  | "cancelled"
+  | "timed_out";
+
+/** Why an execution failed (or was cancelled). */
+export interface ExecutionError {
+  /** Stable code: `STEP_FAILED`, `STEP_TIMEOUT`, `NONDETERMINISM`, `CANCELLED`, or the error's own code. */
+  code: string;
+  message: string;
+  /** The error's name (`Error`, `TypeError`, ...). */
+  name: string;
+  /** The step that failed, when a step did. */
+  step: string | null;
+  /** The attempt of that step that failed last. */
+  attempt: number | null;
+}
+
+/** The state of an execution, as `status()` reports it. */
+export interface ExecutionInfo {
+  id: string;
+  workflow: string;
+  /** The workflow version the execution started on. */
+  version: number;
+  /** `workflow` (run by Baton) or `tracked` (reported by outside code). */
+  mode: "workflow" | "tracked";
+  status: ExecutionStatus;
+  /** The latest step started (or reported), if any. */
+  currentStep: string | null;
+  /** Steps journaled so far, and how many of them completed. */
+  stepCount: number;
+  completedSteps: number;
+  /** Tracked executions: the total announced at start. */
+  totalSteps: number | null;
+  /** Attempts over all steps (retries and recoveries included). */
+  attempts: number;
+  /** 1, then +1 per `restart()`. */
+  run: number;
+  createdAt: number;
+  updatedAt: number;
+  endedAt: number | null;
+  error: ExecutionError | null;
+}
+
+/** The outcome of an execution: `ok` with its value, or the error. */
+export type ExecutionResult<T = Value> =
+  | { ok: true; status: "completed"; value: T }
+  | { ok: false; status: "failed" | "cancelled" | "timed_out"; error: ExecutionError };
+
+/** One journal entry: a step as it ran. */
+export interface JournalEntry {
+  /** Position in call order (0-based). */
+  seq: number;
+  name: string;
+  kind: StepKind;
+  status: StepStatus;
+  attempts: number;
+  startedAt: number;
+  endedAt: number | null;
+  /** Sleeps and backoffs: when it wakes. Waits: when it times out. */
+  wakeAt: number | null;
+  /** Waits: the event type. */
+  eventType: string | null;
+  /** Completed steps: the journaled output. */
+  output?: Value;
+  /** The last error, if any attempt failed. */
+  error?: StepError;
+}
+
+/** What `sendEvent` did with an event. */
+export interface EventReceipt {
+  /** The stored event's id. */
+  id: number;
+  /** True if a waiting step consumed it now; false if it is buffered for a later wait. */
+  delivered: boolean;
+  /** The step that consumed it, if one did. */
+  step: string | null;
+  /** True if an event with the same `dedupeKey` was already received (nothing changed). */
+  duplicate: boolean;
+}
+
+/** Options of `start`. */
+export interface StartOptions {
+  /** The execution id (the Execution actor's name). 1–256 characters. */
+  id: string;
+  /** Override the workflow's retention of the finished execution. */
+  retention?: number | `${number}${string}`;
+}

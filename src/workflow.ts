@@ -1,0 +1,287 @@
+import type { Duration } from "./duration.ts";
+import { BatonError, invalidArgument } from "./errors.ts";
+import type { StandardSchemaV1 } from "./standard-schema.ts";
+
+/**
+ * How a step retries. `limit` counts **retries**, as in Cloudflare Workflows: `limit: 3` means up
+ * to 4 attempts; `limit: 0` means one attempt.
+ */
+export interface RetryPolicy {
+  /** Retries after the first attempt. Default 5. */
+  limit?: number;
+  /** Wait before the first retry. Default "10 seconds". */
+  delay?: Duration;
+  /** How the wait grows: constant (delay), linear (delay × n), exponential (delay × 2^(n-1)). Default exponential. */
+  backoff?: "constant" | "linear" | "exponential";
+  /** Cap on any one wait. Default "1 hour". */
+  maxDelay?: Duration;
+}
+
+/** Options of one `step.do`. */
+export interface StepOptions {
+  retries?: RetryPolicy;
+  /** Per-attempt timeout: an attempt that overruns fails with `STEP_TIMEOUT` and its signal aborts. */
+  timeout?: Duration;
+}
+
+/** What a step's function receives on each attempt. */
+export interface StepAttempt {
+  /** 1 for the first attempt, then 2, 3 ... Recoveries after a crash count as attempts. */
+  attempt: number;
+  /**
+   * Stable for this step occurrence across retries, replays, evictions and restarts; unique per
+   * (execution, step name, occurrence). Pass it to payment and messaging APIs.
+   */
+  idempotencyKey: string;
+  /** Aborted when the attempt times out or the execution is cancelled. */
+  signal: AbortSignal;
+  /** The error of the previous attempt, if this is a retry. */
+  previousError?: StepError;
+}
+
+/** A step's error as journaled and reported. */
+export interface StepError {
+  name: string;
+  message: string;
+  /** A Baton code (e.g. `STEP_TIMEOUT`), or the error's own `code` if it had a string one. */
+  code?: string;
+  /** True when it stopped retries at once. */
+  nonRetryable?: boolean;
+}
+
+/** An event delivered to `step.waitForEvent`. */
+export interface WorkflowEvent<T = unknown> {
+  type: string;
+  payload: T;
+  /** When the execution received it (ms since the epoch). */
+  receivedAt: number;
+}
+
+/** Options of `step.waitForEvent`. */
+export interface WaitOptions {
+  /** The event type to wait for. */
+  type: string;
+  /** Give up after this long: the wait throws `EVENT_TIMEOUT`. Default: wait forever. */
+  timeout?: Duration;
+}
+
+/** The step API a workflow receives. It mirrors Cloudflare Workflows' `step`. */
+export interface Step {
+  /**
+   * Runs `fn` at least once and journals its result exactly once; on replay the journaled result
+   * is returned without running `fn`. Failed attempts are retried by alarm timers.
+   */
+  do<T>(name: string, fn: (attempt: StepAttempt) => T | Promise<T>): Promise<T>;
+  do<T>(
+    name: string,
+    options: StepOptions,
+    fn: (attempt: StepAttempt) => T | Promise<T>,
+  ): Promise<T>;
+  /** Durable sleep: survives eviction, never wakes early. */
+  sleep(name: string, duration: Duration): Promise<void>;
+  /** Durable sleep until a time. */
+  sleepUntil(name: string, until: Date | number): Promise<void>;
+  /**
+   * Waits for an event of `type` sent with `sendEvent`. Events sent before the wait are buffered
+   * and consumed oldest first; each event resumes at most one wait, once.
+   *
+   * @throws BatonError `EVENT_TIMEOUT` when `timeout` passes first.
+   */
+  waitForEvent<T = unknown>(name: string, options: WaitOptions): Promise<WorkflowEvent<T>>;
+}
+
+/** What a workflow function receives besides its input and the step API. */
+export interface WorkflowContext<Env = unknown> {
+  executionId: string;
+  workflow: string;
+  version: number;
+  /** The Execution actor's env (bindings). */
+  env: Env;
+}
+
+/** Options of a workflow definition. */
+export interface WorkflowOptions {
+  /** Version of the code; an execution records the version it started on. Default 1. */
+  version?: number;
+  /** Defaults for every step's retries. */
+  retries?: RetryPolicy;
+  /** Default per-attempt timeout of every step. */
+  stepTimeout?: Duration;
+  /** How long a finished execution's state is kept. Default "7 days". */
+  retention?: Duration;
+}
+
+/** A workflow's function. */
+export type WorkflowFunction<I, O, Env = unknown> = (
+  input: I,
+  step: Step,
+  ctx: WorkflowContext<Env>,
+) => Promise<O>;
+
+declare const types: unique symbol;
+
+/** A workflow definition: a name, a version, options and a function. Register it on an Execution actor. */
+export interface Workflow<N extends string = string, I = unknown, O = unknown> {
+  readonly name: N;
+  readonly version: number;
+  readonly options: Readonly<WorkflowOptions>;
+  readonly schema: StandardSchemaV1 | undefined;
+  readonly fn: WorkflowFunction<never, O, never>;
+  /** Type-level only: the input `start` accepts and the output `result` gives. */
+  readonly [types]?: { input: I; output: O };
+}
+
+/** Any workflow. */
+// biome-ignore lint/suspicious/noExplicitAny: variance escape for heterogeneous registries.
+export type AnyWorkflow = Workflow<string, any, any>;
+/** The input a workflow's `start` accepts. */
+export type InputOf<W> = W extends Workflow<string, infer I, unknown> ? I : never;
+/** The output a workflow's execution produces. */
+export type OutputOf<W> = W extends Workflow<string, unknown, infer O> ? O : never;
+
+const NAME = /^[A-Za-z0-9][\w.:-]{0,127}$/;
+
+/**
+ * Defines a workflow. Register it on your Execution actor; start it with the typed client.
+ *
+ * @example
+ * ```ts
+ * export const greet = workflow("greet", async (input: { name: string }, step) => {
+ *   const hello = await step.do("hello", async ({ idempotencyKey }) => `Hello, ${input.name}`);
+ *   await step.sleep("pause", "1 second");
+ *   const approval = await step.waitForEvent<{ ok: boolean }>("approval", { type: "approve", timeout: "1 hour" });
+ *   return { hello, approved: approval.payload.ok };
+ * });
+ *
+ * // With input validated by any Standard Schema validator (zod here), options and a version:
+ * export const charge = workflow(
+ *   "charge",
+ *   { input: z.object({ amount: z.number().positive() }), version: 2, retries: { limit: 3, delay: "1s" } },
+ *   async ({ amount }, step) => step.do("charge", () => pay(amount)),
+ * );
+ * ```
+ */
+export function workflow<const N extends string, I, O>(
+  name: N,
+  fn: WorkflowFunction<I, O>,
+): Workflow<N, I, O>;
+export function workflow<const N extends string, S extends StandardSchemaV1, O>(
+  name: N,
+  options: WorkflowOptions & { input: S },
+  fn: WorkflowFunction<StandardSchemaV1.InferOutput<S>, O>,
+): Workflow<N, StandardSchemaV1.InferInput<S>, O>;
+export function workflow<const N extends string, I, O>(
+  name: N,
+  options: WorkflowOptions & { input?: undefined },
+  fn: WorkflowFunction<I, O>,
+): Workflow<N, I, O>;
+export function workflow(
+  name: string,
+  optionsOrFn:
+    | (WorkflowOptions & { input?: StandardSchemaV1 })
+    | WorkflowFunction<unknown, unknown>,
+  maybeFn?: WorkflowFunction<unknown, unknown>,
+): AnyWorkflow {
+  const fn = typeof optionsOrFn === "function" ? optionsOrFn : maybeFn;
+  const { input: schema, ...options } = typeof optionsOrFn === "function" ? {} : optionsOrFn;
+  if (typeof name !== "string" || !NAME.test(name)) {
+    invalidArgument(
+      "Workflow name",
+      "must be 1-128 characters of letters, digits and . _ : - (starting with a letter or digit)",
+      name,
+    );
+  }
+  if (typeof fn !== "function") invalidArgument(`Workflow "${name}"`, "needs a function", fn);
+  const version = options.version ?? 1;
+  if (!Number.isSafeInteger(version) || version < 1) {
+    invalidArgument(`Workflow "${name}" version`, "must be a positive integer", version);
+  }
+  if (schema !== undefined && typeof schema?.["~standard"]?.validate !== "function") {
+    invalidArgument(
+      `Workflow "${name}" input`,
+      "must be a Standard Schema (zod, valibot ...)",
+      schema,
+    );
+  }
+  return Object.freeze({ name, version, options: Object.freeze(options), schema, fn: fn as never });
+}
+
+/**
+ * An error that stops a step's retries at once. Any error with an own property
+ * `nonRetryable: true` (or `retryable: false`) does the same.
+ *
+ * @example
+ * ```ts
+ * await step.do("charge", async () => {
+ *   const res = await fetch(url, { method: "POST" });
+ *   if (res.status === 402) throw new NonRetryableError("card declined");
+ *   if (!res.ok) throw new Error(`HTTP ${res.status}`); // retried
+ * });
+ * ```
+ */
+export class NonRetryableError extends Error {
+  readonly nonRetryable = true as const;
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = "NonRetryableError";
+  }
+}
+
+/** True if `error` asks not to be retried. */
+export function isNonRetryable(error: unknown): boolean {
+  if (typeof error !== "object" || error === null) return false;
+  const e = error as { nonRetryable?: unknown; retryable?: unknown };
+  return e.nonRetryable === true || e.retryable === false;
+}
+
+/** The delay before retry number `retry` (1-based) under `policy`, in ms. */
+export function retryDelay(
+  policy: Required<Pick<RetryPolicy, "backoff">> & { delay: number; maxDelay: number },
+  retry: number,
+): number {
+  const factor =
+    policy.backoff === "constant" ? 1 : policy.backoff === "linear" ? retry : 2 ** (retry - 1);
+  return Math.min(policy.delay * factor, policy.maxDelay);
+}
+
+/**
+ * A registry of workflows by name and version (for old executions to finish on old code, keep
+ * the old version registered next to the new one).
+ */
+export class WorkflowRegistry {
+  readonly #byName = new Map<string, AnyWorkflow[]>();
+
+  constructor(workflows: readonly AnyWorkflow[]) {
+    for (const wf of workflows) {
+      if (typeof wf?.name !== "string" || typeof wf.fn !== "function") {
+        throw new BatonError(
+          "INVALID_ARGUMENT",
+          "Every registered workflow must come from workflow(name, fn).",
+        );
+      }
+      const list = this.#byName.get(wf.name) ?? [];
+      if (list.some((w) => w.version === wf.version)) {
+        throw new BatonError(
+          "INVALID_ARGUMENT",
+          `Workflow "${wf.name}" version ${wf.version} is registered twice.`,
+          { workflow: wf.name, version: wf.version },
+        );
+      }
+      list.push(wf);
+      list.sort((a, b) => b.version - a.version);
+      this.#byName.set(wf.name, list);
+    }
+  }
+
+  /** The newest version of `name`, or a specific version. */
+  get(name: string, version?: number): AnyWorkflow | undefined {
+    const list = this.#byName.get(name);
+    if (!list) return undefined;
+    return version === undefined ? list[0] : list.find((w) => w.version === version);
+  }
+
+  /** Registered names. */
+  names(): string[] {
+    return [...this.#byName.keys()].sort();
+  }
+}

@@ -1,0 +1,196 @@
+/**
+ * Workflows the tests run. Step bodies report to the Probe actor (a test-owned counter outside
+ * the execution), so tests can count how often each body really ran.
+ */
+import { z } from "zod";
+import { NonRetryableError, workflow } from "../src/index.ts";
+import type { Env } from "./worker.ts";
+
+/** Execution id → its actor state, so a step body can abort its own actor (a crash). */
+export const liveActors = new Map<string, DurableObjectState>();
+/** A "code deploy" switch read by the `shape` workflow. */
+export const codeVariant = { current: "original" };
+
+const probe = (env: unknown, name: string) => (env as Env).Probe.getByName(name);
+
+export const greet = workflow("greet", async (input: { name: string }, step) => {
+  const hello = await step.do("hello", async () => `Hello, ${input.name}`);
+  await step.sleep("pause", "1 second");
+  const approval = await step.waitForEvent<{ ok: boolean }>("approval", {
+    type: "approve",
+    timeout: "1 hour",
+  });
+  return { hello, approved: approval.payload.ok };
+});
+
+/** `n` steps, each counted; a sleep after every `sleepEvery` steps (abort points for tests). */
+export const counted = workflow(
+  "counted",
+  async (input: { n: number; probe: string; sleepEvery?: number }, step, ctx) => {
+    let sum = 0;
+    for (let i = 0; i < input.n; i++) {
+      sum += await step.do(`s${i}`, async () => {
+        await probe(ctx.env, input.probe).hit(`s${i}`);
+        return i;
+      });
+      if (input.sleepEvery && (i + 1) % input.sleepEvery === 0 && i + 1 < input.n) {
+        await step.sleep(`nap${i}`, "1 minute");
+      }
+    }
+    return sum;
+  },
+);
+
+/** A step that fails `failures` times, then succeeds; records what each attempt saw. */
+export const flaky = workflow(
+  "flaky",
+  async (
+    input: {
+      probe: string;
+      failures: number;
+      limit: number;
+      delay: string;
+      backoff: "constant" | "linear" | "exponential";
+    },
+    step,
+    ctx,
+  ) =>
+    step.do(
+      "unstable",
+      { retries: { limit: input.limit, delay: input.delay as "1s", backoff: input.backoff } },
+      async ({ attempt, idempotencyKey, previousError }) => {
+        await probe(ctx.env, input.probe).record("attempts", {
+          attempt,
+          idempotencyKey,
+          previous: previousError?.message ?? null,
+        });
+        if (attempt <= input.failures) throw new Error(`failure ${attempt}`);
+        return `ok after ${attempt}`;
+      },
+    ),
+);
+
+export const fatal = workflow(
+  "fatal",
+  async (input: { probe: string; flag?: boolean }, step, ctx) => {
+    await step.do("fine", () => 1);
+    return step.do("doomed", { retries: { limit: 5, delay: "1s" } }, async () => {
+      await probe(ctx.env, input.probe).hit("doomed");
+      if (input.flag)
+        throw Object.assign(new Error("flagged: do not retry"), {
+          retryable: false,
+          code: "E_FLAG",
+        });
+      throw new NonRetryableError("card declined");
+    });
+  },
+);
+
+export const slow = workflow("slow", async (input: { probe: string }, step, ctx) =>
+  step.do(
+    "hangs",
+    { timeout: "50ms", retries: { limit: 1, delay: "1s" } },
+    async ({ signal, attempt }) => {
+      await new Promise<void>((resolve) => signal.addEventListener("abort", () => resolve()));
+      await probe(ctx.env, input.probe).record("aborted", {
+        attempt,
+        reason: String((signal.reason as Error)?.message),
+      });
+      return "never";
+    },
+  ),
+);
+
+export const parallel = workflow("parallel", async (input: { probe: string }, step, ctx) => {
+  const all = await Promise.all(
+    [1, 2, 3, 4, 5].map((n) =>
+      step.do(`p${n}`, async () => {
+        await probe(ctx.env, input.probe).hit(`p${n}`);
+        return n * 10;
+      }),
+    ),
+  );
+  const settled = await Promise.allSettled([
+    step.do("ok", () => "fine"),
+    step.do("bad", { retries: { limit: 0 } }, () => {
+      throw new Error("bad branch");
+    }),
+  ]);
+  return { all, settled: settled.map((s) => s.status) };
+});
+
+export const validated = workflow(
+  "validated",
+  { input: z.object({ email: z.string().email(), count: z.number().int().positive() }) },
+  async (input, step) => step.do("echo", () => `${input.email}×${input.count}`),
+);
+
+/** Changes shape with `codeVariant` to test the determinism guard. */
+export const shape = workflow("shape", async (_input: { tag: string }, step) => {
+  if (codeVariant.current === "renamed") await step.do("first-renamed", () => "A");
+  else if (codeVariant.current === "removed") {
+    /* first step removed */
+  } else await step.do("first", () => "A");
+  await step.sleep("wait", "1 minute");
+  return step.do("second", () => "B");
+});
+
+/** A step body that aborts its own actor on the first `crashes` attempts. */
+export const crashy = workflow(
+  "crashy",
+  async (input: { probe: string; crashes: number; limit: number }, step, ctx) =>
+    step.do("explodes", { retries: { limit: input.limit, delay: "1s" } }, async ({ attempt }) => {
+      await probe(ctx.env, input.probe).hit("explodes");
+      if (attempt <= input.crashes) {
+        liveActors.get(ctx.executionId)?.abort("crash in step");
+        await new Promise(() => {});
+      }
+      return attempt;
+    }),
+);
+
+/** Waits on a Probe gate inside a step (a step still in flight when the test acts). */
+export const gated = workflow("gated", async (input: { probe: string }, step, ctx) => {
+  const a = await step.do("a", () => "a");
+  const b = await step.do("b", async ({ signal }) => {
+    await probe(ctx.env, input.probe).hit("b");
+    await probe(ctx.env, input.probe).waitGate("b");
+    return signal.aborted ? "aborted" : "b";
+  });
+  const c = await step.do("c", async () => {
+    await probe(ctx.env, input.probe).hit("c");
+    return "c";
+  });
+  return [a, b, c].join("");
+});
+
+export const sleeper = workflow("sleeper", async (input: { until: number }, step) => {
+  await step.sleepUntil("until", input.until);
+  await step.sleep("short", "250ms");
+  return "rested";
+});
+
+export const eventful = workflow("eventful", async (_input: { n: number }, step) => {
+  const first = await step.waitForEvent<string>("first", { type: "go" });
+  const second = await step.waitForEvent<string>("second", { type: "go" });
+  const maybe = await step
+    .waitForEvent<string>("third", { type: "late", timeout: "10 minutes" })
+    .then((e) => e.payload)
+    .catch((e: { code?: string }) => `caught ${e.code}`);
+  return [first.payload, second.payload, maybe];
+});
+
+export const allWorkflows = [
+  greet,
+  counted,
+  flaky,
+  fatal,
+  slow,
+  parallel,
+  validated,
+  shape,
+  crashy,
+  gated,
+  sleeper,
+  eventful,
+] as const;
