@@ -88,7 +88,10 @@ export abstract class ExecutionActor<Env = unknown> extends Actor<Env, Execution
     };
     this.#engine = new Engine(host);
     this.timers
-      .on("wake", ({ seq }) => this.#engine.wake(seq))
+      .on("wake", async ({ seq }) => {
+        this.#engine.wake(seq);
+        await this.#engine.ensureHeartbeat();
+      })
       .on("heartbeat", () => this.#engine.heartbeat())
       .on("retention", () => this.#engine.purge());
   }

@@ -15,7 +15,7 @@ import {
   type TimerInfo,
   type When,
 } from "../src/index.ts";
-import { allWorkflows, liveActors } from "./workflows.ts";
+import { allWorkflows, codeVariant, liveActors } from "./workflows.ts";
 
 export { Reminders };
 
@@ -476,6 +476,11 @@ export class TestExecutions extends ExecutionActor<Env> {
 
   nextDue(): number | null {
     return this.timers.nextDue();
+  }
+
+  /** Simulates deploying changed workflow code (read by the `shape` workflow). */
+  setCodeVariant(variant: string): void {
+    codeVariant.current = variant;
   }
 }
 

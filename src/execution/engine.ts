@@ -159,11 +159,20 @@ export class Engine {
     } else this.kick();
   }
 
-  /** Heartbeat: revive a lost run; keep beating while work is in flight. */
+  /**
+   * Heartbeat: revive a lost run, and keep beating while a step body may be running. When every
+   * unfinished step is a sleep, a wait or a backoff, their own timers (or `sendEvent`) wake the
+   * execution, so the heartbeat stops until the run moves on.
+   */
   async heartbeat(): Promise<void> {
     const row = this.row();
     if (row?.status !== "running" || row.mode !== "workflow") return;
     this.kick();
+    const parked = this.#host.sql.one<{ open: number; busy: number }>(
+      `SELECT COUNT(*) AS open, COALESCE(SUM(status = 'running'), 0) AS busy FROM _baton_steps
+       WHERE status IN ('running', 'backoff', 'sleeping', 'waiting')`,
+    );
+    if (parked && parked.open > 0 && parked.busy === 0) return;
     await this.ensureHeartbeat();
   }
 
@@ -387,9 +396,15 @@ export class Engine {
     for (;;) {
       if (run.dead) return never();
       if (this.#host.now() >= at) return;
+      // Register before any await, so a timer firing meanwhile finds the waiter.
+      const woken = this.#sleepOn(seq);
       await this.#host.timers.schedule("wake", { seq }, { at }, { key: `wake:${seq}` });
-      await new Promise<void>((resolve) => this.#waiters.set(seq, resolve));
+      await woken;
     }
+  }
+
+  #sleepOn(seq: number): Promise<void> {
+    return new Promise<void>((resolve) => this.#waiters.set(seq, resolve));
   }
 
   async #do<T>(
@@ -563,20 +578,14 @@ export class Engine {
         type,
       );
       if (buffered) this.#deliver(buffered, seq);
-      else if (wakeAt !== null) {
-        await this.#host.timers.schedule("wake", { seq }, { at: wakeAt }, { key: `wake:${seq}` });
-      }
     }
     for (;;) {
       if (run.dead) return never();
       const current = this.stepRow(seq);
       if (current?.status === "completed")
         return (await this.#readOutput(current)) as WorkflowEvent<T>;
-      if (
-        current?.wake_at !== null &&
-        current?.wake_at !== undefined &&
-        this.#host.now() >= current.wake_at
-      ) {
+      const timeoutAt = current?.wake_at ?? null;
+      if (timeoutAt !== null && this.#host.now() >= timeoutAt) {
         sql.run(
           "UPDATE _baton_steps SET status = 'timed_out', ended_at = ?, wake_at = NULL WHERE seq = ? AND status = 'waiting'",
           this.#host.now(),
@@ -584,7 +593,17 @@ export class Engine {
         );
         throw eventTimeout(name, type);
       }
-      await new Promise<void>((resolve) => this.#waiters.set(seq, resolve));
+      // Register before any await, so sendEvent or the timeout timer finds the waiter.
+      const woken = this.#sleepOn(seq);
+      if (timeoutAt !== null) {
+        await this.#host.timers.schedule(
+          "wake",
+          { seq },
+          { at: timeoutAt },
+          { key: `wake:${seq}` },
+        );
+      }
+      await woken;
     }
   }
 
