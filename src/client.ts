@@ -18,7 +18,9 @@ export type WorkflowsOf<A> = A extends { readonly workflows: ReadonlyArray<infer
   : never;
 
 /** The workflow of a registry with a given name. */
-export type WorkflowNamed<W extends AnyWorkflow, N extends string> = Extract<W, { name: N }>;
+export type WorkflowNamed<W extends AnyWorkflow, N extends string> = W extends { readonly name: N }
+  ? W
+  : never;
 
 type AnyExecutionActor = ExecutionActor<never>;
 type Stub = DurableObjectStub<AnyExecutionActor>;
@@ -200,8 +202,8 @@ export class ExecutionsClient<W extends AnyWorkflow> {
  * if (result.ok) console.log(result.value.hello); // typed from greet's return type
  * ```
  */
-export function executions<A extends ExecutionActor<never>>(
-  ns: DurableObjectNamespace<A>,
-): ExecutionsClient<WorkflowsOf<A>> {
+export function executions<
+  A extends Rpc.DurableObjectBranded & { readonly workflows: readonly AnyWorkflow[] },
+>(ns: DurableObjectNamespace<A>): ExecutionsClient<WorkflowsOf<A>> {
   return new ExecutionsClient(ns as unknown as DurableObjectNamespace<AnyExecutionActor>);
 }
