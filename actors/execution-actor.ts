@@ -92,8 +92,7 @@ export abstract class ExecutionActor<Env = unknown> extends Actor<Env, Execution
         this.#engine.wake(seq);
         await this.#engine.ensureHeartbeat();
       })
-      .on("heartbeat", () => this.#engine.heartbeat())
-      .on("retention", () => this.#engine.purge());
+      .on("lifecycle", () => this.#engine.onLifecycleTimer());
   }
 
   // ---- workflow executions ---------------------------------------------------------------------
@@ -175,7 +174,7 @@ export abstract class ExecutionActor<Env = unknown> extends Actor<Env, Execution
       );
       this.#lifecycle.send("start");
     });
-    await this.#engine.ensureHeartbeat();
+    await this.#engine.startHeartbeat();
     this.#engine.kick();
     return this.#info(this.#requireRow());
   }
@@ -351,7 +350,6 @@ export abstract class ExecutionActor<Env = unknown> extends Actor<Env, Execution
     this.sql.run(
       "UPDATE _baton_execution SET output = NULL, error = NULL, ended_at = NULL, run = run + 1 WHERE id = 1",
     );
-    await this.timers.cancel("retention");
     this.#lifecycle.send("restart");
     await this.#engine.ensureHeartbeat();
     this.#engine.kick();

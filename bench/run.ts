@@ -17,17 +17,21 @@ import { fileURLToPath } from "node:url";
 interface Case {
   /** Route of the bench Worker. */
   route: string;
-  /** Work units per repetition (timers, steps ...). */
+  /** The route's size parameter. */
   n: number;
+  /** Work units one repetition does (default `n`). */
+  units?: number;
   /** Label in the table. */
   label: string;
 }
 
 interface Ratio {
-  /** "a per-unit rate / b per-unit rate" — how many times faster a is than b. */
+  /** How many times faster `faster` is than `than` (rates divided, or times divided). */
   faster: string;
   than: string;
   target?: number;
+  /** What the target means, for the report. */
+  targetText?: string;
 }
 
 interface Suite {
@@ -35,6 +39,8 @@ interface Suite {
   title: string;
   description: string;
   unit: string;
+  /** `rate`: units per second matter; `time`: the median time itself (lower is better). */
+  metric: "rate" | "time";
   reps: number;
   warmups: number;
   cases: Case[];
@@ -48,6 +54,7 @@ const SUITES: Suite[] = [
     description:
       "Baton's timer table over one alarm (batches of 256, at most 2,000 timers per alarm invocation) against a raw chain of one alarm per timer, each alarm re-arming the next at `Date.now() + 1`. Time runs from making the timers due to the last handler finishing.",
     unit: "timers",
+    metric: "rate",
     reps: 3,
     warmups: 1,
     cases: [
@@ -55,6 +62,83 @@ const SUITES: Suite[] = [
       { route: "timers/raw-chain", n: 10_000, label: "raw one-alarm-per-timer chain" },
     ],
     ratios: [{ faster: "timers/baton", than: "timers/raw-chain", target: 10 }],
+  },
+  {
+    name: "steps",
+    title: "Executions: 1 execution × 1000 trivial steps",
+    description:
+      "One workflow of 1,000 trivial `step.do` calls, from start to result. Baton's Execution actor against Cloudflare Workflows (local engine, same dev server; completion seen by polling `status()` every 5 ms) and a naive loop on a plain Durable Object writing one journal row per step.",
+    unit: "steps",
+    metric: "rate",
+    reps: 3,
+    warmups: 1,
+    cases: [
+      { route: "steps/baton", n: 1000, label: "Baton" },
+      { route: "steps/cloudflare", n: 1000, label: "Cloudflare Workflows" },
+      { route: "steps/naive-do", n: 1000, label: "naive Durable Object loop" },
+    ],
+    ratios: [
+      { faster: "steps/baton", than: "steps/cloudflare", target: 10 },
+      { faster: "steps/baton", than: "steps/naive-do" },
+    ],
+  },
+  {
+    name: "fanout",
+    title: "Executions: 50 executions × 10 steps",
+    description:
+      "50 executions of 10 trivial steps each, started together, until all 50 results are in.",
+    unit: "steps",
+    metric: "time",
+    reps: 3,
+    warmups: 1,
+    cases: [
+      { route: "fanout/baton", n: 50, units: 500, label: "Baton" },
+      { route: "fanout/cloudflare", n: 50, units: 500, label: "Cloudflare Workflows" },
+    ],
+    ratios: [
+      {
+        faster: "fanout/baton",
+        than: "fanout/cloudflare",
+        target: 4,
+        targetText: "Baton in at most ¼ of the time",
+      },
+    ],
+  },
+  {
+    name: "sleep",
+    title: 'Executions: `step.sleep("1 second")` overshoot',
+    description:
+      "A workflow that sleeps 1 second; the time reported is start-to-result minus 1,000 ms (the overshoot).",
+    unit: "executions",
+    metric: "time",
+    reps: 3,
+    warmups: 1,
+    cases: [
+      { route: "sleep/baton", n: 1, label: "Baton" },
+      { route: "sleep/cloudflare", n: 1, label: "Cloudflare Workflows" },
+    ],
+    ratios: [
+      {
+        faster: "sleep/baton",
+        than: "sleep/cloudflare",
+        target: 1,
+        targetText: "overshoot no worse than Cloudflare Workflows'",
+      },
+    ],
+  },
+  {
+    name: "retry",
+    title: "Executions: a step that fails twice, then succeeds (100 ms constant backoff)",
+    description: "Start to result; at least 200 ms of it is the two backoff waits.",
+    unit: "executions",
+    metric: "time",
+    reps: 3,
+    warmups: 1,
+    cases: [
+      { route: "retry/baton", n: 1, label: "Baton" },
+      { route: "retry/cloudflare", n: 1, label: "Cloudflare Workflows" },
+    ],
+    ratios: [{ faster: "retry/baton", than: "retry/cloudflare" }],
   },
 ];
 
@@ -95,7 +179,12 @@ async function main(): Promise<void> {
       const ratios = suite.ratios.map((ratio) => {
         const a = rows.find((r) => r.bench === ratio.faster);
         const b = rows.find((r) => r.bench === ratio.than);
-        const value = a && b ? a.per_s / b.per_s : Number.NaN;
+        const value =
+          a && b
+            ? suite.metric === "rate"
+              ? a.per_s / b.per_s
+              : Math.max(b.median_ms, 0.5) / Math.max(a.median_ms, 0.5)
+            : Number.NaN;
         const line = {
           suite: suite.name,
           ratio: `${ratio.faster} / ${ratio.than}`,
@@ -122,7 +211,9 @@ async function runSuite(suite: Suite, port: number): Promise<Measured[]> {
       if (!response.ok)
         throw new Error(`${c.route}: HTTP ${response.status}: ${await response.text()}`);
       const { ms, count } = (await response.json()) as { ms: number; count: number };
-      if (count !== c.n) throw new Error(`${c.route}: expected ${c.n} ${suite.unit}, got ${count}`);
+      const units = c.units ?? c.n;
+      if (count !== units)
+        throw new Error(`${c.route}: expected ${units} ${suite.unit}, got ${count}`);
       if (rep >= 0) samples.get(c.route)!.push(ms);
     }
   }
@@ -133,12 +224,12 @@ async function runSuite(suite: Suite, port: number): Promise<Measured[]> {
       suite: suite.name,
       bench: c.route,
       label: c.label,
-      n: c.n,
+      n: c.units ?? c.n,
       reps: ms.length,
       median_ms: median,
       min_ms: ms[0]!,
       max_ms: ms[ms.length - 1]!,
-      per_s: round((c.n / Math.max(median, 0.5)) * 1000, 0),
+      per_s: round(((c.units ?? c.n) / Math.max(median, 0.5)) * 1000, 0),
     };
     console.log(JSON.stringify(row));
     return row;

@@ -89,7 +89,8 @@ export abstract class Actor<
       () => this.now(),
       this.schedulerOptions(),
     );
-    void ctx.blockConcurrencyWhile(() => this.timers.wake());
+    // Only an object with live timers needs its alarm checked before the first request.
+    if (this.timers.nextDue() !== null) void ctx.blockConcurrencyWhile(() => this.timers.wake());
   }
 
   /**

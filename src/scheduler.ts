@@ -186,6 +186,12 @@ export class Scheduler<T extends TimerMap = TimerMap> {
   readonly #maxPerRun: number;
   readonly #timeBudgetMs: number;
   #running: Promise<RunReport> | null = null;
+  /**
+   * The alarm time as this instance last read or set it (real clock); undefined until read.
+   * Baton owns the alarm, so the cache stays true; `wake()` re-reads it on every wake, which also
+   * repairs an alarm lost or deleted behind the scheduler's back.
+   */
+  #armedAt: number | null | undefined;
   /** Id of the timer whose handler is running now, if any. */
   #inFlight: number | null = null;
   /** Set when the running timer was cancelled: its row goes when the handler returns. */
@@ -334,6 +340,31 @@ export class Scheduler<T extends TimerMap = TimerMap> {
     return count + removed;
   }
 
+  /**
+   * Moves a timer that has not started yet (by id or key) to a new due time; returns it, or
+   * `undefined` when there is no such timer waiting.
+   *
+   * @example
+   * ```ts
+   * // Debounce: push the flush back on every write.
+   * (await this.timers.reschedule("flush", { after: "5s" })) ??
+   *   (await this.timers.schedule("flush", {}, { after: "5s" }, { key: "flush" }));
+   * ```
+   */
+  async reschedule(idOrKey: number | string, when: When): Promise<TimerInfo | undefined> {
+    checkIdOrKey(idOrKey);
+    const due = dueTime(when, this.#now());
+    const where = typeof idOrKey === "number" ? "id = ?" : "key = ?";
+    const row = this.#sql.one<TimerRow>(
+      `UPDATE ${TABLE} SET due_at = ? WHERE ${where} AND state IN ('pending', 'claimed') RETURNING *`,
+      due,
+      idOrKey,
+    );
+    if (!row) return undefined;
+    await this.#rearm();
+    return toInfo(row);
+  }
+
   /** One timer by id or key (pending first), or `undefined`. */
   get(idOrKey: number | string): TimerInfo | undefined {
     checkIdOrKey(idOrKey);
@@ -439,6 +470,7 @@ export class Scheduler<T extends TimerMap = TimerMap> {
    * object evicted or restarted with timers in its table comes back by itself.
    */
   async wake(): Promise<void> {
+    this.#armedAt = await this.#storage.getAlarm();
     await this.#rearm();
   }
 
@@ -448,6 +480,8 @@ export class Scheduler<T extends TimerMap = TimerMap> {
    */
   run(): Promise<RunReport> {
     if (this.#running) return this.#running;
+    // The alarm that invoked us is consumed: inside alarm() workerd reports no alarm set.
+    this.#armedAt = null;
     this.#running = this.#drain().finally(async () => {
       this.#running = null;
       await this.#rearm();
@@ -625,23 +659,22 @@ export class Scheduler<T extends TimerMap = TimerMap> {
   async #armFor(due: number): Promise<void> {
     if (this.#running) return; // the run re-arms when it ends
     const real = this.#toReal(due);
-    const armed = await this.#storage.getAlarm();
+    const armed = await this.#armed();
     if (armed !== null && armed <= real) return;
     // Earliest of all live timers, not just this one: the alarm may have been lost meanwhile.
     await this.#setAlarm(this.#toReal(this.nextDue() ?? due));
   }
 
-  /**
-   * Sets the alarm to the earliest live timer, or deletes it when there is none. Reads the alarm
-   * (cheap on SQLite-backed objects) rather than trusting a cached value, so an alarm deleted
-   * behind the scheduler's back is restored.
-   */
+  /** Sets the alarm to the earliest live timer, or deletes it when there is none. */
   async #rearm(): Promise<void> {
     if (this.#running) return;
     const next = this.nextDue();
-    const armed = await this.#storage.getAlarm();
+    const armed = await this.#armed();
     if (next === null) {
-      if (armed !== null) await this.#storage.deleteAlarm();
+      if (armed !== null) {
+        await this.#storage.deleteAlarm();
+        this.#armedAt = null;
+      }
       return;
     }
     const real = this.#toReal(next);
@@ -651,10 +684,17 @@ export class Scheduler<T extends TimerMap = TimerMap> {
     await this.#setAlarm(real);
   }
 
+  async #armed(): Promise<number | null> {
+    if (this.#armedAt === undefined) this.#armedAt = await this.#storage.getAlarm();
+    return this.#armedAt;
+  }
+
   async #setAlarm(real: number): Promise<void> {
     // Never at or before "now": a re-arm to "now" from inside alarm() is lost by workerd
     // (cloudflare/workerd#6866), and a past time means "as soon as possible" anyway.
-    await this.#storage.setAlarm(Math.max(real, Date.now() + 1));
+    const at = Math.max(real, Date.now() + 1);
+    this.#armedAt = at;
+    await this.#storage.setAlarm(at);
   }
 
   /** Converts the actor clock (which tests may control) to the real clock the alarm uses. */

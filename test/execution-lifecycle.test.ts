@@ -360,7 +360,7 @@ describe("execution: lifecycle over RPC", () => {
         );
       }
       await run.cancel();
-      expect((await stub.timerList()).map((t) => t.kind)).toEqual(["retention"]);
+      expect((await stub.timerList()).map((t) => t.kind)).toEqual(["lifecycle"]); // retention only
       await advance(stub, 2 * 60 * 60 * 1000);
       expect((await run.status()).status).toBe("cancelled");
       await expectBatonError(run.sendEvent("approve", { ok: true }), "EXECUTION_FINISHED");

@@ -4,6 +4,7 @@
  */
 import { DurableObject } from "cloudflare:workers";
 import devWorker from "../examples/dev/worker.ts";
+import { Orders, Payments } from "../examples/orders/orders.ts";
 import { Reminders } from "../examples/reminders/reminders.ts";
 import {
   Actor,
@@ -17,7 +18,7 @@ import {
 } from "../src/index.ts";
 import { allWorkflows, codeVariant, liveActors } from "./workflows.ts";
 
-export { Reminders };
+export { Orders, Payments, Reminders };
 
 export interface Env {
   TimerActor: DurableObjectNamespace<TimerActor>;
@@ -25,6 +26,8 @@ export interface Env {
   Reminders: DurableObjectNamespace<Reminders>;
   TestExecutions: DurableObjectNamespace<TestExecutions>;
   Probe: DurableObjectNamespace<Probe>;
+  Orders: DurableObjectNamespace<Orders>;
+  Payments: DurableObjectNamespace<Payments>;
 }
 
 declare global {
@@ -36,6 +39,8 @@ declare global {
       Reminders: DurableObjectNamespace<Reminders>;
       TestExecutions: DurableObjectNamespace<TestExecutions>;
       Probe: DurableObjectNamespace<Probe>;
+      Orders: DurableObjectNamespace<Orders>;
+      Payments: DurableObjectNamespace<Payments>;
     }
   }
 }

@@ -5,12 +5,103 @@
  * Times are taken in this Worker around RPC calls: workerd advances `Date.now()` at I/O, and every
  * measured interval here ends with an RPC returning.
  */
-import { DurableObject } from "cloudflare:workers";
-import { Actor } from "../../src/index.ts";
+import {
+  DurableObject,
+  WorkflowEntrypoint,
+  type WorkflowEvent,
+  type WorkflowStep,
+} from "cloudflare:workers";
+import { Actor, ExecutionActor, executions, workflow } from "../../src/index.ts";
 
 export interface Env {
   BenchTimers: DurableObjectNamespace<BenchTimers>;
   RawAlarmChain: DurableObjectNamespace<RawAlarmChain>;
+  BenchExecutions: DurableObjectNamespace<BenchExecutions>;
+  NaiveLoop: DurableObjectNamespace<NaiveLoop>;
+  CF_BENCH: Workflow<CfParams>;
+}
+
+// ---- workflows: the same steps in Baton and in Cloudflare Workflows ------------------------------
+
+const steps = workflow("steps", async (input: { n: number }, step) => {
+  let last = 0;
+  for (let i = 0; i < input.n; i++) last = await step.do(`s${i}`, async () => i);
+  return last;
+});
+
+const nap = workflow("nap", async (_input: { n: number }, step) => {
+  await step.sleep("nap", "1 second");
+  return 1;
+});
+
+const flaky = workflow("flaky", async (_input: { n: number }, step) =>
+  step.do(
+    "flaky",
+    { retries: { limit: 3, delay: "100ms", backoff: "constant" } },
+    async ({ attempt }) => {
+      if (attempt <= 2) throw new Error(`attempt ${attempt} fails`);
+      return attempt;
+    },
+  ),
+);
+
+export class BenchExecutions extends ExecutionActor<Env> {
+  readonly workflows = [steps, nap, flaky];
+}
+
+type CfParams = { mode: "steps" | "nap" | "flaky"; n: number };
+
+export class CfBench extends WorkflowEntrypoint<Env, CfParams> {
+  override async run(
+    event: Readonly<WorkflowEvent<CfParams>>,
+    step: WorkflowStep,
+  ): Promise<number> {
+    const { mode, n } = event.payload;
+    if (mode === "nap") {
+      await step.sleep("nap", "1 second");
+      return 1;
+    }
+    if (mode === "flaky") {
+      let attempt = 0;
+      return step.do(
+        "flaky",
+        { retries: { limit: 3, delay: 100, backoff: "constant" } },
+        async () => {
+          attempt++;
+          if (attempt <= 2) throw new Error(`attempt ${attempt} fails`);
+          return attempt;
+        },
+      );
+    }
+    let last = 0;
+    for (let i = 0; i < n; i++) last = await step.do(`s${i}`, async () => i);
+    return last;
+  }
+}
+
+/** The naive baseline: a plain Durable Object looping over steps, one journal row per step. */
+export class NaiveLoop extends DurableObject<Env> {
+  async run(n: number): Promise<number> {
+    const sql = this.ctx.storage.sql;
+    sql.exec("CREATE TABLE IF NOT EXISTS journal (seq INTEGER PRIMARY KEY, output TEXT)");
+    sql.exec("DELETE FROM journal");
+    let last = 0;
+    for (let i = 0; i < n; i++) {
+      last = await (async () => i)();
+      sql.exec("INSERT INTO journal VALUES (?, ?)", i, JSON.stringify(last));
+    }
+    return last;
+  }
+}
+
+async function cfRun(env: Env, params: CfParams, run: string, i = 0): Promise<void> {
+  const instance = await env.CF_BENCH.create({ id: `${run}-${i}`, params });
+  for (;;) {
+    const { status } = await instance.status();
+    if (status === "complete") return;
+    if (status === "errored" || status === "terminated") throw new Error(`workflow ${status}`);
+    await new Promise((r) => setTimeout(r, 5));
+  }
 }
 
 /** Baton's scheduler: `n` timers due at once, fired from the timer table over one alarm. */
@@ -78,7 +169,44 @@ export class RawAlarmChain extends DurableObject<Env> {
 
 type Result = { ms: number; count: number };
 
+async function timed(count: number, fn: () => Promise<unknown>): Promise<Result> {
+  const t0 = Date.now();
+  await fn();
+  return { ms: Date.now() - t0, count };
+}
+
+const batonRun = async (env: Env, name: "steps" | "nap" | "flaky", n: number, id: string) => {
+  const run = await executions(env.BenchExecutions).start(name, { n }, { id });
+  const result = await run.result();
+  if (!result.ok) throw new Error(`${name} failed: ${result.error.message}`);
+};
+
 const benches: Record<string, (env: Env, n: number, run: string) => Promise<Result>> = {
+  "steps/baton": (env, n, run) => timed(n, () => batonRun(env, "steps", n, `steps-${run}`)),
+  "steps/cloudflare": (env, n, run) => timed(n, () => cfRun(env, { mode: "steps", n }, run)),
+  "steps/naive-do": (env, n, run) => timed(n, () => env.NaiveLoop.getByName(run).run(n)),
+  "fanout/baton": (env, n, run) =>
+    timed(n * 10, () =>
+      Promise.all(
+        Array.from({ length: n }, (_, i) => batonRun(env, "steps", 10, `fan-${run}-${i}`)),
+      ),
+    ),
+  "fanout/cloudflare": (env, n, run) =>
+    timed(n * 10, () =>
+      Promise.all(
+        Array.from({ length: n }, (_, i) => cfRun(env, { mode: "steps", n: 10 }, run, i)),
+      ),
+    ),
+  "sleep/baton": async (env, n, run) => {
+    const r = await timed(n, () => batonRun(env, "nap", n, `nap-${run}`));
+    return { ...r, ms: r.ms - 1000 };
+  },
+  "sleep/cloudflare": async (env, n, run) => {
+    const r = await timed(n, () => cfRun(env, { mode: "nap", n }, run));
+    return { ...r, ms: r.ms - 1000 };
+  },
+  "retry/baton": (env, n, run) => timed(n, () => batonRun(env, "flaky", n, `flaky-${run}`)),
+  "retry/cloudflare": (env, n, run) => timed(n, () => cfRun(env, { mode: "flaky", n }, run)),
   async "timers/baton"(env, n, run) {
     const stub = env.BenchTimers.getByName(`timers-${run}`);
     await stub.prepare(n);

@@ -5,17 +5,32 @@
  * - `GET /` — JSON: the bound actors and the routes below.
  * - `POST /reminders/:user` with JSON `{ "text": "...", "after": "30s" }` — add a reminder.
  * - `GET /reminders/:user` — list a user's reminders.
+ * - `POST /orders` with JSON `{ orderId, items, amount }` — start the order workflow.
+ * - `GET /orders/:id`, `GET /orders/:id/journal`, `GET /orders/:id/result` — follow it.
+ * - `POST /orders/:id/approve` with JSON `{ approved, by }` — send the approval event.
  */
-import { isBatonError } from "../../src/index.ts";
+import { executions, isBatonError } from "../../src/index.ts";
+import { type Order, Orders, orderFlow, Payments } from "../orders/orders.ts";
 import { Reminders } from "../reminders/reminders.ts";
 
-export { Reminders };
+export { Orders, Payments, Reminders };
 
 export interface Env {
   Reminders: DurableObjectNamespace<Reminders>;
+  Orders: DurableObjectNamespace<Orders>;
+  Payments: DurableObjectNamespace<Payments>;
 }
 
-const ROUTES = ["GET /", "POST /reminders/:user", "GET /reminders/:user"];
+const ROUTES = [
+  "GET /",
+  "POST /reminders/:user",
+  "GET /reminders/:user",
+  "POST /orders",
+  "GET /orders/:id",
+  "GET /orders/:id/journal",
+  "GET /orders/:id/result",
+  "POST /orders/:id/approve",
+];
 
 export default {
   async fetch(request: Request, env: Env): Promise<Response> {
@@ -35,10 +50,32 @@ export default {
           });
         }
       }
+      const orders = executions(env.Orders);
+      if (url.pathname === "/orders" && request.method === "POST") {
+        const order = (await request.json()) as Order;
+        const run = await orders.start(orderFlow, order, { id: String(order.orderId) });
+        return Response.json(await run.status(), { status: 201 });
+      }
+      const order = /^\/orders\/([\w.-]{1,64})(\/journal|\/result|\/approve)?$/.exec(url.pathname);
+      if (order?.[1]) {
+        const run = orders.get(orderFlow, order[1]);
+        const action = order[2];
+        if (!action && request.method === "GET") return Response.json(await run.status());
+        if (action === "/journal") return Response.json(await run.journal());
+        if (action === "/result") return Response.json(await run.result({ timeout: "10s" }));
+        if (action === "/approve" && request.method === "POST") {
+          return Response.json(await run.sendEvent("approve", await request.json()));
+        }
+      }
       return Response.json({ error: "not found", routes: ROUTES }, { status: 404 });
     } catch (error) {
       if (isBatonError(error)) {
-        return Response.json({ code: error.code, message: error.message }, { status: 400 });
+        const status = error.code.endsWith("NOT_FOUND")
+          ? 404
+          : error.code === "RESULT_TIMEOUT"
+            ? 408
+            : 400;
+        return Response.json({ code: error.code, message: error.message }, { status });
       }
       throw error;
     }

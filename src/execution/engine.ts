@@ -33,10 +33,11 @@ import type { ExecutionError, Value } from "./types.ts";
 export type ExecutionTimers = {
   /** Wakes the step at `seq` (backoff over, sleep over, wait timed out). */
   wake: { seq: number };
-  /** While steps run, brings an evicted or aborted actor back and replays. */
-  heartbeat: Record<string, never>;
-  /** Deletes a finished execution's state. */
-  retention: Record<string, never>;
+  /**
+   * One timer per execution (key "lifecycle"). While it runs: a heartbeat that brings an evicted
+   * or aborted actor back and replays. Once it has ended: retention, deleting its state.
+   */
+  lifecycle: Record<string, never>;
 };
 
 /** Defaults of a step's retry policy (Cloudflare Workflows' defaults, plus a cap). */
@@ -160,13 +161,20 @@ export class Engine {
   }
 
   /**
-   * Heartbeat: revive a lost run, and keep beating while a step body may be running. When every
-   * unfinished step is a sleep, a wait or a backoff, their own timers (or `sendEvent`) wake the
-   * execution, so the heartbeat stops until the run moves on.
+   * The lifecycle timer fired. Running: revive a lost run, and keep beating while a step body may
+   * be running (when every unfinished step is a sleep, a wait or a backoff, their own timers or
+   * `sendEvent` wake the execution). Ended: delete its state once retention has passed.
    */
-  async heartbeat(): Promise<void> {
+  async onLifecycleTimer(): Promise<void> {
     const row = this.row();
-    if (row?.status !== "running" || row.mode !== "workflow") return;
+    if (!row) return;
+    if (TERMINAL.has(row.status)) {
+      const expires = (row.ended_at ?? row.updated_at) + row.retention_ms;
+      if (this.#host.now() >= expires) this.purge();
+      else await this.#setLifecycle(expires);
+      return;
+    }
+    if (row.status !== "running" || row.mode !== "workflow") return;
     this.kick();
     const parked = this.#host.sql.one<{ open: number; busy: number }>(
       `SELECT COUNT(*) AS open, COALESCE(SUM(status = 'running'), 0) AS busy FROM _baton_steps
@@ -176,13 +184,24 @@ export class Engine {
     await this.ensureHeartbeat();
   }
 
+  /** Arms the heartbeat (the lifecycle timer, due in HEARTBEAT_MS) unless it is already armed. */
   async ensureHeartbeat(): Promise<void> {
-    await this.#host.timers.schedule(
-      "heartbeat",
-      {},
-      { after: HEARTBEAT_MS },
-      { key: "heartbeat" },
-    );
+    const at = this.#host.now() + HEARTBEAT_MS;
+    const existing = this.#host.timers.get("lifecycle");
+    // Already beating (not, say, a retention timer left from before a restart).
+    if (existing?.state === "pending" && existing.dueAt <= at) return;
+    await this.#setLifecycle(at);
+  }
+
+  /** Arms the heartbeat of a new execution (there is no lifecycle timer yet). */
+  async startHeartbeat(): Promise<void> {
+    const at = this.#host.now() + HEARTBEAT_MS;
+    await this.#host.timers.schedule("lifecycle", {}, { at }, { key: "lifecycle" });
+  }
+
+  async #setLifecycle(at: number): Promise<void> {
+    const moved = await this.#host.timers.reschedule("lifecycle", { at });
+    if (!moved) await this.#host.timers.schedule("lifecycle", {}, { at }, { key: "lifecycle" });
   }
 
   /** Lets a paused run through its gate. */
@@ -289,13 +308,8 @@ export class Engine {
       this.#host.now(),
     );
     await this.#host.timers.cancelKind("wake");
-    await this.#host.timers.cancel("heartbeat");
-    await this.#host.timers.schedule(
-      "retention",
-      {},
-      { after: row?.retention_ms ?? 0 },
-      { key: "retention" },
-    );
+    // The heartbeat becomes the retention timer.
+    await this.#setLifecycle(this.#host.now() + (row?.retention_ms ?? 0));
     this.settle();
   }
 
@@ -378,7 +392,9 @@ export class Engine {
   async #passGate(run: Run): Promise<void> {
     for (;;) {
       if (run.dead) return never();
-      const status = this.row()?.status;
+      const status = this.#host.sql.value<string>(
+        "SELECT status FROM _baton_execution WHERE id = 1",
+      );
       if (status !== "paused") return;
       if (!this.#gate) {
         let open!: () => void;
