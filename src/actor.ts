@@ -90,7 +90,8 @@ export abstract class Actor<
       this.schedulerOptions(),
     );
     // Only an object with live timers needs its alarm checked before the first request.
-    if (this.timers.nextDue() !== null) void ctx.blockConcurrencyWhile(() => this.timers.wake());
+    if (this.timers.nextDue() === null) void this.timers.wake();
+    else void ctx.blockConcurrencyWhile(() => this.timers.wake());
   }
 
   /**

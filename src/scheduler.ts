@@ -470,6 +470,12 @@ export class Scheduler<T extends TimerMap = TimerMap> {
    * object evicted or restarted with timers in its table comes back by itself.
    */
   async wake(): Promise<void> {
+    if (this.nextDue() === null) {
+      // No live timers: whatever alarm may be set is harmless (it finds nothing due), and the
+      // next schedule() overwrites it; no need to read it now.
+      this.#armedAt ??= null;
+      return;
+    }
     this.#armedAt = await this.#storage.getAlarm();
     await this.#rearm();
   }
