@@ -72,8 +72,17 @@ export abstract class ExecutionActor<Env = unknown> extends Actor<Env, Execution
       name: "execution",
       initial: "pending",
       transitions: LIFECYCLE,
-      onTransition: ({ to, at }) => {
-        this.sql.run("UPDATE _baton_execution SET status = ?, updated_at = ? WHERE id = 1", to, at);
+      // The state is the execution row's own status column.
+      store: {
+        read: () =>
+          this.sql.value<StoredStatus>("SELECT status FROM _baton_execution WHERE id = 1"),
+        write: (to, at) => {
+          this.sql.run(
+            "UPDATE _baton_execution SET status = ?, updated_at = ? WHERE id = 1",
+            to,
+            at,
+          );
+        },
       },
     });
     const host: EngineHost = {
@@ -106,6 +115,10 @@ export abstract class ExecutionActor<Env = unknown> extends Actor<Env, Execution
    *   `EXECUTION_CONFLICT`, `INVALID_ARGUMENT`, `PAYLOAD_TOO_LARGE`, `SERIALIZATION_ERROR`.
    */
   async start(workflow: string, input: Value, options: StartOptions): Promise<ExecutionInfo> {
+    return this.#info(await this.#start(workflow, input, options));
+  }
+
+  async #start(workflow: string, input: Value, options: StartOptions): Promise<ExecutionRow> {
     if (typeof workflow !== "string" || workflow.length === 0) {
       invalidArgument("workflow", "must be a registered workflow name", workflow);
     }
@@ -143,7 +156,7 @@ export abstract class ExecutionActor<Env = unknown> extends Actor<Env, Execution
         existing.input_digest === digest
       ) {
         this.#engine.kick();
-        return this.#info(existing);
+        return existing;
       }
       throw new BatonError(
         "EXECUTION_CONFLICT",
@@ -156,7 +169,7 @@ export abstract class ExecutionActor<Env = unknown> extends Actor<Env, Execution
     );
     const bytes = await encode(value);
     // Re-check after the await: a concurrent start of the same id may have won meanwhile.
-    if (this.#engine.row()) return this.start(workflow, input, options);
+    if (this.#engine.row()) return this.#start(workflow, input, options);
     const now = this.now();
     this.sql.transaction(() => {
       this.sql.run(
@@ -176,7 +189,21 @@ export abstract class ExecutionActor<Env = unknown> extends Actor<Env, Execution
     });
     await this.#engine.startHeartbeat();
     this.#engine.kick();
-    return this.#info(this.#requireRow());
+    return this.#requireRow();
+  }
+
+  /**
+   * Starts `workflow` (as {@link ExecutionActor.start}) and waits for its result, in one call.
+   *
+   * @throws BatonError as `start`, and `RESULT_TIMEOUT` as `result`.
+   */
+  async execute(
+    workflow: string,
+    input: Value,
+    options: StartOptions & { timeout?: Duration },
+  ): Promise<ExecutionResult> {
+    await this.#start(workflow, input, options);
+    return this.result(options?.timeout === undefined ? {} : { timeout: options.timeout });
   }
 
   /**

@@ -173,6 +173,36 @@ export class ExecutionsClient<W extends AnyWorkflow> {
     return new ExecutionHandle(stub, options.id);
   }
 
+  /**
+   * Starts a registered workflow and waits for its result in one round trip (as `start` then
+   * `result`). Idempotent per id like `start`: running it again returns the same execution's result.
+   *
+   * @example
+   * ```ts
+   * const result = await executions(env.Executions).execute(greet, { name: "Ada" }, { id: "greet-2", timeout: "30s" });
+   * ```
+   */
+  execute<F extends W>(
+    workflow: F,
+    input: InputOf<F>,
+    options: StartOptions & { timeout?: Duration },
+  ): Promise<ExecutionResult<OutputOf<F>>>;
+  execute<N extends W["name"]>(
+    workflow: N,
+    input: InputOf<WorkflowNamed<W, N>>,
+    options: StartOptions & { timeout?: Duration },
+  ): Promise<ExecutionResult<OutputOf<WorkflowNamed<W, N>>>>;
+  execute(
+    workflow: AnyWorkflow | string,
+    input: unknown,
+    options: StartOptions & { timeout?: Duration },
+  ): Promise<ExecutionResult<never>> {
+    const name = typeof workflow === "string" ? workflow : workflow?.name;
+    return this.#stub(options?.id).execute(name, input as Value, options) as Promise<
+      ExecutionResult<never>
+    >;
+  }
+
   /** A handle on an existing execution (typed by its workflow when given). */
   get<F extends W>(workflow: F, id: string): ExecutionHandle<OutputOf<F>>;
   get(id: string): ExecutionHandle;

@@ -37,6 +37,15 @@ export interface MachineDefinition<S extends string, E extends string> {
    * rolled back and the error propagates. Keep it synchronous (SQL writes are).
    */
   onTransition?: (transition: Transition<S, E>) => void;
+  /**
+   * Where the state lives, when it belongs in a row of your own (for example a `status` column).
+   * Default: Baton's `_baton_fsm` table. Both functions run inside the transition's transaction.
+   */
+  store?: {
+    /** The stored state, or `undefined` for a machine that has none yet (the initial state). */
+    read(): S | undefined;
+    write(state: S, at: number): void;
+  };
 }
 
 /** An event, by name or as an object with a `type` (the style of `@workkit/do`). */
@@ -88,6 +97,7 @@ export class StateMachine<S extends string, E extends string> {
 
   /** The current state, read from storage. */
   get state(): S {
+    if (this.#def.store) return this.#def.store.read() ?? this.#def.initial;
     const row = this.#sql.one<{ state: string }>(
       `SELECT state FROM ${TABLE} WHERE name = ?`,
       this.#def.name,
@@ -95,8 +105,9 @@ export class StateMachine<S extends string, E extends string> {
     return (row?.state ?? this.#def.initial) as S;
   }
 
-  /** Number of transitions made since creation or the last reset. */
+  /** Number of transitions made since creation or the last reset (0 with a custom `store`). */
   get transitionCount(): number {
+    if (this.#def.store) return 0;
     return (
       this.#sql.value<number>(`SELECT transitions FROM ${TABLE} WHERE name = ?`, this.#def.name) ??
       0
@@ -134,14 +145,17 @@ export class StateMachine<S extends string, E extends string> {
         );
       }
       const at = this.#now();
-      this.#sql.run(
-        `INSERT INTO ${TABLE} (name, state, transitions, updated_at) VALUES (?, ?, 1, ?)
-         ON CONFLICT (name) DO UPDATE SET state = excluded.state,
-           transitions = transitions + 1, updated_at = excluded.updated_at`,
-        this.#def.name,
-        to,
-        at,
-      );
+      if (this.#def.store) this.#def.store.write(to, at);
+      else {
+        this.#sql.run(
+          `INSERT INTO ${TABLE} (name, state, transitions, updated_at) VALUES (?, ?, 1, ?)
+           ON CONFLICT (name) DO UPDATE SET state = excluded.state,
+             transitions = transitions + 1, updated_at = excluded.updated_at`,
+          this.#def.name,
+          to,
+          at,
+        );
+      }
       this.#def.onTransition?.({ from, to, event: name, at });
       return to;
     });
@@ -149,7 +163,8 @@ export class StateMachine<S extends string, E extends string> {
 
   /** Forgets the stored state: the machine is back in its initial state. */
   reset(): S {
-    this.#sql.run(`DELETE FROM ${TABLE} WHERE name = ?`, this.#def.name);
+    if (this.#def.store) this.#def.store.write(this.#def.initial, this.#now());
+    else this.#sql.run(`DELETE FROM ${TABLE} WHERE name = ?`, this.#def.name);
     return this.#def.initial;
   }
 

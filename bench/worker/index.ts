@@ -176,8 +176,7 @@ async function timed(count: number, fn: () => Promise<unknown>): Promise<Result>
 }
 
 const batonRun = async (env: Env, name: "steps" | "nap" | "flaky", n: number, id: string) => {
-  const run = await executions(env.BenchExecutions).start(name, { n }, { id });
-  const result = await run.result();
+  const result = await executions(env.BenchExecutions).execute(name, { n }, { id });
   if (!result.ok) throw new Error(`${name} failed: ${result.error.message}`);
 };
 

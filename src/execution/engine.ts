@@ -738,7 +738,6 @@ export class Engine {
     sql.run("DELETE FROM _baton_events");
     sql.run("DELETE FROM _baton_execution");
     this.#host.values.clear("execution");
-    this.#host.lifecycle.reset();
   }
 
   /** Clears the journal and events for a restart. */
