@@ -94,6 +94,12 @@ const SUITES: Suite[] = [
     cases: [
       { route: "fanout/baton", n: 50, units: 500, label: "Baton" },
       { route: "fanout/cloudflare", n: 50, units: 500, label: "Cloudflare Workflows" },
+      {
+        route: "fanout/schema-floor",
+        n: 50,
+        units: 500,
+        label: "floor: 50 new objects creating Baton's tables",
+      },
     ],
     ratios: [
       {

@@ -8,7 +8,7 @@ import { VALUES_TABLE_SQL, ValueStore } from "./values.ts";
 /**
  * Baton's own tables, in the schema scope `"baton"`. Append-only: add a migration, never edit one.
  */
-const FRAMEWORK_MIGRATIONS: readonly Migration[] = [
+export const FRAMEWORK_MIGRATIONS: readonly Migration[] = [
   { version: 1, name: "timers", up: (sql) => sql.run(TIMERS_TABLE_SQL) },
   { version: 2, name: "values", up: (sql) => sql.run(VALUES_TABLE_SQL) },
   { version: 3, name: "state machines", up: (sql) => sql.run(FSM_TABLE_SQL) },

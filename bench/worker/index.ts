@@ -11,13 +11,23 @@ import {
   type WorkflowEvent,
   type WorkflowStep,
 } from "cloudflare:workers";
-import { Actor, ExecutionActor, executions, workflow } from "../../src/index.ts";
+import { FRAMEWORK_MIGRATIONS } from "../../src/actor.ts";
+import { EXECUTION_MIGRATIONS, EXECUTION_SCHEMA } from "../../src/execution/schema.ts";
+import {
+  Actor,
+  ExecutionActor,
+  executions,
+  runMigrations,
+  Sql,
+  workflow,
+} from "../../src/index.ts";
 
 export interface Env {
   BenchTimers: DurableObjectNamespace<BenchTimers>;
   RawAlarmChain: DurableObjectNamespace<RawAlarmChain>;
   BenchExecutions: DurableObjectNamespace<BenchExecutions>;
   NaiveLoop: DurableObjectNamespace<NaiveLoop>;
+  SchemaFloor: DurableObjectNamespace<SchemaFloor>;
   CF_BENCH: Workflow<CfParams>;
 }
 
@@ -91,6 +101,15 @@ export class NaiveLoop extends DurableObject<Env> {
       sql.exec("INSERT INTO journal VALUES (?, ?)", i, JSON.stringify(last));
     }
     return last;
+  }
+}
+
+/** The floor of the fan-out: a new object that only creates the Execution actor's tables. */
+export class SchemaFloor extends DurableObject<Env> {
+  ping(): number {
+    const sql = new Sql(this.ctx.storage);
+    runMigrations(sql, "baton", FRAMEWORK_MIGRATIONS);
+    return runMigrations(sql, EXECUTION_SCHEMA, EXECUTION_MIGRATIONS);
   }
 }
 
@@ -188,6 +207,12 @@ const benches: Record<string, (env: Env, n: number, run: string) => Promise<Resu
     timed(n * 10, () =>
       Promise.all(
         Array.from({ length: n }, (_, i) => batonRun(env, "steps", 10, `fan-${run}-${i}`)),
+      ),
+    ),
+  "fanout/schema-floor": (env, n, run) =>
+    timed(n * 10, () =>
+      Promise.all(
+        Array.from({ length: n }, (_, i) => env.SchemaFloor.getByName(`floor-${run}-${i}`).ping()),
       ),
     ),
   "fanout/cloudflare": (env, n, run) =>
