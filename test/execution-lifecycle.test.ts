@@ -12,6 +12,7 @@ import type { TestExecutions } from "./worker.ts";
 import {
   counted,
   crashy,
+  defaults,
   eventful,
   fatal,
   flaky,
@@ -27,6 +28,23 @@ import {
 const client = () => executions(env.TestExecutions);
 
 describe("execution: failures that stop retries", () => {
+  it("uses the workflow's retry defaults, and records its version", async () => {
+    const { id, stub } = executionStub("defaults");
+    const p = probe();
+    const run = await client().start(defaults, { probe: p.name }, { id });
+    expect((await run.status()).version).toBe(3);
+    await eventually(
+      () => p.stub.count("attempt"),
+      (n) => n === 1,
+    );
+    await advance(stub, 1_999);
+    expect(await p.stub.count("attempt")).toBe(1);
+    await advance(stub, 1);
+    const result = await run.result({ timeout: "5s" });
+    expect(result).toMatchObject({ ok: false, error: { message: "attempt 2", attempt: 2 } });
+    expect(await p.stub.count("attempt")).toBe(2);
+  });
+
   it("fails at once on NonRetryableError", async () => {
     const { id } = executionStub("fatal");
     const p = probe();
@@ -167,6 +185,12 @@ describe("execution: determinism guard", () => {
     if (!result.ok) expect(result.error.message).toMatch(/"first".*"first-renamed"/);
     // The journaled output of "first" was never handed to another step.
     expect(journal.map((e) => e.name)).toEqual(["first", "wait"]);
+  });
+
+  it("fails a replay whose steps were reordered with NONDETERMINISM", async () => {
+    const { result } = await startShapeAndSwitch("reordered");
+    expect(result).toMatchObject({ ok: false, error: { code: "NONDETERMINISM" } });
+    if (!result.ok) expect(result.error.message).toMatch(/"first" \(do\).*"wait" \(sleep\)/);
   });
 
   it("fails a replay whose step was removed with NONDETERMINISM", async () => {
@@ -340,6 +364,10 @@ describe("execution: lifecycle over RPC", () => {
     expect((await run.cancel()).status).toBe("cancelled");
     expect(await run.result({ timeout: "5s" })).toMatchObject({ ok: false, status: "cancelled" });
     expect(await p.stub.count("c")).toBe(0);
+    // The in-flight step saw its signal abort.
+    expect(await p.stub.records("abort")).toEqual([
+      { step: "b", reason: "The execution was cancelled." },
+    ]);
     const journal = await run.journal();
     expect(journal.map((e) => `${e.name}:${e.status}`)).toEqual(["a:completed", "b:cancelled"]);
   });

@@ -130,6 +130,10 @@ export const shape = workflow("shape", async (_input: { tag: string }, step) => 
   if (codeVariant.current === "renamed") await step.do("first-renamed", () => "A");
   else if (codeVariant.current === "removed") {
     /* first step removed */
+  } else if (codeVariant.current === "reordered") {
+    await step.sleep("wait", "1 minute");
+    await step.do("first", () => "A");
+    return step.do("second", () => "B");
   } else await step.do("first", () => "A");
   await step.sleep("wait", "1 minute");
   return step.do("second", () => "B");
@@ -153,6 +157,12 @@ export const crashy = workflow(
 export const gated = workflow("gated", async (input: { probe: string }, step, ctx) => {
   const a = await step.do("a", () => "a");
   const b = await step.do("b", async ({ signal }) => {
+    signal.addEventListener("abort", () => {
+      void probe(ctx.env, input.probe).record("abort", {
+        step: "b",
+        reason: String((signal.reason as Error)?.message),
+      });
+    });
     await probe(ctx.env, input.probe).hit("b");
     await probe(ctx.env, input.probe).waitGate("b");
     return signal.aborted ? "aborted" : "b";
@@ -180,7 +190,19 @@ export const eventful = workflow("eventful", async (_input: { n: number }, step)
   return [first.payload, second.payload, maybe];
 });
 
+/** Retries come from the workflow's defaults (limit 1: two attempts), not the step's. */
+export const defaults = workflow(
+  "defaults",
+  { retries: { limit: 1, delay: "2 seconds", backoff: "constant" }, version: 3 },
+  async (input: { probe: string }, step, ctx) =>
+    step.do("uses-defaults", async ({ attempt }) => {
+      await probe(ctx.env, input.probe).hit("attempt");
+      throw new Error(`attempt ${attempt}`);
+    }),
+);
+
 export const allWorkflows = [
+  defaults,
   greet,
   counted,
   flaky,
