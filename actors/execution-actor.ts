@@ -147,7 +147,8 @@ export abstract class ExecutionActor<Env = unknown> extends Actor<Env, Execution
       }
       value = result.value;
     }
-    const digest = await Engine.digest(workflow, input);
+    // Compare what the workflow will see: the validated value, with object keys in a canonical order.
+    const digest = await Engine.digest(workflow, value);
     const existing = this.#engine.row();
     if (existing) {
       if (
@@ -226,23 +227,30 @@ export abstract class ExecutionActor<Env = unknown> extends Actor<Env, Execution
     this.#requireRow();
     const timeoutMs = options?.timeout === undefined ? undefined : parseDuration(options.timeout);
     this.#engine.kick();
-    const done = this.#engine.whenTerminal();
-    if (timeoutMs !== undefined) {
-      let timer: ReturnType<typeof setTimeout> | undefined;
-      const timedOut = new Promise<"timeout">((resolve) => {
-        timer = setTimeout(() => resolve("timeout"), timeoutMs);
-      });
-      const outcome = await Promise.race([done, timedOut]);
-      clearTimeout(timer);
-      if (outcome === "timeout") {
-        throw new BatonError(
-          "RESULT_TIMEOUT",
-          `Execution is still ${this.#info(this.#requireRow()).status} after ${timeoutMs} ms.`,
-          { timeoutMs },
-        );
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const timedOut =
+      timeoutMs === undefined
+        ? new Promise<"timeout">(() => {})
+        : new Promise<"timeout">((resolve) => {
+            timer = setTimeout(() => resolve("timeout"), timeoutMs);
+          });
+    let row = this.#requireRow();
+    try {
+      // Loop: a restart may make a finished execution run again while we wait.
+      while (!TERMINAL.has(row.status)) {
+        const outcome = await Promise.race([this.#engine.whenTerminal(), timedOut]);
+        row = this.#requireRow();
+        if (outcome === "timeout" && !TERMINAL.has(row.status)) {
+          throw new BatonError(
+            "RESULT_TIMEOUT",
+            `Execution is still ${this.#info(row).status} after ${timeoutMs} ms.`,
+            { timeoutMs },
+          );
+        }
       }
-    } else await done;
-    const row = this.#requireRow();
+    } finally {
+      clearTimeout(timer);
+    }
     if (row.status === "completed") {
       return {
         ok: true,
@@ -257,10 +265,24 @@ export abstract class ExecutionActor<Env = unknown> extends Actor<Env, Execution
     };
   }
 
-  /** The per-step audit trail, in call order. */
-  async journal(): Promise<JournalEntry[]> {
+  /**
+   * The per-step audit trail, in call order: up to `limit` entries (default 1000, at most 1000)
+   * from position `from` (default 0). Page through long journals with `from`.
+   */
+  async journal(options: { from?: number; limit?: number } = {}): Promise<JournalEntry[]> {
+    const from = options?.from ?? 0;
+    const limit = options?.limit ?? 1000;
+    if (!Number.isSafeInteger(from) || from < 0)
+      invalidArgument("from", "must be an integer >= 0", from);
+    if (!Number.isSafeInteger(limit) || limit < 1 || limit > 1000) {
+      invalidArgument("limit", "must be an integer from 1 to 1000", limit);
+    }
     this.#requireRow();
-    const rows = this.sql.all<StepRow>("SELECT * FROM _baton_steps ORDER BY seq");
+    const rows = this.sql.all<StepRow>(
+      "SELECT * FROM _baton_steps WHERE seq >= ? ORDER BY seq LIMIT ?",
+      from,
+      limit,
+    );
     const entries: JournalEntry[] = [];
     for (const row of rows) {
       const entry: JournalEntry = {
@@ -440,6 +462,14 @@ export abstract class ExecutionActor<Env = unknown> extends Actor<Env, Execution
     if (typeof step !== "string" || step.length === 0 || step.length > 256) {
       invalidArgument("step", "must be a string of 1 to 256 characters", step);
     }
+    const index = options?.index;
+    if (index !== undefined && (!Number.isSafeInteger(index) || index < 0)) {
+      invalidArgument("index", "must be an integer >= 0", index);
+    }
+    this.#requireTracked("progress");
+    // Encode first; then check the state, pick the position and write with no await between,
+    // so concurrent reports (and a concurrent complete or cancel) cannot interleave.
+    const bytes = options?.output === undefined ? null : await encode(options.output);
     const row = this.#requireTracked("progress");
     if (row.status !== "running") {
       throw new BatonError(
@@ -449,17 +479,13 @@ export abstract class ExecutionActor<Env = unknown> extends Actor<Env, Execution
       );
     }
     const seq = (this.sql.value<number>("SELECT MAX(seq) FROM _baton_steps") ?? -1) + 1;
-    const index = options?.index ?? seq;
-    if (!Number.isSafeInteger(index) || index < 0)
-      invalidArgument("index", "must be an integer >= 0", index);
-    const bytes = options?.output === undefined ? null : await encode(options.output);
     const now = this.now();
     this.sql.run(
       `INSERT INTO _baton_steps (seq, name, occurrence, kind, status, attempts, started_at, ended_at, output)
        VALUES (?, ?, ?, 'progress', 'completed', 1, ?, ?, ?)`,
       seq,
       step,
-      index,
+      index ?? seq,
       now,
       now,
       bytes === null ? null : this.#engine.storeBlob(`step:${seq}`, bytes),

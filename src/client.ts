@@ -53,9 +53,9 @@ export class ExecutionHandle<O = Value> {
     return this.#stub.result(options) as Promise<ExecutionResult<O>>;
   }
 
-  /** The per-step audit trail. */
-  journal(): Promise<JournalEntry[]> {
-    return this.#stub.journal() as Promise<JournalEntry[]>;
+  /** The per-step audit trail (pages of up to 1000 entries from position `from`). */
+  journal(options: { from?: number; limit?: number } = {}): Promise<JournalEntry[]> {
+    return this.#stub.journal(options) as Promise<JournalEntry[]>;
   }
 
   /** Sends an event to the execution's `waitForEvent` of that type (buffered if none waits yet). */

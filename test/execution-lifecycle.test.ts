@@ -17,6 +17,7 @@ import {
   fatal,
   flaky,
   gated,
+  gatedLast,
   greet,
   parallel,
   shape,
@@ -271,6 +272,14 @@ describe("execution: lifecycle over RPC", () => {
     await first.cancel();
   });
 
+  it("treats the same input with keys in another order as the same start", async () => {
+    const { id } = executionStub("key-order");
+    const first = await client().start(validated, { email: "k@o.io", count: 1 }, { id });
+    const again = await client().start(validated, { count: 1, email: "k@o.io" }, { id });
+    expect((await again.status()).createdAt).toBe((await first.status()).createdAt);
+    await first.result({ timeout: "5s" });
+  });
+
   it("handles concurrent duplicate starts as one execution", async () => {
     const { id } = executionStub("concurrent");
     const p = probe();
@@ -327,6 +336,23 @@ describe("execution: lifecycle over RPC", () => {
     expect((await run.resume()).status).toBe("running");
     expect(await run.result({ timeout: "5s" })).toMatchObject({ ok: true, value: "abc" });
     expect(await p.stub.count("c")).toBe(1);
+  });
+
+  it("lets the last step in flight finish a paused execution (no stuck pause)", async () => {
+    const { id } = executionStub("pause-last");
+    const p = probe();
+    const run = await client().start(gatedLast, { probe: p.name }, { id });
+    await eventually(
+      () => p.stub.count("b"),
+      (n) => n === 1,
+    );
+    await run.pause();
+    await p.stub.openGate("b");
+    expect(await run.result({ timeout: "5s" })).toEqual({
+      ok: true,
+      status: "completed",
+      value: "done",
+    });
   });
 
   it("resumes a paused execution after eviction", async () => {
@@ -485,7 +511,57 @@ describe("execution: the alarm and recovery", () => {
   });
 });
 
+describe("execution: events after a wait's deadline, and journal pages", () => {
+  it("does not deliver an event to a wait whose deadline passed before its timer fired", async () => {
+    const { id, stub } = executionStub("late-event");
+    const run = await client().start(eventful, { n: 1 }, { id });
+    await run.sendEvent("go", "one");
+    await run.sendEvent("go", "two");
+    await eventually(
+      () => run.status(),
+      (s) => s.currentStep === "third" && s.status === "waiting",
+    );
+    await stub.advanceClock(11 * 60_000); // past the 10-minute deadline; the alarm is late
+    expect(await run.sendEvent("late", "too late")).toMatchObject({ delivered: false });
+    await runDurableObjectAlarm(stub);
+    expect(await run.result({ timeout: "5s" })).toMatchObject({
+      ok: true,
+      value: ["one", "two", "caught EVENT_TIMEOUT"],
+    });
+  });
+
+  it("pages through the journal", async () => {
+    const { id } = executionStub("journal-pages");
+    const p = probe();
+    const run = await client().start(counted, { n: 12, probe: p.name }, { id });
+    await run.result({ timeout: "5s" });
+    const first = await run.journal({ limit: 5 });
+    const second = await run.journal({ from: 5, limit: 5 });
+    const rest = await run.journal({ from: 10 });
+    expect([...first, ...second, ...rest].map((e) => e.name)).toEqual(
+      Array.from({ length: 12 }, (_, i) => `s${i}`),
+    );
+    await expectBatonError(run.journal({ limit: 0 }), "INVALID_ARGUMENT", /limit/);
+    await expectBatonError(run.journal({ from: -1 }), "INVALID_ARGUMENT", /from/);
+  });
+});
+
 describe("execution: tracked executions (run by outside code)", () => {
+  it("numbers concurrent progress reports (large outputs included) without clashing", async () => {
+    const { id } = executionStub("tracked-concurrent");
+    const tracked = client().tracked(id);
+    await tracked.start("bulk");
+    const big = { rows: "r".repeat(50_000) };
+    await Promise.all(
+      Array.from({ length: 6 }, (_, i) =>
+        tracked.progress(`step-${i}`, { output: i % 2 ? big : i }),
+      ),
+    );
+    const journal = await tracked.journal();
+    expect(journal.map((e) => e.seq)).toEqual([0, 1, 2, 3, 4, 5]);
+    expect(new Set(journal.map((e) => e.name)).size).toBe(6);
+  });
+
   it("tracks start, progress, completion, with the same status and journal views", async () => {
     const { id } = executionStub("tracked");
     const tracked = client().tracked(id);

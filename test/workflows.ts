@@ -174,6 +174,16 @@ export const gated = workflow("gated", async (input: { probe: string }, step, ct
   return [a, b, c].join("");
 });
 
+/** Like `gated`, but the gated step is the last one. */
+export const gatedLast = workflow("gatedLast", async (input: { probe: string }, step, ctx) => {
+  await step.do("a", () => "a");
+  return step.do("b", async () => {
+    await probe(ctx.env, input.probe).hit("b");
+    await probe(ctx.env, input.probe).waitGate("b");
+    return "done";
+  });
+});
+
 export const sleeper = workflow("sleeper", async (input: { until: number }, step) => {
   await step.sleepUntil("until", input.until);
   await step.sleep("short", "250ms");
@@ -203,6 +213,7 @@ export const defaults = workflow(
 
 export const allWorkflows = [
   defaults,
+  gatedLast,
   greet,
   counted,
   flaky,

@@ -141,14 +141,29 @@ export class Engine {
 
   // ---- driving the run -----------------------------------------------------------------------
 
-  /** Starts a run if the execution should be running and none is. */
+  /**
+   * Starts a run if the execution should be running and none is. A paused execution is replayed
+   * too when a step was in flight (it finishes; the next step waits at the gate).
+   */
   kick(): void {
     const row = this.row();
-    if (row?.mode !== "workflow" || row.status !== "running" || this.#run) return;
+    if (row?.mode !== "workflow" || this.#run) return;
+    if (row.status !== "running" && !(row.status === "paused" && this.#inFlight() > 0)) return;
     const max = this.#host.sql.value<number>("SELECT MAX(seq) FROM _baton_steps") ?? -1;
     const run = new Run(max);
     this.#run = run;
-    void this.#execute(run, row);
+    this.#execute(run, row).catch((error: unknown) => {
+      // #execute handles workflow errors; this is a bug or a storage failure. Surface it.
+      console.error("baton: execution run failed unexpectedly", error);
+    });
+  }
+
+  /** Steps whose body was running (in this instance or in one that died). */
+  #inFlight(): number {
+    return (
+      this.#host.sql.value<number>("SELECT COUNT(*) FROM _baton_steps WHERE status = 'running'") ??
+      0
+    );
   }
 
   /** A timer for `seq` fired: wake its waiter, or replay if no run is waiting on it. */
@@ -174,7 +189,15 @@ export class Engine {
       else await this.#setLifecycle(expires);
       return;
     }
-    if (row.status !== "running" || row.mode !== "workflow") return;
+    if (row.mode !== "workflow") return;
+    if (row.status === "paused") {
+      // Steps in flight when it was paused still finish: keep reviving them.
+      if (this.#inFlight() === 0) return;
+      this.kick();
+      await this.ensureHeartbeat();
+      return;
+    }
+    if (row.status !== "running") return;
     this.kick();
     const parked = this.#host.sql.one<{ open: number; busy: number }>(
       `SELECT COUNT(*) AS open, COALESCE(SUM(status = 'running'), 0) AS busy FROM _baton_steps
@@ -236,6 +259,7 @@ export class Engine {
         );
       }
       const input = await this.readInput(row);
+      if (run.dead) return;
       const step = this.#stepApi(run, wf, row);
       const output = await (wf.fn as (i: unknown, s: Step, c: unknown) => Promise<unknown>)(
         input,
@@ -300,16 +324,28 @@ export class Engine {
   async finish(run: Run | null, event: "complete" | "fail" | "cancel" | "time_out"): Promise<void> {
     run?.kill(new BatonError("CANCELLED", "The execution ended."));
     if (this.#run === run) this.#run = null;
-    this.#host.lifecycle.send(event);
+    const now = this.#host.now();
+    this.#host.sql.transaction(() => {
+      this.#host.lifecycle.send(event);
+      // Steps left open by code that did not await them (a lost race) end with the execution.
+      this.#host.sql.run(
+        `UPDATE _baton_steps SET status = 'cancelled', ended_at = ?, wake_at = NULL
+         WHERE status IN ('running', 'backoff', 'sleeping', 'waiting')`,
+        now,
+      );
+      this.#host.sql.run(
+        "UPDATE _baton_execution SET updated_at = ?, ended_at = COALESCE(ended_at, ?) WHERE id = 1",
+        now,
+        now,
+      );
+    });
     const row = this.row();
-    this.#host.sql.run(
-      "UPDATE _baton_execution SET updated_at = ?, ended_at = COALESCE(ended_at, ?) WHERE id = 1",
-      this.#host.now(),
-      this.#host.now(),
-    );
+    const runNumber = row?.run;
     await this.#host.timers.cancelKind("wake");
+    // A restart may have come in during that await: then its heartbeat must stay.
+    if (this.row()?.run !== runNumber) return;
     // The heartbeat becomes the retention timer.
-    await this.#setLifecycle(this.#host.now() + (row?.retention_ms ?? 0));
+    await this.#setLifecycle(now + (row?.retention_ms ?? 0));
     this.settle();
   }
 
@@ -319,7 +355,7 @@ export class Engine {
     const engine = this;
     const defaults = wf.options;
     return {
-      do<T>(
+      async do<T>(
         name: string,
         optionsOrFn: StepOptions | ((a: StepAttempt) => T | Promise<T>),
         maybeFn?: (a: StepAttempt) => T | Promise<T>,
@@ -339,12 +375,12 @@ export class Engine {
         const timeoutMs = timeout === undefined ? undefined : parseDuration(timeout);
         return engine.#do(run, row, name, policy, timeoutMs, fn);
       },
-      sleep(name: string, duration) {
+      async sleep(name: string, duration) {
         checkStepName(name);
         const ms = parseDuration(duration);
         return engine.#sleep(run, name, (now) => now + ms);
       },
-      sleepUntil(name: string, until) {
+      async sleepUntil(name: string, until) {
         checkStepName(name);
         const at = until instanceof Date ? until.getTime() : until;
         if (typeof at !== "number" || !Number.isFinite(at)) {
@@ -352,7 +388,7 @@ export class Engine {
         }
         return engine.#sleep(run, name, () => at);
       },
-      waitForEvent<T>(name: string, options: WaitOptions): Promise<WorkflowEvent<T>> {
+      async waitForEvent<T>(name: string, options: WaitOptions): Promise<WorkflowEvent<T>> {
         checkStepName(name);
         if (typeof options !== "object" || options === null) {
           invalidArgument(
@@ -369,21 +405,26 @@ export class Engine {
     };
   }
 
-  /** Claims the next position in call order and checks it against the journal. */
+  /**
+   * Claims the next position in call order and checks it against the journal. On a mismatch the
+   * execution fails with NONDETERMINISM at once (the workflow cannot catch it) and the run ends.
+   */
   #begin(
     run: Run,
     name: string,
     kind: StepKind,
-  ): { seq: number; occurrence: number; row: StepRow | undefined } {
+  ): { seq: number; occurrence: number; row: StepRow | undefined } | null {
     const seq = run.seq++;
     const occurrence = run.occurrences.get(name) ?? 0;
     run.occurrences.set(name, occurrence + 1);
     run.current = name;
     const row = seq <= run.journaled ? this.stepRow(seq) : undefined;
     if (row && (row.name !== name || row.kind !== kind)) {
-      throw nondeterminism(
+      const error = nondeterminism(
         `step ${seq} is "${row.name}" (${row.kind}) in the journal but the code now calls "${name}" (${kind}): steps were renamed, reordered or removed`,
       );
+      void this.#fail(run, toExecutionError(error, name));
+      return null;
     }
     return { seq, occurrence, row };
   }
@@ -431,10 +472,14 @@ export class Engine {
     timeoutMs: number | undefined,
     fn: (a: StepAttempt) => T | Promise<T>,
   ): Promise<T> {
-    const { seq, occurrence, row } = this.#begin(run, name, "do");
-    if (row?.status === "completed") return (await this.#readOutput(row)) as T;
+    if (run.dead) return never();
+    const begun = this.#begin(run, name, "do");
+    if (!begun) return never();
+    const { seq, occurrence, row } = begun;
+    if (row?.status === "completed") return this.#replayed(run, (await this.#readOutput(row)) as T);
     if (row?.status === "failed") throw failedError(row);
-    await this.#passGate(run);
+    // A step that was in flight when the execution was paused finishes; others wait.
+    if (row?.status !== "running") await this.#passGate(run);
     const { sql } = this.#host;
     const idempotencyKey = `${exec.execution_id}/${name}/${occurrence}`;
     const maxAttempts = policy.limit + 1;
@@ -475,7 +520,10 @@ export class Engine {
       }
       // After a crash, make the recovery attempt durable before the body runs, so a body that
       // kills the actor every time still uses up its attempts.
-      if (recovering) await this.#host.storage.sync();
+      if (recovering) {
+        await this.#host.storage.sync();
+        if (run.dead) return never();
+      }
       recovering = false;
       const controller = new AbortController();
       run.controllers.add(controller);
@@ -524,7 +572,14 @@ export class Engine {
       );
       previousError = stepError;
       await this.#until(run, seq, wakeAt);
+      // A pause holds further attempts too.
+      await this.#passGate(run);
     }
+  }
+
+  /** A journaled value for a live run; a dead run never resumes. */
+  #replayed<T>(run: Run, value: T): Promise<T> | T {
+    return run.dead ? never<T>() : value;
   }
 
   #stepFailed(seq: number, attempts: number, error: StepError): void {
@@ -538,7 +593,10 @@ export class Engine {
   }
 
   async #sleep(run: Run, name: string, until: (now: number) => number): Promise<void> {
-    const { seq, occurrence, row } = this.#begin(run, name, "sleep");
+    if (run.dead) return never();
+    const begun = this.#begin(run, name, "sleep");
+    if (!begun) return never();
+    const { seq, occurrence, row } = begun;
     if (row?.status === "completed") return;
     await this.#passGate(run);
     let wakeAt = row?.wake_at ?? null;
@@ -569,8 +627,13 @@ export class Engine {
     type: string,
     timeoutMs: number | undefined,
   ): Promise<WorkflowEvent<T>> {
-    const { seq, occurrence, row } = this.#begin(run, name, "wait");
-    if (row?.status === "completed") return (await this.#readOutput(row)) as WorkflowEvent<T>;
+    if (run.dead) return never();
+    const begun = this.#begin(run, name, "wait");
+    if (!begun) return never();
+    const { seq, occurrence, row } = begun;
+    if (row?.status === "completed") {
+      return this.#replayed(run, (await this.#readOutput(row)) as WorkflowEvent<T>);
+    }
     if (row?.status === "timed_out") throw eventTimeout(name, type);
     await this.#passGate(run);
     const { sql } = this.#host;
@@ -638,6 +701,16 @@ export class Engine {
   }> {
     const { sql } = this.#host;
     const bytes = await encode(payload);
+    const status = this.row()?.status;
+    if (status === undefined || TERMINAL.has(status)) {
+      throw new BatonError(
+        "EXECUTION_FINISHED",
+        `The execution is ${status ?? "gone"}; it takes no more events.`,
+        {
+          status: status ?? null,
+        },
+      );
+    }
     if (bytes.byteLength > MAX_EVENT_BYTES) {
       throw new BatonError(
         "PAYLOAD_TOO_LARGE",
@@ -660,9 +733,13 @@ export class Engine {
       dedupeKey ?? null,
       this.#host.now(),
     ) as EventRow;
+    // A wait past its deadline has timed out even if its timer has not fired yet (late alarm).
     const waiting = sql.one<StepRow>(
-      "SELECT * FROM _baton_steps WHERE kind = 'wait' AND status = 'waiting' AND event_type = ? ORDER BY seq LIMIT 1",
+      `SELECT * FROM _baton_steps WHERE kind = 'wait' AND status = 'waiting' AND event_type = ?
+         AND (wake_at IS NULL OR wake_at > ?)
+       ORDER BY seq LIMIT 1`,
       type,
+      this.#host.now(),
     );
     if (!waiting) return { id: event.id, delivered: false, step: null, duplicate: false };
     this.#deliver(event, waiting.seq);
@@ -731,9 +808,10 @@ export class Engine {
     return this.#readOutput(row);
   }
 
-  /** Deletes every trace of the execution (retention). */
+  /** Deletes every trace of the execution (retention); the object keeps only empty tables. */
   purge(): void {
     const { sql } = this.#host;
+    this.#host.timers.purgeDeadLetters();
     sql.run("DELETE FROM _baton_steps");
     sql.run("DELETE FROM _baton_events");
     sql.run("DELETE FROM _baton_execution");
@@ -752,13 +830,33 @@ export class Engine {
 
   /** A stable digest of an input, to tell a repeated start from a conflicting one. */
   static async digest(workflow: string, input: unknown): Promise<string> {
-    const text = `${workflow}\u0000${encodeText(input)}`;
+    const text = `${workflow}\u0000${encodeText(canonical(input))}`;
     const hash = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(text));
     return [...new Uint8Array(hash)].map((b) => b.toString(16).padStart(2, "0")).join("");
   }
 }
 
 // ---- helpers -------------------------------------------------------------------------------------
+
+/** A copy of `value` with plain objects' keys sorted (Map and array order is meaningful; kept). */
+function canonical(value: unknown, seen = new Map<object, unknown>()): unknown {
+  if (typeof value !== "object" || value === null) return value;
+  if (seen.has(value)) return seen.get(value);
+  if (Array.isArray(value)) {
+    const out: unknown[] = [];
+    seen.set(value, out);
+    for (const item of value) out.push(canonical(item, seen));
+    return out;
+  }
+  if (Object.getPrototypeOf(value) !== Object.prototype && Object.getPrototypeOf(value) !== null) {
+    return value;
+  }
+  const out: Record<string, unknown> = {};
+  seen.set(value, out);
+  for (const key of Object.keys(value).sort())
+    out[key] = canonical((value as Record<string, unknown>)[key], seen);
+  return out;
+}
 
 type ResolvedPolicy = {
   limit: number;

@@ -149,7 +149,14 @@ export const LIFECYCLE: {
     cancel: "cancelled",
     time_out: "timed_out",
   },
-  paused: { resume: "running", cancel: "cancelled" },
+  // A step in flight when the execution was paused may still end it.
+  paused: {
+    resume: "running",
+    cancel: "cancelled",
+    complete: "completed",
+    fail: "failed",
+    time_out: "timed_out",
+  },
   completed: { restart: "running" },
   failed: { restart: "running" },
   cancelled: { restart: "running" },
