@@ -9,7 +9,7 @@ import {
   isBatonError,
   isCompressed,
 } from "../src/index.ts";
-import { expectBatonError, timerActor } from "./helpers.ts";
+import { expectBatonError, randomBytes, timerActor } from "./helpers.ts";
 
 function rich() {
   return {
@@ -32,12 +32,6 @@ function randomText(n: number): string {
   const bytes = randomBytes(n);
   let out = "";
   for (const b of bytes) out += String.fromCharCode(0x4e00 + b * 37);
-  return out;
-}
-
-function randomBytes(n: number): Uint8Array {
-  const out = new Uint8Array(n);
-  for (let i = 0; i < n; i += 65_536) crypto.getRandomValues(out.subarray(i, i + 65_536));
   return out;
 }
 

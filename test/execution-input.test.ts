@@ -1,17 +1,10 @@
 import { env } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
 import { executions, type InputOf, type OutputOf, type Value } from "../src/index.ts";
-import { eventually, executionStub, expectBatonError, probe } from "./helpers.ts";
+import { eventually, executionStub, expectBatonError, probe, randomBytes } from "./helpers.ts";
 import { counted, greet } from "./workflows.ts";
 
 const client = () => executions(env.TestExecutions);
-
-/** Incompressible bytes (so compression cannot bring them under a limit). */
-function noise(n: number): Uint8Array {
-  const out = new Uint8Array(n);
-  for (let i = 0; i < n; i += 65_536) crypto.getRandomValues(out.subarray(i, i + 65_536));
-  return out;
-}
 
 describe("execution: bad input at every RPC method", () => {
   it("rejects bad starts with a clear code and stores nothing", async () => {
@@ -93,7 +86,7 @@ describe("execution: bad input at every RPC method", () => {
       [() => stub.sendEvent("has space", 1), "INVALID_ARGUMENT", /Event type/],
       [() => stub.sendEvent("t".repeat(129), 1), "INVALID_ARGUMENT", /Event type/],
       [() => stub.sendEvent("go", 1, { dedupeKey: "" }), "INVALID_ARGUMENT", /dedupeKey/],
-      [() => stub.sendEvent("go", noise(1_500_000)), "PAYLOAD_TOO_LARGE", /limit/],
+      [() => stub.sendEvent("go", randomBytes(1_500_000)), "PAYLOAD_TOO_LARGE", /limit/],
       [() => stub.result({ timeout: "later" as "1s" }), "INVALID_DURATION", /later/],
       [() => stub.track("job", { id }), "EXECUTION_CONFLICT", /already exists/],
       [() => stub.progress("step"), "INVALID_TRANSITION", /tracked/],

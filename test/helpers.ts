@@ -123,3 +123,10 @@ export async function advance(stub: DurableObjectStub<TestExecutions>, ms: numbe
     await runDurableObjectAlarm(stub);
   }
 }
+
+/** `n` random (incompressible) bytes. */
+export function randomBytes(n: number): Uint8Array {
+  const out = new Uint8Array(n);
+  for (let i = 0; i < n; i += 65_536) crypto.getRandomValues(out.subarray(i, i + 65_536));
+  return out;
+}

@@ -33,17 +33,11 @@ export interface Env {
 declare global {
   namespace Cloudflare {
     // The `env` of `cloudflare:test` is this Worker's env.
-    interface Env {
-      TimerActor: DurableObjectNamespace<TimerActor>;
-      PlainActor: DurableObjectNamespace<PlainActor>;
-      Reminders: DurableObjectNamespace<Reminders>;
-      TestExecutions: DurableObjectNamespace<TestExecutions>;
-      Probe: DurableObjectNamespace<Probe>;
-      Orders: DurableObjectNamespace<Orders>;
-      Payments: DurableObjectNamespace<Payments>;
-    }
+    interface Env extends TestEnv {}
   }
 }
+
+type TestEnv = Env;
 
 /** Timer kinds the test actor handles. */
 export type TestTimers = {
