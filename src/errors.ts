@@ -40,6 +40,11 @@ export const ERROR_CODES = [
   "EVENT_TIMEOUT",
   "RESULT_TIMEOUT",
   "CANCELLED",
+  // Locks
+  "LOCK_TIMEOUT",
+  "LEASE_EXPIRED",
+  "NOT_HOLDER",
+  "PERMITS_MISMATCH",
 ] as const;
 
 /** A stable, documented error code. See {@link ERROR_CODES}. */

@@ -11,6 +11,17 @@
  */
 
 export { ExecutionActor } from "../actors/execution-actor.ts";
+export {
+  type AcquireOptions,
+  type AcquireResult,
+  type Holder,
+  type Lease,
+  LockActor,
+  type LockStatus,
+  MAX_LEASE_TTL,
+  MAX_LOCK_WAIT,
+  MAX_PERMITS,
+} from "../actors/lock-actor.ts";
 export { Actor, APP_SCHEMA } from "./actor.ts";
 export {
   ExecutionHandle,
@@ -56,6 +67,7 @@ export {
   type Transition,
   type Transitions,
 } from "./fsm.ts";
+export { LocksClient, locks } from "./locks.ts";
 export { type Migration, runMigrations, schemaVersion } from "./migrations.ts";
 export {
   type ListTimersOptions,

@@ -10,6 +10,7 @@ import {
   Actor,
   ExecutionActor,
   type ListTimersOptions,
+  LockActor,
   type Migration,
   type ScheduleOptions,
   type SchedulerOptions,
@@ -28,6 +29,7 @@ export interface Env {
   Probe: DurableObjectNamespace<Probe>;
   Orders: DurableObjectNamespace<Orders>;
   Payments: DurableObjectNamespace<Payments>;
+  Locks: DurableObjectNamespace<TestLocks>;
 }
 
 declare global {
@@ -480,6 +482,38 @@ export class TestExecutions extends ExecutionActor<Env> {
   /** Simulates deploying changed workflow code (read by the `shape` workflow). */
   setCodeVariant(variant: string): void {
     codeVariant.current = variant;
+  }
+}
+
+/** The Lock actor under test, with a clock the tests move. */
+export class TestLocks extends LockActor<Env> {
+  protected override migrations(): Migration[] {
+    return [
+      {
+        version: 1,
+        up: (sql) => {
+          sql.run("CREATE TABLE test_clock (now INTEGER NOT NULL)");
+          sql.run("INSERT INTO test_clock VALUES (?)", Date.now());
+        },
+      },
+    ];
+  }
+
+  protected override now(): number {
+    return this.sql.value<number>("SELECT now FROM test_clock") ?? Date.now();
+  }
+
+  advanceClock(ms: number): number {
+    this.sql.run("UPDATE test_clock SET now = now + ?", ms);
+    return this.now();
+  }
+
+  clock(): number {
+    return this.now();
+  }
+
+  nextDue(): number | null {
+    return this.timers.nextDue();
   }
 }
 
