@@ -198,7 +198,8 @@ export class LockActor<Env = unknown> extends Actor<Env, LockTimers> {
         "SELECT * FROM _baton_lock_waiters WHERE waiter = ?",
         waiterId,
       );
-      if (known) return this.#reattach(known);
+      const reattached = known ? await this.#reattach(known) : undefined;
+      if (reattached) return reattached;
       const held = this.sql.one<HolderRow>(
         "SELECT * FROM _baton_lock_holders WHERE waiter = ?",
         waiterId,
@@ -398,25 +399,24 @@ export class LockActor<Env = unknown> extends Actor<Env, LockTimers> {
     void this.timers.schedule("forget", {}, { after: WAITER_MEMORY_MS }, { key: "forget" });
   }
 
-  /** A caller that lost its connection asks again with its waiter id. */
-  async #reattach(row: WaiterRow): Promise<AcquireResult> {
-    if (row.state === "timed_out") throw lockTimeout(row);
+  /**
+   * A caller asks again with its waiter id: after a broken connection (it keeps its place, or
+   * gets the lease granted meanwhile), or after its wait or its lease ran out (then it is a new
+   * request, answered by the caller of this method).
+   */
+  async #reattach(row: WaiterRow): Promise<AcquireResult | undefined> {
     if (row.state === "granted") {
       const held = row.token
         ? this.sql.one<HolderRow>("SELECT * FROM _baton_lock_holders WHERE token = ?", row.token)
         : undefined;
       if (held) return { acquired: true, lease: toLease(held) };
-      throw new BatonError(
-        "LEASE_EXPIRED",
-        "The lease granted to this waiter expired (or was released) before it was claimed.",
-        { waiter: row.waiter },
-      );
-    }
-    if (this.now() >= row.deadline) {
+    } else if (row.state === "waiting") {
+      if (this.now() < row.deadline)
+        return { acquired: true, lease: await this.#await(row.waiter) };
       this.#timeOut(row.waiter);
-      throw lockTimeout(row);
     }
-    return { acquired: true, lease: await this.#await(row.waiter) };
+    this.sql.run("DELETE FROM _baton_lock_waiters WHERE seq = ?", row.seq);
+    return undefined;
   }
 
   #await(waiter: string): Promise<Lease> {

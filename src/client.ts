@@ -32,16 +32,17 @@ type Stub = DurableObjectStub<AnyExecutionActor>;
 export class ExecutionHandle<O = Value> {
   /** The execution id. */
   readonly id: string;
-  readonly #stub: Stub;
+  readonly #connect: () => Stub;
 
-  constructor(stub: Stub, id: string) {
-    this.#stub = stub;
+  /** `connect` makes a stub per call, so a handle outlives a reset of the actor. */
+  constructor(connect: () => Stub, id: string) {
+    this.#connect = connect;
     this.id = id;
   }
 
   /** Status, current step, step count, timestamps, attempts. */
   status(): Promise<ExecutionInfo> {
-    return this.#stub.status() as Promise<ExecutionInfo>;
+    return this.#connect().status() as Promise<ExecutionInfo>;
   }
 
   /**
@@ -50,12 +51,12 @@ export class ExecutionHandle<O = Value> {
    * @throws BatonError `RESULT_TIMEOUT` if still unfinished after `timeout`.
    */
   result(options: { timeout?: Duration } = {}): Promise<ExecutionResult<O>> {
-    return this.#stub.result(options) as Promise<ExecutionResult<O>>;
+    return this.#connect().result(options) as Promise<ExecutionResult<O>>;
   }
 
   /** The per-step audit trail (pages of up to 1000 entries from position `from`). */
   journal(options: { from?: number; limit?: number } = {}): Promise<JournalEntry[]> {
-    return this.#stub.journal(options) as Promise<JournalEntry[]>;
+    return this.#connect().journal(options) as Promise<JournalEntry[]>;
   }
 
   /** Sends an event to the execution's `waitForEvent` of that type (buffered if none waits yet). */
@@ -64,25 +65,25 @@ export class ExecutionHandle<O = Value> {
     payload?: Value,
     options: { dedupeKey?: string } = {},
   ): Promise<EventReceipt> {
-    return this.#stub.sendEvent(type, payload, options) as Promise<EventReceipt>;
+    return this.#connect().sendEvent(type, payload, options) as Promise<EventReceipt>;
   }
 
   pause(): Promise<ExecutionInfo> {
-    return this.#stub.pause() as Promise<ExecutionInfo>;
+    return this.#connect().pause() as Promise<ExecutionInfo>;
   }
 
   resume(): Promise<ExecutionInfo> {
-    return this.#stub.resume() as Promise<ExecutionInfo>;
+    return this.#connect().resume() as Promise<ExecutionInfo>;
   }
 
   /** Cancels: in-flight steps see their abort signal; idempotent. */
   cancel(): Promise<ExecutionInfo> {
-    return this.#stub.cancel() as Promise<ExecutionInfo>;
+    return this.#connect().cancel() as Promise<ExecutionInfo>;
   }
 
   /** Runs the workflow again from the start with the same input. */
   restart(): Promise<ExecutionInfo> {
-    return this.#stub.restart() as Promise<ExecutionInfo>;
+    return this.#connect().restart() as Promise<ExecutionInfo>;
   }
 }
 
@@ -92,10 +93,11 @@ export class ExecutionHandle<O = Value> {
  */
 export class TrackedExecution {
   readonly id: string;
-  readonly #stub: Stub;
+  readonly #connect: () => Stub;
 
-  constructor(stub: Stub, id: string) {
-    this.#stub = stub;
+  /** `connect` makes a stub per call, so a handle outlives a reset of the actor. */
+  constructor(connect: () => Stub, id: string) {
+    this.#connect = connect;
     this.id = id;
   }
 
@@ -104,36 +106,36 @@ export class TrackedExecution {
     name: string,
     options: { totalSteps?: number; retention?: Duration } = {},
   ): Promise<ExecutionInfo> {
-    return this.#stub.track(name, { ...options, id: this.id }) as Promise<ExecutionInfo>;
+    return this.#connect().track(name, { ...options, id: this.id }) as Promise<ExecutionInfo>;
   }
 
   /** A step finished. */
   progress(step: string, options: { index?: number; output?: Value } = {}): Promise<ExecutionInfo> {
-    return this.#stub.progress(step, options) as Promise<ExecutionInfo>;
+    return this.#connect().progress(step, options) as Promise<ExecutionInfo>;
   }
 
   complete(result?: Value): Promise<ExecutionInfo> {
-    return this.#stub.complete(result) as Promise<ExecutionInfo>;
+    return this.#connect().complete(result) as Promise<ExecutionInfo>;
   }
 
   fail(error: string | { message: string; code?: string }): Promise<ExecutionInfo> {
-    return this.#stub.fail(error) as Promise<ExecutionInfo>;
+    return this.#connect().fail(error) as Promise<ExecutionInfo>;
   }
 
   cancel(): Promise<ExecutionInfo> {
-    return this.#stub.cancel() as Promise<ExecutionInfo>;
+    return this.#connect().cancel() as Promise<ExecutionInfo>;
   }
 
   status(): Promise<ExecutionInfo> {
-    return this.#stub.status() as Promise<ExecutionInfo>;
+    return this.#connect().status() as Promise<ExecutionInfo>;
   }
 
   result(options: { timeout?: Duration } = {}): Promise<ExecutionResult> {
-    return this.#stub.result(options) as Promise<ExecutionResult>;
+    return this.#connect().result(options) as Promise<ExecutionResult>;
   }
 
   journal(): Promise<JournalEntry[]> {
-    return this.#stub.journal() as Promise<JournalEntry[]>;
+    return this.#connect().journal() as Promise<JournalEntry[]>;
   }
 }
 
@@ -169,8 +171,9 @@ export class ExecutionsClient<W extends AnyWorkflow> {
   ): Promise<ExecutionHandle<never>> {
     const name = typeof workflow === "string" ? workflow : workflow?.name;
     const stub = this.#stub(options?.id);
+    const connect = () => this.#stub(options.id);
     await stub.start(name, input as Value, options);
-    return new ExecutionHandle(stub, options.id);
+    return new ExecutionHandle(connect, options.id);
   }
 
   /**
@@ -208,12 +211,12 @@ export class ExecutionsClient<W extends AnyWorkflow> {
   get(id: string): ExecutionHandle;
   get(workflowOrId: AnyWorkflow | string, maybeId?: string): ExecutionHandle<never> {
     const id = typeof workflowOrId === "string" ? workflowOrId : (maybeId as string);
-    return new ExecutionHandle(this.#stub(id), id);
+    return new ExecutionHandle(() => this.#stub(id), id);
   }
 
   /** A handle to report a tracked execution. */
   tracked(id: string): TrackedExecution {
-    return new TrackedExecution(this.#stub(id), id);
+    return new TrackedExecution(() => this.#stub(id), id);
   }
 
   #stub(id: string): Stub {

@@ -5,8 +5,9 @@ import type {
   LockActor,
   LockStatus,
 } from "../actors/lock-actor.ts";
-import type { Duration } from "./duration.ts";
+import { type Duration, parseDuration } from "./duration.ts";
 import { BatonError, invalidArgument, isBatonError } from "./errors.ts";
+import type { Step } from "./workflow.ts";
 
 type Stub = DurableObjectStub<LockActor>;
 
@@ -34,9 +35,26 @@ export class LocksClient {
    */
   async acquire(name: string, options: AcquireOptions): Promise<AcquireResult> {
     const waiterId = options?.waiterId ?? crypto.randomUUID();
+    const waitMs = options?.wait === undefined ? undefined : parseDuration(options.wait);
+    const deadline = waitMs === undefined ? undefined : Date.now() + waitMs;
     for (let attempt = 1; ; attempt++) {
+      // A re-attach waits only for what is left of the caller's wait.
+      const wait = deadline === undefined ? undefined : Math.max(0, deadline - Date.now());
+      if (attempt > 1 && wait === 0) {
+        throw new BatonError(
+          "LOCK_TIMEOUT",
+          `Timed out after waiting ${waitMs} ms for lock "${name}".`,
+          {
+            waitedMs: waitMs,
+          },
+        );
+      }
       try {
-        return (await this.#stub(name).acquire({ ...options, waiterId })) as AcquireResult;
+        return (await this.#stub(name).acquire({
+          ...options,
+          waiterId,
+          ...(wait === undefined ? {} : { wait }),
+        })) as AcquireResult;
       } catch (error) {
         if (isBatonError(error) || !isTransient(error) || attempt >= REATTACH_LIMIT) throw error;
         // The connection to the lock broke (eviction, restart): re-attach with the same waiter id.
@@ -96,6 +114,59 @@ export class LocksClient {
       await this.release(name, result.lease).catch((error: unknown) => {
         if (!isBatonError(error, "LEASE_EXPIRED") && !isBatonError(error, "NOT_HOLDER"))
           throw error;
+      });
+    }
+  }
+
+  /**
+   * Runs `fn` under lock `name` inside a workflow: acquiring and releasing are journaled steps,
+   * so a replay neither re-acquires nor leaks the lock. The waiter id is the acquire step's
+   * idempotency key, so an acquire interrupted by a crash re-attaches to its place in the queue.
+   * A lease that ran out while `fn` ran is not an error at release. Pick a `ttl` that covers
+   * the guarded steps.
+   *
+   * @example
+   * ```ts
+   * const stock = await locks(ctx.env.Locks).inWorkflow(step, `sku-${input.sku}`, { ttl: "1m", wait: "30s" },
+   *   async (lease) => step.do("reserve", () => reserve(input.sku, lease.fence)));
+   * ```
+   */
+  async inWorkflow<T>(
+    step: Step,
+    name: string,
+    options: Omit<AcquireOptions, "owner" | "waiterId"> & { owner?: string },
+    fn: (lease: Lease) => Promise<T>,
+  ): Promise<T> {
+    const lease = await step.do(
+      `lock:${name}:acquire`,
+      { retries: { limit: 0 } },
+      async ({ idempotencyKey }) => {
+        const got = await this.acquire(name, {
+          ...options,
+          owner: options.owner ?? idempotencyKey,
+          waiterId: idempotencyKey,
+        });
+        if (!got.acquired) {
+          throw new BatonError(
+            "LOCK_TIMEOUT",
+            `Lock "${name}" is held; pass \`wait\` to queue for it.`,
+            {
+              holders: got.holders.length,
+            },
+          );
+        }
+        return got.lease;
+      },
+    );
+    try {
+      return await fn(lease);
+    } finally {
+      await step.do(`lock:${name}:release`, async () => {
+        await this.release(name, lease).catch((error: unknown) => {
+          if (!isBatonError(error, "LEASE_EXPIRED") && !isBatonError(error, "NOT_HOLDER"))
+            throw error;
+        });
+        return true;
       });
     }
   }

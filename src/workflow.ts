@@ -109,6 +109,23 @@ export interface WorkflowOptions {
   stepTimeout?: Duration;
   /** How long a finished execution's state is kept. Default "7 days". */
   retention?: Duration;
+  /**
+   * At most `limit` running executions of this workflow per key (for example per customer); the
+   * rest wait in start order. Built on a Lock actor semaphore (bound in the Execution actor's env
+   * under `binding`): an execution takes a permit before its first step and returns it when it
+   * ends. The permit is a lease of `ttl` (default 24 hours, the maximum): an execution that runs
+   * longer loses it, and the next waiting execution starts.
+   */
+  concurrency?: {
+    limit: number;
+    /** The key; default: one key for all executions of the workflow. */
+    key?: (input: never) => string;
+    /** Name of the Lock actor namespace binding in the Execution actor's env. */
+    binding: string;
+    ttl?: Duration;
+    /** How long an execution waits for a permit per attempt before retrying (default 1 hour). */
+    wait?: Duration;
+  };
 }
 
 /** A workflow's function. */

@@ -3,7 +3,7 @@
  * the execution), so tests can count how often each body really ran.
  */
 import { z } from "zod";
-import { NonRetryableError, workflow } from "../src/index.ts";
+import { locks, NonRetryableError, workflow } from "../src/index.ts";
 import type { Env } from "./worker.ts";
 
 /** Execution id → its actor state, so a step body can abort its own actor (a crash). */
@@ -211,7 +211,49 @@ export const defaults = workflow(
     }),
 );
 
+/** Works under a lock: acquisition and release are journaled steps. */
+export const lockedWork = workflow(
+  "lockedWork",
+  async (input: { probe: string; resource: string; tag: string }, step, ctx) => {
+    const lock = locks((ctx.env as Env).Locks);
+    return lock.inWorkflow(
+      step,
+      input.resource,
+      { ttl: "10 minutes", wait: "10 minutes" },
+      async (lease) =>
+        step.do("critical", async () => {
+          await probe(ctx.env, input.probe).record("critical", {
+            tag: input.tag,
+            fence: lease.fence,
+          });
+          await probe(ctx.env, input.probe).waitGate(input.tag);
+          return lease.fence;
+        }),
+    );
+  },
+);
+
+/** At most two running executions per customer. */
+export const limited = workflow(
+  "limited",
+  {
+    concurrency: {
+      limit: 2,
+      key: (input: { customer: string }) => input.customer,
+      binding: "Locks",
+    },
+  },
+  async (input: { probe: string; customer: string; tag: string }, step, ctx) =>
+    step.do("work", async () => {
+      await probe(ctx.env, input.probe).record("in", { tag: input.tag });
+      await probe(ctx.env, input.probe).waitGate(input.tag);
+      return input.tag;
+    }),
+);
+
 export const allWorkflows = [
+  lockedWork,
+  limited,
   defaults,
   gatedLast,
   greet,

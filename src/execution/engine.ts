@@ -1,7 +1,9 @@
+import { type Lease, type LockActor, MAX_LEASE_TTL } from "../../actors/lock-actor.ts";
 import { decode, encode, encodeText } from "../codec.ts";
 import { parseDuration } from "../duration.ts";
-import { BatonError, invalidArgument } from "../errors.ts";
+import { BatonError, invalidArgument, isBatonError } from "../errors.ts";
 import type { StateMachine } from "../fsm.ts";
+import { LocksClient } from "../locks.ts";
 import type { Scheduler } from "../scheduler.ts";
 import type { Sql } from "../sql.ts";
 import type { ValueStore } from "../values.ts";
@@ -261,6 +263,7 @@ export class Engine {
       const input = await this.readInput(row);
       if (run.dead) return;
       const step = this.#stepApi(run, wf, row);
+      if (wf.options.concurrency) await this.#takePermit(wf, row, input, step);
       const output = await (wf.fn as (i: unknown, s: Step, c: unknown) => Promise<unknown>)(
         input,
         step,
@@ -347,6 +350,77 @@ export class Engine {
     // The heartbeat becomes the retention timer.
     await this.#setLifecycle(now + (row?.retention_ms ?? 0));
     this.settle();
+    if (row) await this.#returnPermit(row);
+  }
+
+  // ---- concurrency limits ----------------------------------------------------------------------
+
+  /** The workflow's concurrency semaphore: its client and lock name for this execution. */
+  #permitLock(wf: AnyWorkflow, input: unknown): { client: LocksClient; name: string } | undefined {
+    const limit = wf.options.concurrency;
+    if (!limit) return undefined;
+    const ns = (this.#host.env as Record<string, unknown> | undefined)?.[limit.binding];
+    if (typeof (ns as { getByName?: unknown })?.getByName !== "function") {
+      throw new BatonError(
+        "INVALID_ARGUMENT",
+        `Workflow "${wf.name}" limits concurrency through binding "${limit.binding}", but the Execution actor's env has no Durable Object namespace of that name. Bind a Lock actor under it.`,
+        { binding: limit.binding },
+      );
+    }
+    const key = limit.key ? (limit.key as (i: unknown) => string)(input) : "*";
+    if (typeof key !== "string" || key.length === 0 || key.length > 128) {
+      invalidArgument(
+        `Concurrency key of workflow "${wf.name}"`,
+        "must be a string of 1 to 128 characters",
+        key,
+      );
+    }
+    return {
+      client: new LocksClient(ns as DurableObjectNamespace<LockActor>),
+      name: `concurrency:${wf.name}:${key}`,
+    };
+  }
+
+  /** Takes a permit (a journaled step, so a replay never takes a second one). */
+  async #takePermit(wf: AnyWorkflow, row: ExecutionRow, input: unknown, step: Step): Promise<void> {
+    const limit = wf.options.concurrency;
+    const target = this.#permitLock(wf, input);
+    if (!limit || !target) return;
+    const ttl = limit.ttl ?? MAX_LEASE_TTL;
+    await step.do(
+      "$concurrency",
+      { retries: { limit: 1000, delay: "1 second", backoff: "constant" } },
+      async ({ idempotencyKey }) => {
+        const got = await target.client.acquire(target.name, {
+          owner: row.execution_id,
+          ttl,
+          wait: limit.wait ?? "1 hour",
+          permits: limit.limit,
+          waiterId: idempotencyKey,
+        });
+        if (!got.acquired) throw new Error("no permit yet");
+        return got.lease;
+      },
+    );
+  }
+
+  /** Returns the permit of a finished execution (best effort: an expired lease is free anyway). */
+  async #returnPermit(row: ExecutionRow): Promise<void> {
+    const wf = this.#host.registry().get(row.workflow, row.version);
+    if (!wf?.options.concurrency) return;
+    const permit = this.#host.sql.one<StepRow>(
+      "SELECT * FROM _baton_steps WHERE name = '$concurrency' AND status = 'completed' ORDER BY seq LIMIT 1",
+    );
+    if (!permit) return;
+    try {
+      const lease = (await this.#readOutput(permit)) as Lease;
+      const target = this.#permitLock(wf, await this.readInput(row));
+      await target?.client.release(target.name, lease);
+    } catch (error) {
+      if (!isBatonError(error, "LEASE_EXPIRED") && !isBatonError(error, "NOT_HOLDER")) {
+        console.error("baton: could not return a concurrency permit", error);
+      }
+    }
   }
 
   // ---- the step API --------------------------------------------------------------------------

@@ -1,0 +1,121 @@
+import { env, runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
+import { describe, expect, it } from "vitest";
+import { executions, locks } from "../src/index.ts";
+import { eventually, executionStub, probe, uniqueName } from "./helpers.ts";
+import { limited, lockedWork } from "./workflows.ts";
+
+const client = () => executions(env.TestExecutions);
+
+describe("locks inside workflows", () => {
+  it("runs steps under a lock: the second execution waits, and a replay neither re-acquires nor leaks", async () => {
+    const p = probe();
+    const resource = uniqueName("res");
+    const a = executionStub("locked-a");
+    const b = executionStub("locked-b");
+    const runA = await client().start(
+      lockedWork,
+      { probe: p.name, resource, tag: "A" },
+      { id: a.id },
+    );
+    await eventually(
+      () => p.stub.records("critical"),
+      (r) => r.length === 1,
+    );
+    const runB = await client().start(
+      lockedWork,
+      { probe: p.name, resource, tag: "B" },
+      { id: b.id },
+    );
+    await eventually(
+      () => locks(env.Locks).status(resource),
+      (s) => s.queue === 1,
+    );
+
+    // A is reset inside its critical section and replays: its lock is not taken again.
+    // (It waits on an outgoing call, so the test resets it rather than evicting it.)
+    await runInDurableObject(a.stub, (_i, state) => state.abort("reset: test")).catch(
+      () => undefined,
+    );
+    const revived = env.TestExecutions.getByName(a.id);
+    await revived.advanceClock(30_000);
+    await runDurableObjectAlarm(revived);
+    await eventually(
+      () => p.stub.records("critical"),
+      (r) => r.length === 2,
+    );
+    expect(await locks(env.Locks).status(resource)).toMatchObject({
+      holders: [{ fence: 1 }],
+      queue: 1,
+      fence: 1,
+    });
+
+    await p.stub.openGate("A");
+    expect(await runA.result({ timeout: "5s" })).toMatchObject({ ok: true, value: 1 });
+    await eventually(
+      () => p.stub.records("critical"),
+      (r) => r.some((e) => e.tag === "B"),
+    );
+    await p.stub.openGate("B");
+    expect(await runB.result({ timeout: "5s" })).toMatchObject({ ok: true, value: 2 });
+    expect(await locks(env.Locks).status(resource)).toMatchObject({
+      holders: [],
+      queue: 0,
+      fence: 2,
+    });
+    const journal = await runA.journal();
+    expect(journal.map((e) => e.name)).toEqual([
+      `lock:${resource}:acquire`,
+      "critical",
+      `lock:${resource}:release`,
+    ]);
+  });
+
+  it("limits a workflow to N running executions per key; the rest wait in order", async () => {
+    const p = probe();
+    const customer = uniqueName("cust");
+    const ids = Array.from({ length: 5 }, (_, i) => executionStub(`limited-${i}`).id);
+    for (const [i, id] of ids.entries()) {
+      await client().start(limited, { probe: p.name, customer, tag: `t${i}` }, { id });
+      await eventually(
+        () => locks(env.Locks).status(`concurrency:limited:${customer}`),
+        (s) => s.holders.length + s.queue === i + 1,
+      );
+    }
+    // Another customer is not held back.
+    const other = executionStub("limited-other");
+    await client().start(
+      limited,
+      { probe: p.name, customer: `${customer}-2`, tag: "other" },
+      { id: other.id },
+    );
+    await p.stub.openGate("other");
+    expect(await client().get(limited, other.id).result({ timeout: "5s" })).toMatchObject({
+      ok: true,
+    });
+
+    await eventually(
+      () => p.stub.records("in"),
+      (r) => r.filter((e) => e.tag !== "other").length === 2,
+    );
+    for (let i = 0; i < 5; i++) {
+      const inside = (await p.stub.records("in"))
+        .filter((e) => e.tag !== "other")
+        .map((e) => e.tag);
+      expect(inside.length - i).toBeLessThanOrEqual(2);
+      await p.stub.openGate(`t${i}`);
+      expect(
+        await client()
+          .get(limited, ids[i] as string)
+          .result({ timeout: "5s" }),
+      ).toMatchObject({ ok: true, value: `t${i}` });
+    }
+    const order = (await p.stub.records("in")).filter((e) => e.tag !== "other").map((e) => e.tag);
+    expect(order).toEqual(["t0", "t1", "t2", "t3", "t4"]);
+    expect(await locks(env.Locks).status(`concurrency:limited:${customer}`)).toMatchObject({
+      permits: 2,
+      holders: [],
+      queue: 0,
+      fence: 5,
+    });
+  });
+});
