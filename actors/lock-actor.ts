@@ -106,8 +106,8 @@ export type AcquireResult =
   | { acquired: false; holders: Holder[]; queue: number };
 
 type LockTimers = {
-  /** A lease's TTL ran out. */
-  expire: { token: string };
+  /** The earliest lease's TTL ran out: expire due leases, hand their permits on. */
+  sweep: Record<string, never>;
   /** A waiter's wait ran out. */
   "wait-timeout": { waiter: string };
   /** Forget answered waiters. */
@@ -162,9 +162,10 @@ export class LockActor<Env = unknown> extends Actor<Env, LockTimers> {
     super(ctx, env);
     runMigrations(this.sql, LOCK_SCHEMA, LOCK_MIGRATIONS);
     this.timers
-      .on("expire", async ({ token }) => {
-        this.#expire(token);
-        await this.#grantNext();
+      .on("sweep", async () => {
+        await this.#expireDue();
+        const next = this.sql.value<number>("SELECT MIN(expires_at) FROM _baton_lock_holders");
+        if (next !== null && next !== undefined) await this.#armSweep(next);
       })
       .on("wait-timeout", ({ waiter }) => this.#timeOut(waiter))
       .on("forget", async () => {
@@ -256,8 +257,8 @@ export class LockActor<Env = unknown> extends Actor<Env, LockTimers> {
       held.token,
     );
     const renewed = { ...toLease(held), expiresAt };
-    await this.timers.cancel(`expire:${held.token}`);
-    await this.#armExpiry(renewed);
+    // The sweep may now come early for this lease: it finds nothing due and re-arms.
+    await this.#armSweep(expiresAt);
     return renewed;
   }
 
@@ -271,7 +272,6 @@ export class LockActor<Env = unknown> extends Actor<Env, LockTimers> {
     await this.#expireDue();
     const held = this.#requireHeld(lease);
     this.sql.run("DELETE FROM _baton_lock_holders WHERE token = ?", held.token);
-    await this.timers.cancel(`expire:${held.token}`);
     await this.#grantNext();
   }
 
@@ -352,13 +352,22 @@ export class LockActor<Env = unknown> extends Actor<Env, LockTimers> {
     return { token, fence, expiresAt: now + ttlMs, owner };
   }
 
+  /**
+   * Makes sure the sweep timer runs by `at`. One timer serves every lease: it is due no later
+   * than the earliest expiry (possibly earlier, after a release or a renewal: then it finds
+   * nothing due and re-arms), so granting and releasing cost no alarm update in the common case.
+   */
+  async #armSweep(at: number): Promise<void> {
+    const sweep = this.timers.get("sweep");
+    if (sweep?.state === "pending") {
+      if (sweep.dueAt > at) await this.timers.reschedule("sweep", { at });
+      return;
+    }
+    await this.timers.schedule("sweep", {}, { at }, { key: "sweep" });
+  }
+
   async #armExpiry(lease: Lease): Promise<void> {
-    await this.timers.schedule(
-      "expire",
-      { token: lease.token },
-      { at: lease.expiresAt },
-      { key: `expire:${lease.token}` },
-    );
+    await this.#armSweep(lease.expiresAt);
   }
 
   /** Hands free permits to waiters, oldest first. */
@@ -461,10 +470,7 @@ export class LockActor<Env = unknown> extends Actor<Env, LockTimers> {
       this.now(),
     );
     if (due.length === 0) return;
-    for (const { token } of due) {
-      this.#expire(token);
-      await this.timers.cancel(`expire:${token}`);
-    }
+    for (const { token } of due) this.#expire(token);
     await this.#grantNext();
   }
 

@@ -9,7 +9,7 @@
  * Add a suite by adding routes to bench/worker/index.ts and an entry to SUITES below.
  */
 import { type ChildProcess, spawn } from "node:child_process";
-import { writeFileSync } from "node:fs";
+import { readFileSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -146,6 +146,33 @@ const SUITES: Suite[] = [
     ],
     ratios: [{ faster: "retry/baton", than: "retry/cloudflare" }],
   },
+  {
+    name: "locks",
+    title: "Locks: uncontended acquire + release",
+    description:
+      "One caller, sequential acquire + release pairs on one lock, against the floor measured in the same run: two RPCs to a plain Durable Object, each committing one single-row write.",
+    unit: "pairs",
+    metric: "rate",
+    reps: 3,
+    warmups: 1,
+    cases: [
+      { route: "locks/uncontended", n: 500, label: "Baton Lock actor" },
+      { route: "locks/floor", n: 500, label: "floor: 2 RPCs + 2 committed writes" },
+    ],
+    ratios: [{ faster: "locks/uncontended", than: "locks/floor", target: 0.6 }],
+  },
+  {
+    name: "contention",
+    title: "Locks: 16 contenders on one lock",
+    description:
+      "16 callers loop acquire (waiting in the FIFO queue) + release on one lock: handoffs per second, and the wait per grant (p50/p99 in ms, from the median run).",
+    unit: "handoffs",
+    metric: "rate",
+    reps: 3,
+    warmups: 1,
+    cases: [{ route: "locks/contended", n: 480, label: "Baton Lock actor, 16 contenders" }],
+    ratios: [],
+  },
 ];
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "..");
@@ -160,6 +187,7 @@ interface Measured {
   min_ms: number;
   max_ms: number;
   per_s: number;
+  extra?: Record<string, number>;
 }
 
 async function main(): Promise<void> {
@@ -210,22 +238,36 @@ async function main(): Promise<void> {
 
 async function runSuite(suite: Suite, port: number): Promise<Measured[]> {
   const samples = new Map<string, number[]>(suite.cases.map((c) => [c.route, []]));
+  const extras = new Map<string, Array<Record<string, number>>>(
+    suite.cases.map((c) => [c.route, []]),
+  );
   for (let rep = -suite.warmups; rep < suite.reps; rep++) {
     for (const c of suite.cases) {
       const run = `${suite.name}-${rep}-${Date.now()}`;
       const response = await fetch(`http://127.0.0.1:${port}/${c.route}?n=${c.n}&run=${run}`);
       if (!response.ok)
         throw new Error(`${c.route}: HTTP ${response.status}: ${await response.text()}`);
-      const { ms, count } = (await response.json()) as { ms: number; count: number };
+      const { ms, count, extra } = (await response.json()) as {
+        ms: number;
+        count: number;
+        extra?: Record<string, number>;
+      };
       const units = c.units ?? c.n;
       if (count !== units)
         throw new Error(`${c.route}: expected ${units} ${suite.unit}, got ${count}`);
-      if (rep >= 0) samples.get(c.route)!.push(ms);
+      if (rep >= 0) {
+        samples.get(c.route)!.push(ms);
+        extras.get(c.route)!.push({ ms, ...extra });
+      }
     }
   }
   return suite.cases.map((c) => {
     const ms = samples.get(c.route)!.sort((a, b) => a - b);
     const median = ms[Math.floor(ms.length / 2)]!;
+    // Extra figures (wait percentiles ...) come from the run whose time is the median.
+    const { ms: _median, ...extra } = extras.get(c.route)!.find((e) => e.ms === median) ?? {
+      ms: 0,
+    };
     const row: Measured = {
       suite: suite.name,
       bench: c.route,
@@ -236,6 +278,7 @@ async function runSuite(suite: Suite, port: number): Promise<Measured[]> {
       min_ms: ms[0]!,
       max_ms: ms[ms.length - 1]!,
       per_s: round(((c.units ?? c.n) / Math.max(median, 0.5)) * 1000, 0),
+      ...(Object.keys(extra).length ? { extra } : {}),
     };
     console.log(JSON.stringify(row));
     return row;
@@ -247,30 +290,57 @@ function writeReport(
   wanted: string[],
 ): void {
   const command = `npm run bench${wanted.length ? ` -- ${wanted.join(" ")}` : ""}`;
+  const day = new Date().toISOString().slice(0, 10);
   const lines = [
     "# Benchmarks",
     "",
-    `Made by \`${command}\` on ${new Date().toISOString().slice(0, 10)}: \`wrangler dev\` (local workerd) with`,
-    "`X_LOCAL_OBSERVABILITY=false`, started by the runner on a free loopback port; Node " +
-      `${process.version}, ${process.platform}/${process.arch}.`,
-    "Each case is warmed up, then repeated; cases of a suite run interleaved in one run, so their",
+    "Made by `npm run bench` (all suites) or `npm run bench -- <suite> ...` (some; the other",
+    "sections are kept from their last run, each says which command and day made it): `wrangler dev`",
+    "(local workerd) with `X_LOCAL_OBSERVABILITY=false`, started by the runner on a free loopback",
+    "port. Each case is warmed up, then repeated; cases of a suite run interleaved in one run, so their",
     "ratio is measured side by side. Times are medians with the min–max spread. This machine is",
     "noisy (±20–40% between runs): compare ratios, not absolute times across runs.",
     "",
   ];
+  // Sections of suites not run now are kept from the existing file.
+  const kept = new Map<string, string>();
+  try {
+    const previous = readFileSync(join(root, "BENCHMARKS.md"), "utf8");
+    for (const section of previous.split(/\n(?=## )/).slice(1)) {
+      kept.set(section.slice(3, section.indexOf("\n")), section.trimEnd());
+    }
+  } catch {
+    // no previous report
+  }
+  const fresh = new Map<string, string[]>();
   for (const { suite, rows, ratios } of results) {
-    lines.push(`## ${suite.title}`, "", suite.description, "");
+    const section: string[] = [];
+    fresh.set(suite.title, section);
+    section.push(
+      `## ${suite.title}`,
+      "",
+      `Made by \`${command}\` on ${day}; Node ${process.version}, ${process.platform}/${process.arch}.`,
+      "",
+      suite.description,
+      "",
+    );
     const rate = suite.metric === "rate";
-    lines.push(
+    section.push(
       `| case | ${suite.unit} | runs | median ms | min–max ms |${rate ? ` ${suite.unit}/s |` : ""}`,
     );
-    lines.push(`| --- | ---: | ---: | ---: | ---: |${rate ? " ---: |" : ""}`);
+    section.push(`| --- | ---: | ---: | ---: | ---: |${rate ? " ---: |" : ""}`);
     for (const r of rows) {
-      lines.push(
+      section.push(
         `| ${r.label} | ${r.n} | ${r.reps} | ${r.median_ms} | ${r.min_ms}–${r.max_ms} |${rate ? ` ${r.per_s} |` : ""}`,
       );
     }
-    lines.push("");
+    for (const r of rows) {
+      if (r.extra) {
+        const figures = Object.entries(r.extra).map(([k, v]) => `${k.replaceAll("_", " ")} ${v}`);
+        section.push("", `${r.label}: ${figures.join(", ")}.`);
+      }
+    }
+    section.push("");
     for (const ratio of ratios) {
       const a = rows.find((r) => r.bench === ratio.faster)?.label;
       const b = rows.find((r) => r.bench === ratio.than)?.label;
@@ -282,8 +352,12 @@ function writeReport(
             ? ` — target (${goal}): met`
             : ` — target (${goal}): **not met**`;
       const how = suite.metric === "rate" ? "the rate of" : "as fast as";
-      lines.push(`**${a}** is **${round(ratio.value, 2)}×** ${how} ${b}${verdict}.`, "");
+      section.push(`**${a}** is **${round(ratio.value, 2)}×** ${how} ${b}${verdict}.`, "");
     }
+  }
+  for (const suite of SUITES) {
+    const section = fresh.get(suite.title)?.join("\n").trimEnd() ?? kept.get(suite.title);
+    if (section) lines.push(section, "");
   }
   writeFileSync(join(root, "BENCHMARKS.md"), `${lines.join("\n")}\n`);
   console.error(`Wrote BENCHMARKS.md (${command}).`);

@@ -17,6 +17,8 @@ import {
   Actor,
   ExecutionActor,
   executions,
+  LockActor,
+  locks,
   runMigrations,
   Sql,
   workflow,
@@ -28,6 +30,8 @@ export interface Env {
   BenchExecutions: DurableObjectNamespace<BenchExecutions>;
   NaiveLoop: DurableObjectNamespace<NaiveLoop>;
   SchemaFloor: DurableObjectNamespace<SchemaFloor>;
+  BenchLocks: DurableObjectNamespace<BenchLocks>;
+  PlainWrites: DurableObjectNamespace<PlainWrites>;
   CF_BENCH: Workflow<CfParams>;
 }
 
@@ -113,6 +117,21 @@ export class SchemaFloor extends DurableObject<Env> {
   }
 }
 
+export class BenchLocks extends LockActor<Env> {}
+
+/** The floor of an acquire+release pair: two RPCs that each commit one single-row write. */
+export class PlainWrites extends DurableObject<Env> {
+  put(key: string, value: number): void {
+    const sql = this.ctx.storage.sql;
+    sql.exec("CREATE TABLE IF NOT EXISTS kv (key TEXT PRIMARY KEY, value INTEGER)");
+    sql.exec(
+      "INSERT INTO kv VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+      key,
+      value,
+    );
+  }
+}
+
 async function cfRun(env: Env, params: CfParams, run: string, i = 0): Promise<void> {
   const instance = await env.CF_BENCH.create({ id: `${run}-${i}`, params });
   for (;;) {
@@ -186,7 +205,7 @@ export class RawAlarmChain extends DurableObject<Env> {
   }
 }
 
-type Result = { ms: number; count: number };
+type Result = { ms: number; count: number; extra?: Record<string, number> };
 
 async function timed(count: number, fn: () => Promise<unknown>): Promise<Result> {
   const t0 = Date.now();
@@ -209,6 +228,53 @@ const benches: Record<string, (env: Env, n: number, run: string) => Promise<Resu
         Array.from({ length: n }, (_, i) => batonRun(env, "steps", 10, `fan-${run}-${i}`)),
       ),
     ),
+  "locks/uncontended": async (env, n, run) => {
+    const lock = locks(env.BenchLocks);
+    const name = `u-${run}`;
+    await lock.status(name); // wake the object outside the measurement
+    return timed(n, async () => {
+      for (let i = 0; i < n; i++) {
+        const got = await lock.acquire(name, { owner: "bench", ttl: "30s" });
+        if (!got.acquired) throw new Error("lock busy");
+        await lock.release(name, got.lease);
+      }
+    });
+  },
+  "locks/floor": async (env, n, run) => {
+    const stub = env.PlainWrites.getByName(`f-${run}`);
+    await stub.put("warm", 0);
+    return timed(n, async () => {
+      for (let i = 0; i < n; i++) {
+        await stub.put("holder", i);
+        await stub.put("holder", -i);
+      }
+    });
+  },
+  "locks/contended": async (env, n, run) => {
+    const lock = locks(env.BenchLocks);
+    const name = `c-${run}`;
+    await lock.status(name);
+    const waits: number[] = [];
+    const contenders = 16;
+    const perContender = Math.ceil(n / contenders);
+    const result = await timed(contenders * perContender, () =>
+      Promise.all(
+        Array.from({ length: contenders }, async (_, c) => {
+          for (let i = 0; i < perContender; i++) {
+            const t0 = Date.now();
+            const got = await lock.acquire(name, { owner: `c${c}`, ttl: "30s", wait: "1 minute" });
+            waits.push(Date.now() - t0);
+            if (!got.acquired) throw new Error("not acquired");
+            await lock.release(name, got.lease);
+          }
+        }),
+      ),
+    );
+    waits.sort((a, b) => a - b);
+    const pick = (q: number) =>
+      waits[Math.min(waits.length - 1, Math.floor(q * waits.length))] ?? 0;
+    return { ...result, extra: { p50_wait_ms: pick(0.5), p99_wait_ms: pick(0.99) } };
+  },
   "fanout/schema-floor": (env, n, run) =>
     timed(n * 10, () =>
       Promise.all(
