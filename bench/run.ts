@@ -117,7 +117,7 @@ const SUITES: Suite[] = [
       "A workflow that sleeps 1 second; the time reported is start-to-result minus 1,000 ms (the overshoot).",
     unit: "executions",
     metric: "time",
-    reps: 3,
+    reps: 7,
     warmups: 1,
     cases: [
       { route: "sleep/baton", n: 1, label: "Baton" },
