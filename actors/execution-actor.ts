@@ -101,7 +101,8 @@ export abstract class ExecutionActor<Env = unknown> extends Actor<Env, Execution
         this.#engine.wake(seq);
         await this.#engine.ensureHeartbeat();
       })
-      .on("lifecycle", () => this.#engine.onLifecycleTimer());
+      .on("lifecycle", () => this.#engine.onLifecycleTimer())
+      .on("permit", (payload) => this.#engine.returnPermit(payload));
   }
 
   // ---- workflow executions ---------------------------------------------------------------------

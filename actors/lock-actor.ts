@@ -167,7 +167,13 @@ export class LockActor<Env = unknown> extends Actor<Env, LockTimers> {
         const next = this.sql.value<number>("SELECT MIN(expires_at) FROM _baton_lock_holders");
         if (next !== null && next !== undefined) await this.#armSweep(next);
       })
-      .on("wait-timeout", ({ waiter }) => this.#timeOut(waiter))
+      .on("wait-timeout", ({ waiter }) => {
+        const row = this.sql.one<WaiterRow>(
+          "SELECT * FROM _baton_lock_waiters WHERE waiter = ?",
+          waiter,
+        );
+        if (row && row.deadline <= this.now()) this.#timeOut(waiter);
+      })
       .on("forget", async () => {
         this.sql.run(
           "DELETE FROM _baton_lock_waiters WHERE state <> 'waiting' AND enqueued_at < ?",
@@ -230,6 +236,8 @@ export class LockActor<Env = unknown> extends Actor<Env, LockTimers> {
       now,
       now + waitMs,
     );
+    // A waiter id asked again after timing out may still have its old timer pending: replace it.
+    await this.timers.cancel(`wait:${waiter}`);
     await this.timers.schedule(
       "wait-timeout",
       { waiter },
@@ -298,6 +306,43 @@ export class LockActor<Env = unknown> extends Actor<Env, LockTimers> {
   /** True when no permit is free. */
   async isLocked(): Promise<boolean> {
     return (await this.status()).locked;
+  }
+
+  /**
+   * For a caller giving up: returns the lease granted to `waiterId` if it still holds one
+   * (`claimed`), else withdraws its place in the queue (`withdrawn`), else does nothing (`none`).
+   * With `release: true` a lease it holds is released instead of returned (`released`).
+   */
+  async abandon(
+    waiterId: string,
+    options: { release?: boolean } = {},
+  ): Promise<
+    { outcome: "claimed"; lease: Lease } | { outcome: "released" | "withdrawn" | "none" }
+  > {
+    if (typeof waiterId !== "string" || waiterId.length === 0 || waiterId.length > 256) {
+      invalidArgument("waiterId", "must be a string of 1 to 256 characters", waiterId);
+    }
+    await this.#expireDue();
+    const held = this.sql.one<HolderRow>(
+      "SELECT * FROM _baton_lock_holders WHERE waiter = ?",
+      waiterId,
+    );
+    if (held) {
+      if (!options?.release) return { outcome: "claimed", lease: toLease(held) };
+      this.sql.run("DELETE FROM _baton_lock_holders WHERE token = ?", held.token);
+      await this.#grantNext();
+      return { outcome: "released" };
+    }
+    const waiting = this.sql.one<WaiterRow>(
+      "SELECT * FROM _baton_lock_waiters WHERE waiter = ? AND state = 'waiting'",
+      waiterId,
+    );
+    if (!waiting) return { outcome: "none" };
+    this.sql.run("DELETE FROM _baton_lock_waiters WHERE seq = ?", waiting.seq);
+    this.#waiting.get(waiterId)?.reject(lockTimeout(waiting));
+    this.#waiting.delete(waiterId);
+    await this.timers.cancel(`wait:${waiterId}`);
+    return { outcome: "withdrawn" };
   }
 
   // ---- internals ---------------------------------------------------------------------------------
@@ -378,6 +423,11 @@ export class LockActor<Env = unknown> extends Actor<Env, LockTimers> {
         "SELECT * FROM _baton_lock_waiters WHERE state = 'waiting' ORDER BY seq LIMIT 1",
       );
       if (!next) break;
+      // Its wait ran out (the timeout alarm is late): it gets LOCK_TIMEOUT, not the lock.
+      if (next.deadline <= this.now()) {
+        this.#timeOut(next.waiter);
+        continue;
+      }
       const lease = this.#grant(next.owner, next.ttl_ms, next.waiter);
       this.sql.run(
         "UPDATE _baton_lock_waiters SET state = 'granted', token = ? WHERE seq = ?",

@@ -41,12 +41,16 @@ export class LocksClient {
       // A re-attach waits only for what is left of the caller's wait.
       const wait = deadline === undefined ? undefined : Math.max(0, deadline - Date.now());
       if (attempt > 1 && wait === 0) {
-        throw new BatonError(
-          "LOCK_TIMEOUT",
-          `Timed out after waiting ${waitMs} ms for lock "${name}".`,
-          {
-            waitedMs: waitMs,
-          },
+        return this.#giveUp(
+          name,
+          waiterId,
+          new BatonError(
+            "LOCK_TIMEOUT",
+            `Timed out after waiting ${waitMs} ms for lock "${name}".`,
+            {
+              waitedMs: waitMs,
+            },
+          ),
         );
       }
       try {
@@ -56,9 +60,39 @@ export class LocksClient {
           ...(wait === undefined ? {} : { wait }),
         })) as AcquireResult;
       } catch (error) {
-        if (isBatonError(error) || !isTransient(error) || attempt >= REATTACH_LIMIT) throw error;
+        if (isBatonError(error) || !isTransient(error)) throw error;
+        if (attempt >= REATTACH_LIMIT) return this.#giveUp(name, waiterId, error);
         // The connection to the lock broke (eviction, restart): re-attach with the same waiter id.
         await new Promise((resolve) => setTimeout(resolve, Math.min(5 * attempt, 50)));
+      }
+    }
+  }
+
+  /**
+   * The caller stops trying: take a lease granted to it meanwhile, or withdraw its place in the
+   * queue, so nothing is granted to a caller that is gone.
+   */
+  async #giveUp(name: string, waiterId: string, error: unknown): Promise<AcquireResult> {
+    const left = await this.#stub(name)
+      .abandon(waiterId)
+      .catch(() => undefined);
+    if (left?.outcome === "claimed") return { acquired: true, lease: left.lease as Lease };
+    throw error;
+  }
+
+  /**
+   * Releases `lease`, retrying a broken connection a few times. A lease that expired or was
+   * released already is free: not an error here.
+   */
+  async #releaseQuietly(name: string, lease: Lease): Promise<void> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await this.release(name, lease);
+        return;
+      } catch (error) {
+        if (isBatonError(error, "LEASE_EXPIRED") || isBatonError(error, "NOT_HOLDER")) return;
+        if (isBatonError(error) || !isTransient(error) || attempt >= 5) throw error;
+        await new Promise((resolve) => setTimeout(resolve, 10 * attempt));
       }
     }
   }
@@ -71,6 +105,15 @@ export class LocksClient {
   /** Releases a held lease; the next waiter gets it at once. */
   async release(name: string, lease: Lease): Promise<void> {
     await this.#stub(name).release(lease);
+  }
+
+  /**
+   * Gives up `waiterId`'s claim on lock `name`: releases a lease granted to it and withdraws its
+   * place in the queue. For callers that stop waiting for good.
+   */
+  async abandon(name: string, waiterId: string): Promise<"released" | "withdrawn" | "none"> {
+    const result = await this.#stub(name).abandon(waiterId, { release: true });
+    return result.outcome === "claimed" ? "none" : result.outcome;
   }
 
   /** Holders, expiries, queue length, last fence. */
@@ -107,15 +150,16 @@ export class LocksClient {
         { holders: result.holders.length, queue: result.queue },
       );
     }
+    let value: T;
     try {
-      return await fn(result.lease);
-    } finally {
-      // A lease that expired meanwhile is already free: nothing to release.
-      await this.release(name, result.lease).catch((error: unknown) => {
-        if (!isBatonError(error, "LEASE_EXPIRED") && !isBatonError(error, "NOT_HOLDER"))
-          throw error;
-      });
+      value = await fn(result.lease);
+    } catch (error) {
+      // fn's error is the one to report; a failed release must not replace it.
+      await this.#releaseQuietly(name, result.lease).catch(() => undefined);
+      throw error;
     }
+    await this.#releaseQuietly(name, result.lease);
+    return value;
   }
 
   /**
@@ -123,7 +167,8 @@ export class LocksClient {
    * so a replay neither re-acquires nor leaks the lock. The waiter id is the acquire step's
    * idempotency key, so an acquire interrupted by a crash re-attaches to its place in the queue.
    * A lease that ran out while `fn` ran is not an error at release. Pick a `ttl` that covers
-   * the guarded steps.
+   * the guarded steps: if the execution is cancelled inside `fn`, the release step never runs
+   * and the lock frees itself when the lease's TTL runs out.
    *
    * @example
    * ```ts
@@ -137,35 +182,51 @@ export class LocksClient {
     options: Omit<AcquireOptions, "owner" | "waiterId"> & { owner?: string },
     fn: (lease: Lease) => Promise<T>,
   ): Promise<T> {
-    const lease = await step.do(
-      `lock:${name}:acquire`,
-      { retries: { limit: 0 } },
-      async ({ idempotencyKey }) => {
-        const got = await this.acquire(name, {
-          ...options,
-          owner: options.owner ?? idempotencyKey,
-          waiterId: idempotencyKey,
-        });
-        if (!got.acquired) {
-          throw new BatonError(
-            "LOCK_TIMEOUT",
-            `Lock "${name}" is held; pass \`wait\` to queue for it.`,
-            {
-              holders: got.holders.length,
-            },
-          );
-        }
-        return got.lease;
-      },
-    );
+    // Retried (re-attaching with the same waiter id) if the attempt is cut short; a timeout is final.
+    let waiterId: string | undefined;
+    let lease: Lease;
+    try {
+      lease = await step.do(
+        `lock:${name}:acquire`,
+        { retries: { limit: 3, delay: "1 second", backoff: "constant" } },
+        async ({ idempotencyKey }) => {
+          waiterId = idempotencyKey;
+          const got = await this.acquire(name, {
+            ...options,
+            owner: options.owner ?? idempotencyKey,
+            waiterId: idempotencyKey,
+          }).catch((error: unknown) => {
+            if (isBatonError(error)) Object.assign(error, { nonRetryable: true });
+            throw error;
+          });
+          if (!got.acquired) {
+            throw Object.assign(
+              new BatonError(
+                "LOCK_TIMEOUT",
+                `Lock "${name}" is held; pass \`wait\` to queue for it.`,
+                {
+                  holders: got.holders.length,
+                },
+              ),
+              { nonRetryable: true },
+            );
+          }
+          return got.lease;
+        },
+      );
+    } catch (error) {
+      // Leave no queue entry (or late grant) behind for a workflow that stopped waiting.
+      await step.do(`lock:${name}:abandon`, async () => {
+        if (waiterId) await this.#stub(name).abandon(waiterId, { release: true });
+        return true;
+      });
+      throw error;
+    }
     try {
       return await fn(lease);
     } finally {
       await step.do(`lock:${name}:release`, async () => {
-        await this.release(name, lease).catch((error: unknown) => {
-          if (!isBatonError(error, "LEASE_EXPIRED") && !isBatonError(error, "NOT_HOLDER"))
-            throw error;
-        });
+        await this.#releaseQuietly(name, lease);
         return true;
       });
     }

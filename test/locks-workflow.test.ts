@@ -70,6 +70,42 @@ describe("locks inside workflows", () => {
     ]);
   });
 
+  it("gives back the place of an execution cancelled while it waits for a permit", async () => {
+    const p = probe();
+    const customer = uniqueName("cust");
+    const lockName = `concurrency:limited:2:${customer}`;
+    const ids = Array.from({ length: 3 }, (_, i) => executionStub(`limited-cancel-${i}`).id);
+    for (const [i, id] of ids.entries()) {
+      await client().start(limited, { probe: p.name, customer, tag: `k${i}` }, { id });
+      await eventually(
+        () => locks(env.Locks).status(lockName),
+        (s) => s.holders.length + s.queue === i + 1,
+      );
+    }
+    await client()
+      .get(ids[2] as string)
+      .cancel(); // queued
+    await eventually(
+      () => locks(env.Locks).status(lockName),
+      (s) => s.queue === 0,
+    );
+    await client()
+      .get(ids[1] as string)
+      .cancel(); // running: its permit comes back
+    await eventually(
+      () => locks(env.Locks).status(lockName),
+      (s) => s.holders.length === 1,
+    );
+    await p.stub.openGate("k0");
+    await client()
+      .get(limited, ids[0] as string)
+      .result({ timeout: "5s" });
+    await eventually(
+      () => locks(env.Locks).status(lockName),
+      (s) => s.holders.length === 0 && s.queue === 0,
+    );
+  });
+
   it("limits a workflow to N running executions per key; the rest wait in order", async () => {
     const p = probe();
     const customer = uniqueName("cust");
@@ -77,7 +113,7 @@ describe("locks inside workflows", () => {
     for (const [i, id] of ids.entries()) {
       await client().start(limited, { probe: p.name, customer, tag: `t${i}` }, { id });
       await eventually(
-        () => locks(env.Locks).status(`concurrency:limited:${customer}`),
+        () => locks(env.Locks).status(`concurrency:limited:2:${customer}`),
         (s) => s.holders.length + s.queue === i + 1,
       );
     }
@@ -111,11 +147,11 @@ describe("locks inside workflows", () => {
     }
     const order = (await p.stub.records("in")).filter((e) => e.tag !== "other").map((e) => e.tag);
     expect(order).toEqual(["t0", "t1", "t2", "t3", "t4"]);
-    expect(await locks(env.Locks).status(`concurrency:limited:${customer}`)).toMatchObject({
-      permits: 2,
-      holders: [],
-      queue: 0,
-      fence: 5,
-    });
+    // Permits come back through a timer of each finished execution.
+    const final = await eventually(
+      () => locks(env.Locks).status(`concurrency:limited:2:${customer}`),
+      (st) => st.holders.length === 0,
+    );
+    expect(final).toMatchObject({ permits: 2, holders: [], queue: 0, fence: 5 });
   });
 });

@@ -223,6 +223,70 @@ describe("locks: the wait queue", () => {
   });
 });
 
+describe("locks: callers that give up", () => {
+  it("does not grant to a waiter whose wait ran out before its timeout alarm", async () => {
+    const name = uniqueName("lock");
+    const held = await client().acquire(name, { owner: "a", ttl: "1h" });
+    if (!held.acquired) throw new Error("not acquired");
+    const late = expectBatonError(
+      client().acquire(name, { owner: "b", ttl: "1m", wait: "1s" }),
+      "LOCK_TIMEOUT",
+    );
+    await eventually(
+      () => client().status(name),
+      (s) => s.queue === 1,
+    );
+    await lockStub(name).advanceClock(2_000); // the timeout alarm has not run
+    await client().release(name, held.lease);
+    await late;
+    expect(await client().status(name)).toMatchObject({ holders: [], queue: 0, fence: 1 });
+  });
+
+  it("gives a re-used waiter id a fresh wait, not its old overdue timeout", async () => {
+    const name = uniqueName("lock");
+    const waiterId = uniqueName("w");
+    const held = await client().acquire(name, { owner: "a", ttl: "1h" });
+    if (!held.acquired) throw new Error("not acquired");
+    const first = expectBatonError(
+      lockStub(name).acquire({ owner: "b", ttl: "1m", wait: "1s", waiterId }),
+      "LOCK_TIMEOUT",
+    );
+    await eventually(
+      () => client().status(name),
+      (s) => s.queue === 1,
+    );
+    await lockStub(name).advanceClock(1_000);
+    const second = lockStub(name).acquire({ owner: "b", ttl: "1m", wait: "1m", waiterId });
+    await first;
+    await runDurableObjectAlarm(lockStub(name)); // the old timer, if still there, must not fire on it
+    expect((await client().status(name)).queue).toBe(1);
+    await client().release(name, held.lease);
+    expect(await second).toMatchObject({ acquired: true, lease: { owner: "b", fence: 2 } });
+  });
+
+  it("withdraws a waiter, or releases what was granted to it, on abandon", async () => {
+    const name = uniqueName("lock");
+    const held = await client().acquire(name, { owner: "a", ttl: "1h" });
+    if (!held.acquired) throw new Error("not acquired");
+    const gone = expectBatonError(
+      lockStub(name).acquire({ owner: "b", ttl: "1h", wait: "1h", waiterId: "wb" }),
+      "LOCK_TIMEOUT",
+    );
+    const stays = lockStub(name).acquire({ owner: "c", ttl: "1h", wait: "1h", waiterId: "wc" });
+    await eventually(
+      () => client().status(name),
+      (s) => s.queue === 2,
+    );
+    expect(await client().abandon(name, "wb")).toBe("withdrawn");
+    await gone;
+    await client().release(name, held.lease);
+    expect(await stays).toMatchObject({ acquired: true, lease: { owner: "c" } });
+    expect(await client().abandon(name, "wc")).toBe("released");
+    expect(await client().abandon(name, "nobody")).toBe("none");
+    expect(await client().status(name)).toMatchObject({ holders: [], queue: 0 });
+  });
+});
+
 describe("locks: semaphores", () => {
   it("never lets more than 3 of 12 contenders in at once, and every one gets in", async () => {
     const name = uniqueName("sem");

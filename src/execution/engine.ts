@@ -40,6 +40,8 @@ export type ExecutionTimers = {
    * or aborted actor back and replays. Once it has ended: retention, deleting its state.
    */
   lifecycle: Record<string, never>;
+  /** Gives a finished execution's concurrency permit back (retried by the scheduler). */
+  permit: { binding: string; lock: string; waiter: string; lease: Lease | null };
 };
 
 /** Defaults of a step's retry policy (Cloudflare Workflows' defaults, plus a cap). */
@@ -355,18 +357,10 @@ export class Engine {
 
   // ---- concurrency limits ----------------------------------------------------------------------
 
-  /** The workflow's concurrency semaphore: its client and lock name for this execution. */
-  #permitLock(wf: AnyWorkflow, input: unknown): { client: LocksClient; name: string } | undefined {
+  /** The workflow's concurrency semaphore for this execution: binding and lock name. */
+  #permitLock(wf: AnyWorkflow, input: unknown): { binding: string; name: string } | undefined {
     const limit = wf.options.concurrency;
     if (!limit) return undefined;
-    const ns = (this.#host.env as Record<string, unknown> | undefined)?.[limit.binding];
-    if (typeof (ns as { getByName?: unknown })?.getByName !== "function") {
-      throw new BatonError(
-        "INVALID_ARGUMENT",
-        `Workflow "${wf.name}" limits concurrency through binding "${limit.binding}", but the Execution actor's env has no Durable Object namespace of that name. Bind a Lock actor under it.`,
-        { binding: limit.binding },
-      );
-    }
     const key = limit.key ? (limit.key as (i: unknown) => string)(input) : "*";
     if (typeof key !== "string" || key.length === 0 || key.length > 128) {
       invalidArgument(
@@ -375,10 +369,26 @@ export class Engine {
         key,
       );
     }
-    return {
-      client: new LocksClient(ns as DurableObjectNamespace<LockActor>),
-      name: `concurrency:${wf.name}:${key}`,
-    };
+    // The limit is part of the name: a deploy that changes it starts a new semaphore instead of
+    // clashing with the old one's permits (PERMITS_MISMATCH).
+    return { binding: limit.binding, name: `concurrency:${wf.name}:${limit.limit}:${key}` };
+  }
+
+  #locksClient(binding: string): LocksClient {
+    const ns = (this.#host.env as Record<string, unknown> | undefined)?.[binding];
+    if (typeof (ns as { getByName?: unknown })?.getByName !== "function") {
+      throw new BatonError(
+        "INVALID_ARGUMENT",
+        `Concurrency limits use binding "${binding}", but the Execution actor's env has no Durable Object namespace of that name. Bind a Lock actor under it.`,
+        { binding },
+      );
+    }
+    return new LocksClient(ns as DurableObjectNamespace<LockActor>);
+  }
+
+  /** The permit's waiter id: per run, so a restart never picks up the previous run's permit. */
+  static #permitWaiter(row: ExecutionRow): string {
+    return `${row.execution_id}/$concurrency/run-${row.run}`;
   }
 
   /** Takes a permit (a journaled step, so a replay never takes a second one). */
@@ -386,17 +396,18 @@ export class Engine {
     const limit = wf.options.concurrency;
     const target = this.#permitLock(wf, input);
     if (!limit || !target) return;
-    const ttl = limit.ttl ?? MAX_LEASE_TTL;
+    const client = this.#locksClient(target.binding);
     await step.do(
       "$concurrency",
       { retries: { limit: 1000, delay: "1 second", backoff: "constant" } },
-      async ({ idempotencyKey }) => {
-        const got = await target.client.acquire(target.name, {
+      async () => {
+        // Waits in line (re-attaching after a reset); after `wait` it retries and queues again.
+        const got = await client.acquire(target.name, {
           owner: row.execution_id,
-          ttl,
+          ttl: limit.ttl ?? MAX_LEASE_TTL,
           wait: limit.wait ?? "1 hour",
           permits: limit.limit,
-          waiterId: idempotencyKey,
+          waiterId: Engine.#permitWaiter(row),
         });
         if (!got.acquired) throw new Error("no permit yet");
         return got.lease;
@@ -404,23 +415,37 @@ export class Engine {
     );
   }
 
-  /** Returns the permit of a finished execution (best effort: an expired lease is free anyway). */
+  /**
+   * Gives back the permit of an execution that ended — held, granted meanwhile, or still queued
+   * — through a durable timer, so a broken connection is retried rather than leaking the permit.
+   */
   async #returnPermit(row: ExecutionRow): Promise<void> {
     const wf = this.#host.registry().get(row.workflow, row.version);
     if (!wf?.options.concurrency) return;
+    const target = this.#permitLock(wf, await this.readInput(row));
+    if (!target) return;
     const permit = this.#host.sql.one<StepRow>(
       "SELECT * FROM _baton_steps WHERE name = '$concurrency' AND status = 'completed' ORDER BY seq LIMIT 1",
     );
-    if (!permit) return;
-    try {
-      const lease = (await this.#readOutput(permit)) as Lease;
-      const target = this.#permitLock(wf, await this.readInput(row));
-      await target?.client.release(target.name, lease);
-    } catch (error) {
-      if (!isBatonError(error, "LEASE_EXPIRED") && !isBatonError(error, "NOT_HOLDER")) {
-        console.error("baton: could not return a concurrency permit", error);
-      }
+    const lease = permit ? ((await this.#readOutput(permit)) as Lease) : null;
+    await this.#host.timers.schedule(
+      "permit",
+      { binding: target.binding, lock: target.name, waiter: Engine.#permitWaiter(row), lease },
+      { after: 0 },
+    );
+  }
+
+  /** The `permit` timer: release the lease, or withdraw the queue entry (and a late grant). */
+  async returnPermit(payload: ExecutionTimers["permit"]): Promise<void> {
+    const client = this.#locksClient(payload.binding);
+    if (payload.lease) {
+      await client.release(payload.lock, payload.lease).catch((error: unknown) => {
+        if (!isBatonError(error, "LEASE_EXPIRED") && !isBatonError(error, "NOT_HOLDER"))
+          throw error;
+      });
+      return;
     }
+    await client.abandon(payload.lock, payload.waiter);
   }
 
   // ---- the step API --------------------------------------------------------------------------
