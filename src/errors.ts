@@ -45,6 +45,11 @@ export const ERROR_CODES = [
   "LEASE_EXPIRED",
   "NOT_HOLDER",
   "PERMITS_MISMATCH",
+  // Checkpoints and state
+  "CONFLICT",
+  "CHECKPOINT_NOT_FOUND",
+  "STATE_NOT_FOUND",
+  "INVALID_TOKEN",
 ] as const;
 
 /** A stable, documented error code. See {@link ERROR_CODES}. */

@@ -10,6 +10,14 @@
  * @module
  */
 
+export {
+  CheckpointActor,
+  type CheckpointVersion,
+  type LoadedCheckpoint,
+  MAX_CHECKPOINT_TTL,
+  type RedeemedToken,
+  type SaveOptions,
+} from "../actors/checkpoint-actor.ts";
 export { ExecutionActor } from "../actors/execution-actor.ts";
 export {
   type AcquireOptions,
@@ -23,6 +31,13 @@ export {
   MAX_PERMITS,
 } from "../actors/lock-actor.ts";
 export { Actor, APP_SCHEMA } from "./actor.ts";
+export {
+  CheckpointsClient,
+  checkpoints,
+  type IssueOptions,
+  ResumeTokens,
+  resumeTokens,
+} from "./checkpoints.ts";
 export {
   ExecutionHandle,
   ExecutionsClient,
@@ -92,6 +107,13 @@ export {
   type SqlValue,
 } from "./sql.ts";
 export type { StandardSchemaV1 } from "./standard-schema.ts";
+export {
+  type ExecutionState,
+  type PauseOptions,
+  type StateCheckpoint,
+  StateManager,
+  type StateManagerOptions,
+} from "./state-manager.ts";
 export { CHUNK_BYTES, MAX_VALUE_BYTES, type PutResult, ValueStore } from "./values.ts";
 export {
   type AnyWorkflow,

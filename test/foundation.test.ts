@@ -82,7 +82,7 @@ describe("errors across RPC", () => {
     expect(isBatonError({ code: "NOT_A_CODE", baton: true })).toBe(false);
     expect(isBatonError(null)).toBe(false);
     expect(isBatonError("INVALID_ARGUMENT")).toBe(false);
-    expect(isBatonError(new BatonError("CONFLICT" as "INVALID_ARGUMENT", "x"))).toBe(false);
+    expect(isBatonError(new BatonError("NOT_A_CODE" as "INVALID_ARGUMENT", "x"))).toBe(false);
     expect(isBatonError(new BatonError("INVALID_ARGUMENT", "x"), "INVALID_ARGUMENT")).toBe(true);
   });
 });

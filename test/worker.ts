@@ -8,6 +8,7 @@ import { Orders, Payments } from "../examples/orders/orders.ts";
 import { Reminders } from "../examples/reminders/reminders.ts";
 import {
   Actor,
+  CheckpointActor,
   ExecutionActor,
   type ListTimersOptions,
   LockActor,
@@ -30,6 +31,7 @@ export interface Env {
   Orders: DurableObjectNamespace<Orders>;
   Payments: DurableObjectNamespace<Payments>;
   Locks: DurableObjectNamespace<TestLocks>;
+  Checkpoints: DurableObjectNamespace<TestCheckpoints>;
 }
 
 declare global {
@@ -514,6 +516,47 @@ export class TestLocks extends LockActor<Env> {
 
   nextDue(): number | null {
     return this.timers.nextDue();
+  }
+}
+
+/** The Checkpoint actor under test, with a clock the tests move. */
+export class TestCheckpoints extends CheckpointActor<Env> {
+  protected override migrations(): Migration[] {
+    return [
+      {
+        version: 1,
+        up: (sql) => {
+          sql.run("CREATE TABLE test_clock (now INTEGER NOT NULL)");
+          sql.run("INSERT INTO test_clock VALUES (?)", Date.now());
+        },
+      },
+    ];
+  }
+
+  protected override now(): number {
+    return this.sql.value<number>("SELECT now FROM test_clock") ?? Date.now();
+  }
+
+  advanceClock(ms: number): number {
+    this.sql.run("UPDATE test_clock SET now = now + ?", ms);
+    return this.now();
+  }
+
+  clock(): number {
+    return this.now();
+  }
+
+  nextDue(): number | null {
+    return this.timers.nextDue();
+  }
+
+  /** Every stored token column, to check that no token is stored in clear. */
+  tokenRows(): string[] {
+    return this.sql
+      .all<{ hash: string; execution_id: string; event: string }>(
+        "SELECT hash, execution_id, event FROM _baton_tokens",
+      )
+      .map((r) => `${r.hash}|${r.execution_id}|${r.event}`);
   }
 }
 

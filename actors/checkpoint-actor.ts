@@ -1,0 +1,427 @@
+import { Actor } from "../src/actor.ts";
+import { decode, encode, encodeSync } from "../src/codec.ts";
+import { type Duration, parseDuration } from "../src/duration.ts";
+import { BatonError, invalidArgument } from "../src/errors.ts";
+import type { Value } from "../src/execution/types.ts";
+import { type Migration, runMigrations } from "../src/migrations.ts";
+
+const CHECKPOINT_SCHEMA = "baton.checkpoint";
+
+const CHECKPOINT_MIGRATIONS: readonly Migration[] = [
+  {
+    version: 1,
+    name: "checkpoints, resume tokens",
+    up: (sql) => {
+      sql.run(`CREATE TABLE _baton_checkpoints (
+        name TEXT NOT NULL,
+        version INTEGER NOT NULL CHECK (version > 0),
+        saved_at INTEGER NOT NULL,
+        expires_at INTEGER,
+        bytes INTEGER NOT NULL,
+        PRIMARY KEY (name, version)
+      ) STRICT`);
+      sql.run("CREATE INDEX _baton_checkpoints_time ON _baton_checkpoints (saved_at)");
+      // Resume tokens: only a hash of the token is stored.
+      sql.run(`CREATE TABLE _baton_tokens (
+        hash TEXT PRIMARY KEY,
+        execution_id TEXT NOT NULL,
+        event TEXT NOT NULL,
+        binding TEXT NOT NULL,
+        data BLOB NOT NULL,
+        issued_at INTEGER NOT NULL,
+        expires_at INTEGER NOT NULL,
+        redeemed_at INTEGER
+      ) STRICT`);
+    },
+  },
+];
+
+/** Largest resume payload (it travels in a timer payload). */
+const MAX_EVENT_PAYLOAD = 200 * 1024;
+
+/** Longest checkpoint or token name. */
+const MAX_NAME = 256;
+/** Longest time-to-live of a checkpoint or a token: 1 year. */
+export const MAX_CHECKPOINT_TTL = 365 * 24 * 60 * 60 * 1000;
+
+/** A stored version of a checkpoint. */
+export interface CheckpointVersion {
+  name: string;
+  version: number;
+  savedAt: number;
+  /** When it is deleted by its TTL, if it has one. */
+  expiresAt: number | null;
+  /** Encoded size (after compression). */
+  bytes: number;
+}
+
+/** A loaded checkpoint. */
+export interface LoadedCheckpoint<T = Value> {
+  value: T;
+  version: number;
+  savedAt: number;
+}
+
+/** Options of `save`. */
+export interface SaveOptions {
+  /**
+   * Optimistic concurrency: save only if the latest version is this one (0 = the name has no
+   * version yet); otherwise `CONFLICT` with the current version.
+   */
+  expectedVersion?: number;
+  /** Delete this version after this long (by alarm). */
+  ttl?: Duration;
+  /** Keep only the last `keep` versions of this name (older ones are deleted). */
+  keep?: number;
+}
+
+/** What a redeemed resume token was for. */
+export interface RedeemedToken {
+  executionId: string;
+  event: string;
+  data: Value;
+}
+
+type CheckpointTimers = {
+  expire: { name: string; version: number };
+  "token-expire": { hash: string };
+  /** Delivers a redeemed token's event to its execution (retried until it lands). */
+  deliver: { hash: string; payload: Value };
+};
+
+interface CheckpointRow {
+  name: string;
+  version: number;
+  saved_at: number;
+  expires_at: number | null;
+  bytes: number;
+  [column: string]: string | number | null;
+}
+
+interface TokenRow {
+  hash: string;
+  execution_id: string;
+  event: string;
+  binding: string;
+  data: ArrayBuffer;
+  issued_at: number;
+  expires_at: number;
+  redeemed_at: number | null;
+  [column: string]: string | number | ArrayBuffer | null;
+}
+
+/**
+ * The Checkpoint actor: one instance per scope (for example one per execution). Named,
+ * versioned snapshots of any codec value (Map, Date, BigInt ...; any size up to 32 MiB encoded,
+ * stored across rows), with optimistic concurrency (`expectedVersion` → `CONFLICT`), history,
+ * per-version TTL and a keep-last-K retention, all expired by alarm.
+ *
+ * It also keeps resume tokens (see {@link resumeTokens}): unguessable, single-use, expiring, stored
+ * only as a hash.
+ *
+ * @example
+ * ```ts
+ * export { CheckpointActor as Checkpoints } from "baton";
+ * const cp = checkpoints(env.Checkpoints);
+ * const { version } = await cp.save("cart-42", "state", { items: new Map([["sku", 2]]) });
+ * const loaded = await cp.load("cart-42", "state"); // { value, version, savedAt }
+ * await cp.save("cart-42", "state", next, { expectedVersion: loaded.version }); // CONFLICT if changed
+ * ```
+ */
+export class CheckpointActor<Env = unknown> extends Actor<Env, CheckpointTimers> {
+  constructor(ctx: DurableObjectState, env: Env) {
+    super(ctx, env);
+    runMigrations(this.sql, CHECKPOINT_SCHEMA, CHECKPOINT_MIGRATIONS);
+    this.timers
+      .on("expire", ({ name, version }) => this.#deleteVersion(name, version))
+      .on("token-expire", ({ hash }) => {
+        this.sql.run("DELETE FROM _baton_tokens WHERE hash = ? AND redeemed_at IS NULL", hash);
+      })
+      .on("deliver", ({ hash, payload }) => this.#deliver(hash, payload));
+  }
+
+  // ---- checkpoints ---------------------------------------------------------------------------
+
+  /**
+   * Saves a new version of checkpoint `name` and returns it.
+   *
+   * @throws BatonError `CONFLICT` (with `details.currentVersion`) when `expectedVersion` is not
+   *   the latest; `SERIALIZATION_ERROR` when the value cannot be encoded; `PAYLOAD_TOO_LARGE`.
+   *   Nothing is stored then, and the previous version is intact.
+   */
+  async save(name: string, value: Value, options: SaveOptions = {}): Promise<CheckpointVersion> {
+    checkName(name);
+    const expected = options?.expectedVersion;
+    if (expected !== undefined && (!Number.isSafeInteger(expected) || expected < 0)) {
+      invalidArgument("expectedVersion", "must be an integer >= 0", expected);
+    }
+    const ttlMs = options?.ttl === undefined ? undefined : checkTtl(options.ttl);
+    const keep = options?.keep;
+    if (keep !== undefined && (!Number.isSafeInteger(keep) || keep < 1 || keep > 10_000)) {
+      invalidArgument("keep", "must be an integer from 1 to 10000", keep);
+    }
+    // Encode before anything is checked or written: the check and the write below run with no
+    // await between them, so no other save can slip in.
+    const bytes = await encode(value);
+    const current = this.#latest(name);
+    const currentVersion = current?.version ?? 0;
+    if (expected !== undefined && expected !== currentVersion) {
+      throw new BatonError(
+        "CONFLICT",
+        `Checkpoint "${name}" is at version ${currentVersion}, not ${expected}: it changed since you read it. Load it again and retry.`,
+        { name, currentVersion, expectedVersion: expected },
+      );
+    }
+    const version = currentVersion + 1;
+    const now = this.now();
+    const expiresAt = ttlMs === undefined ? null : now + ttlMs;
+    const removed: number[] = [];
+    this.sql.transaction(() => {
+      this.values.putEncoded("cp", valueKey(name, version), bytes);
+      this.sql.run(
+        "INSERT INTO _baton_checkpoints (name, version, saved_at, expires_at, bytes) VALUES (?, ?, ?, ?, ?)",
+        name,
+        version,
+        now,
+        expiresAt,
+        bytes.byteLength,
+      );
+      if (keep !== undefined) {
+        for (const old of this.sql.all<{ version: number }>(
+          "SELECT version FROM _baton_checkpoints WHERE name = ? ORDER BY version DESC LIMIT -1 OFFSET ?",
+          name,
+          keep,
+        )) {
+          this.#deleteVersion(name, old.version);
+          removed.push(old.version);
+        }
+      }
+    });
+    for (const old of removed) await this.timers.cancel(`expire:${name}:${old}`);
+    if (expiresAt !== null) {
+      await this.timers.schedule(
+        "expire",
+        { name, version },
+        { at: expiresAt },
+        { key: `expire:${name}:${version}` },
+      );
+    }
+    return { name, version, savedAt: now, expiresAt, bytes: bytes.byteLength };
+  }
+
+  /**
+   * Loads the latest version of `name`, or `options.version`.
+   *
+   * @throws BatonError `CHECKPOINT_NOT_FOUND`.
+   */
+  async load(name: string, options: { version?: number } = {}): Promise<LoadedCheckpoint> {
+    checkName(name);
+    const wanted = options?.version;
+    if (wanted !== undefined && (!Number.isSafeInteger(wanted) || wanted < 1)) {
+      invalidArgument("version", "must be an integer >= 1", wanted);
+    }
+    const row =
+      wanted === undefined
+        ? this.#latest(name)
+        : this.sql.one<CheckpointRow>(
+            "SELECT * FROM _baton_checkpoints WHERE name = ? AND version = ?",
+            name,
+            wanted,
+          );
+    if (!row || (row.expires_at !== null && row.expires_at <= this.now())) {
+      throw new BatonError(
+        "CHECKPOINT_NOT_FOUND",
+        `No checkpoint "${name}"${wanted === undefined ? "" : ` version ${wanted}`} in this scope.`,
+        { name, version: wanted ?? null },
+      );
+    }
+    const value = await this.values.get<Value>("cp", valueKey(name, row.version));
+    return { value, version: row.version, savedAt: row.saved_at };
+  }
+
+  /** The latest version of every checkpoint in this scope, oldest save first. */
+  list(): CheckpointVersion[] {
+    return this.sql
+      .all<CheckpointRow>(
+        `SELECT c.* FROM _baton_checkpoints c
+         WHERE c.version = (SELECT MAX(version) FROM _baton_checkpoints WHERE name = c.name)
+           AND (c.expires_at IS NULL OR c.expires_at > ?)
+         ORDER BY c.saved_at, c.name`,
+        this.now(),
+      )
+      .map(toVersion);
+  }
+
+  /** Every stored version of `name`, oldest first. */
+  history(name: string): CheckpointVersion[] {
+    checkName(name);
+    return this.sql
+      .all<CheckpointRow>(
+        "SELECT * FROM _baton_checkpoints WHERE name = ? AND (expires_at IS NULL OR expires_at > ?) ORDER BY version",
+        name,
+        this.now(),
+      )
+      .map(toVersion);
+  }
+
+  /** Deletes every version of `name`; returns how many there were. */
+  async delete(name: string): Promise<number> {
+    checkName(name);
+    const versions = this.sql.all<{ version: number }>(
+      "SELECT version FROM _baton_checkpoints WHERE name = ?",
+      name,
+    );
+    this.sql.transaction(() => {
+      for (const { version } of versions) this.#deleteVersion(name, version);
+    });
+    for (const { version } of versions) await this.timers.cancel(`expire:${name}:${version}`);
+    return versions.length;
+  }
+
+  #latest(name: string): CheckpointRow | undefined {
+    return this.sql.one<CheckpointRow>(
+      "SELECT * FROM _baton_checkpoints WHERE name = ? ORDER BY version DESC LIMIT 1",
+      name,
+    );
+  }
+
+  #deleteVersion(name: string, version: number): void {
+    this.sql.run("DELETE FROM _baton_checkpoints WHERE name = ? AND version = ?", name, version);
+    this.values.delete("cp", valueKey(name, version));
+  }
+
+  // ---- resume tokens -------------------------------------------------------------------------
+
+  /**
+   * Stores a resume token's hash with what it resumes. Called by {@link resumeTokens}; the token
+   * itself never reaches storage.
+   */
+  async storeToken(
+    hash: string,
+    target: { executionId: string; event: string; binding: string; data?: Value; ttlMs: number },
+  ): Promise<void> {
+    if (typeof hash !== "string" || !/^[0-9a-f]{64}$/.test(hash)) {
+      invalidArgument("hash", "must be a SHA-256 hex digest", hash);
+    }
+    const ttlMs = target?.ttlMs;
+    if (
+      typeof ttlMs !== "number" ||
+      !Number.isSafeInteger(ttlMs) ||
+      ttlMs <= 0 ||
+      ttlMs > MAX_CHECKPOINT_TTL
+    ) {
+      invalidArgument("ttlMs", "must be more than 0 and at most 1 year", ttlMs);
+    }
+    const bytes = await encode(target.data ?? null);
+    // Expiry is measured on this actor's clock, which also runs its expiry timer.
+    const expiresAt = this.now() + ttlMs;
+    this.sql.run(
+      `INSERT INTO _baton_tokens (hash, execution_id, event, binding, data, issued_at, expires_at)
+       VALUES (?, ?, ?, ?, ?, ?, ?)`,
+      hash,
+      target.executionId,
+      target.event,
+      target.binding,
+      bytes,
+      this.now(),
+      expiresAt,
+    );
+    await this.timers.schedule(
+      "token-expire",
+      { hash },
+      { at: expiresAt },
+      { key: `token:${hash}` },
+    );
+  }
+
+  /**
+   * Redeems a token (by hash) once: marks it used and delivers `payload` as the token's event to
+   * its execution — through a timer retried until it lands, so a redemption is never lost.
+   *
+   * @throws BatonError `INVALID_TOKEN` for an unknown, used or expired token; nothing changes.
+   */
+  async redeemToken(hash: string, payload: Value): Promise<RedeemedToken> {
+    if (typeof hash !== "string" || !/^[0-9a-f]{64}$/.test(hash)) {
+      throw invalidToken();
+    }
+    // SERIALIZATION_ERROR / PAYLOAD_TOO_LARGE before anything changes.
+    const size = encodeSync({ hash, payload: payload ?? null }).byteLength;
+    if (size > MAX_EVENT_PAYLOAD) {
+      throw new BatonError(
+        "PAYLOAD_TOO_LARGE",
+        `A resume payload is limited to ${MAX_EVENT_PAYLOAD} bytes encoded; this one is ${size}.`,
+        { bytes: size, limit: MAX_EVENT_PAYLOAD },
+      );
+    }
+    const row = this.sql.one<TokenRow>("SELECT * FROM _baton_tokens WHERE hash = ?", hash);
+    if (!row || row.redeemed_at !== null || row.expires_at <= this.now()) throw invalidToken();
+    // Marking it used and queueing its delivery commit together (no await between the writes).
+    this.sql.run("UPDATE _baton_tokens SET redeemed_at = ? WHERE hash = ?", this.now(), hash);
+    const queued = this.timers.schedule(
+      "deliver",
+      { hash, payload: payload ?? null },
+      { after: 0 },
+      { key: `deliver:${hash}`, maxAttempts: 10 },
+    );
+    await queued;
+    await this.timers.cancel(`token:${hash}`);
+    return {
+      executionId: row.execution_id,
+      event: row.event,
+      data: (await decode(row.data)) as Value,
+    };
+  }
+
+  async #deliver(hash: string, payload: Value): Promise<void> {
+    const row = this.sql.one<TokenRow>("SELECT * FROM _baton_tokens WHERE hash = ?", hash);
+    if (!row) return;
+    const ns = (this.env as Record<string, unknown> | undefined)?.[row.binding] as
+      | DurableObjectNamespace<import("./execution-actor.ts").ExecutionActor<never>>
+      | undefined;
+    if (typeof ns?.getByName !== "function") {
+      throw new BatonError(
+        "INVALID_ARGUMENT",
+        `Resume tokens deliver through binding "${row.binding}", but this Checkpoint actor's env has none of that name.`,
+      );
+    }
+    // The token's hash is the event's dedupe key: a repeated delivery changes nothing.
+    await ns
+      .getByName(row.execution_id)
+      .sendEvent(row.event, payload, { dedupeKey: `token:${hash}` });
+  }
+}
+
+function toVersion(row: CheckpointRow): CheckpointVersion {
+  return {
+    name: row.name,
+    version: row.version,
+    savedAt: row.saved_at,
+    expiresAt: row.expires_at,
+    bytes: row.bytes,
+  };
+}
+
+function valueKey(name: string, version: number): string {
+  return `${name}\u0000${version}`;
+}
+
+function checkName(name: unknown): asserts name is string {
+  if (typeof name !== "string" || name.length === 0 || name.length > MAX_NAME) {
+    invalidArgument("Checkpoint name", `must be a string of 1 to ${MAX_NAME} characters`, name);
+  }
+}
+
+function checkTtl(ttl: Duration): number {
+  const ms = parseDuration(ttl);
+  if (ms <= 0 || ms > MAX_CHECKPOINT_TTL) {
+    invalidArgument("ttl", "must be more than 0 and at most 1 year", ttl);
+  }
+  return ms;
+}
+
+function invalidToken(): BatonError {
+  return new BatonError(
+    "INVALID_TOKEN",
+    "This resume token is not valid: it is unknown, was already used, or has expired.",
+  );
+}
