@@ -26,8 +26,11 @@ export interface StateManagerOptions {
   executionId: string;
   /** How long state and checkpoints live after their last save. Default 24 hours. */
   ttl?: Duration;
-  /** Binding names. Defaults: `Checkpoints`, `Locks`. */
-  bindings?: { checkpoints?: string; locks?: string };
+  /**
+   * Binding names. Defaults: `Checkpoints`, `Locks`, and `Executions` — the Execution actor
+   * binding in the Checkpoint actor's env, through which resume tokens deliver their event.
+   */
+  bindings?: { checkpoints?: string; locks?: string; executions?: string };
   /** Lease length of `lock()`. Default 60 seconds. */
   lockTtl?: Duration;
 }
@@ -83,6 +86,7 @@ export class StateManager<S extends Value = ExecutionState> {
   readonly #locks: LocksClient;
   readonly #tokens: ResumeTokens;
   readonly #lockTtl: number;
+  readonly #executionsBinding: string;
   readonly #owner = `state-manager:${crypto.randomUUID()}`;
   #version: number | undefined;
   #lease: Lease | undefined;
@@ -102,6 +106,7 @@ export class StateManager<S extends Value = ExecutionState> {
     this.executionId = options.executionId;
     this.ttl = parseDuration(options.ttl ?? DEFAULT_TTL);
     this.#lockTtl = parseDuration(options.lockTtl ?? "60 seconds");
+    this.#executionsBinding = options.bindings?.executions ?? "Executions";
     const env = options.env as Record<string, unknown>;
     const checkpointNs = namespace(env, options.bindings?.checkpoints ?? "Checkpoints");
     this.#checkpoints = new CheckpointsClient(
@@ -264,6 +269,7 @@ export class StateManager<S extends Value = ExecutionState> {
       this.#tokens.issue({
         executionId: this.executionId,
         event: options.event ?? "resume",
+        binding: this.#executionsBinding,
         ttl: expiresAt - Date.now(),
         data: {
           member: options.member,

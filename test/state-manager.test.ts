@@ -1,0 +1,212 @@
+import { env, runDurableObjectAlarm } from "cloudflare:test";
+import { describe, expect, it } from "vitest";
+import { checkpoints, type ExecutionState, executions, StateManager } from "../src/index.ts";
+import { eventually, executionStub, expectBatonError, uniqueName } from "./helpers.ts";
+import { greet } from "./workflows.ts";
+
+function manager(executionId = uniqueName("exec")) {
+  return new StateManager<ExecutionState>({ env, executionId });
+}
+
+function initial(id: string): ExecutionState {
+  return {
+    id,
+    status: "running",
+    input: { orderId: "ORD-1" },
+    memberOutputs: new Map<string, unknown>([["validate", { valid: true, at: new Date(0) }]]),
+    startTime: 1_000,
+    metadata: { attempts: 1 },
+  };
+}
+
+describe("StateManager: state", () => {
+  it("saves and loads state, with Maps and Dates coming back as they went in", async () => {
+    const state = manager();
+    expect(await state.load()).toBeNull();
+    await state.save(initial(state.executionId));
+    const loaded = await manager(state.executionId).load();
+    expect(loaded?.memberOutputs).toBeInstanceOf(Map);
+    expect(loaded).toEqual(initial(state.executionId));
+  });
+
+  it("updates fields (merging Maps) and fails with STATE_NOT_FOUND when there is no state", async () => {
+    const state = manager();
+    await expectBatonError(state.update({ status: "waiting" }), "STATE_NOT_FOUND", /No state/);
+    await state.save(initial(state.executionId));
+    const next = await state.update({
+      status: "waiting",
+      memberOutputs: new Map([["total", 99.99]]),
+    });
+    expect(next.status).toBe("waiting");
+    expect([...(next.memberOutputs?.keys() ?? [])]).toEqual(["validate", "total"]);
+    expect(await manager(state.executionId).load()).toEqual(next);
+  });
+
+  it("rejects a save over a concurrent change with CONFLICT, losing no update", async () => {
+    const id = uniqueName("exec");
+    const a = manager(id);
+    const b = manager(id);
+    await a.save(initial(id));
+    // save: b read version 1, a changed it since.
+    const stale = await b.load();
+    await a.update({ currentMember: "by-a" });
+    await expectBatonError(
+      b.save({ ...(stale as ExecutionState), status: "failed" }),
+      "CONFLICT",
+      /changed since you read it/,
+    );
+    // update / transaction: a change lands between their read and their write.
+    await expectBatonError(
+      b.transaction(async (s) => {
+        await a.update({ metadata: { attempts: 2 } });
+        s.status = "paused";
+      }),
+      "CONFLICT",
+    );
+    // Retried, both changes are kept.
+    const merged = await b.update({ status: "paused" });
+    expect(merged).toMatchObject({
+      currentMember: "by-a",
+      status: "paused",
+      metadata: { attempts: 2 },
+    });
+  });
+
+  it("runs a transaction all or nothing: a throwing function leaves the state byte-identical", async () => {
+    const state = manager();
+    await state.save(initial(state.executionId));
+    const scope = `state:${state.executionId}`;
+    const before = await checkpoints(env.Checkpoints).history(scope, "$state");
+    await expect(
+      state.transaction((s) => {
+        s.memberOutputs?.set("payment", { id: "ch_1" });
+        s.status = "completed";
+        throw new Error("payment provider down");
+      }),
+    ).rejects.toThrow("payment provider down");
+    expect(await checkpoints(env.Checkpoints).history(scope, "$state")).toEqual(before);
+    expect(await state.load()).toEqual(initial(state.executionId));
+    const after = await state.transaction((s) => {
+      s.memberOutputs?.set("payment", { id: "ch_1" });
+      s.currentMember = "send-confirmation";
+    });
+    expect(after.memberOutputs?.get("payment")).toEqual({ id: "ch_1" });
+  });
+
+  it("deletes state and its checkpoints", async () => {
+    const state = manager();
+    await state.save(initial(state.executionId));
+    await state.checkpoint("c1");
+    await state.delete();
+    expect(await state.load()).toBeNull();
+    expect(await state.listCheckpoints()).toEqual([]);
+  });
+});
+
+describe("StateManager: checkpoints", () => {
+  it("restores a checkpoint after a mutation, deep-equal with its Map and Date", async () => {
+    const state = manager();
+    await state.save(initial(state.executionId));
+    await state.checkpoint("before-payment");
+    await state.update({
+      status: "failed",
+      memberOutputs: new Map([["payment", { error: "declined" }]]),
+    });
+    const restored = await state.restore("before-payment");
+    expect(restored).toEqual(initial(state.executionId));
+    expect(await state.load()).toEqual(initial(state.executionId));
+    const list = await state.listCheckpoints();
+    expect(list.map((c) => c.name)).toEqual(["before-payment"]);
+    expect(list[0]?.state).toEqual(initial(state.executionId));
+    await expectBatonError(state.restore("never-made"), "CHECKPOINT_NOT_FOUND", /never-made/);
+    await expectBatonError(manager().checkpoint("x"), "STATE_NOT_FOUND");
+  });
+});
+
+describe("StateManager: locks", () => {
+  it("locks, reports it, refuses a second holder, times out a waiter, and unlocks", async () => {
+    const id = uniqueName("exec");
+    const a = manager(id);
+    const b = manager(id);
+    expect(await a.isLocked()).toBe(false);
+    expect(await a.lock()).toBe(true);
+    expect(await a.isLocked()).toBe(true);
+    expect(await b.lock()).toBe(false);
+    const waiting = expectBatonError(b.lock({ timeout: "30s" }), "LOCK_TIMEOUT");
+    const lockStub = env.Locks.getByName(`state:${id}`);
+    await eventually(
+      () => lockStub.status(),
+      (s) => s.queue === 1,
+    );
+    await lockStub.advanceClock(30_000);
+    await runDurableObjectAlarm(lockStub);
+    await waiting;
+    await a.unlock();
+    expect(await a.isLocked()).toBe(false);
+    expect(await b.lock({ timeout: "1s" })).toBe(true);
+    await b.unlock();
+  });
+});
+
+describe("StateManager: pause and resume", () => {
+  it("hands out a resume token that resumes the paused execution once", async () => {
+    const { id, stub } = executionStub("sm-greet");
+    const run = await executions(env.TestExecutions).start(greet, { name: "P" }, { id });
+    await eventually(
+      () => run.status(),
+      (s) => s.status === "sleeping",
+    );
+    await stub.advanceClock(1_000);
+    await runDurableObjectAlarm(stub);
+    await eventually(
+      () => run.status(),
+      (s) => s.status === "waiting",
+    );
+
+    const state = new StateManager<ExecutionState>({
+      env,
+      executionId: id,
+      bindings: { executions: "TestExecutions" },
+    });
+    await state.save(initial(id));
+    // The greet workflow waits for "approve"; the token delivers that event.
+    const token = await state.pause({
+      member: "approval",
+      reason: "waiting_for_approval",
+      event: "approve",
+    });
+    expect((await state.load())?.status).toBe("paused");
+    expect(token).toMatch(/^bt_/);
+    await state.resume(token, { ok: true });
+    expect((await state.load())?.status).toBe("running");
+    expect(await run.result({ timeout: "5s" })).toMatchObject({
+      ok: true,
+      value: { approved: true },
+    });
+    await expectBatonError(state.resume(token, { ok: false }), "INVALID_TOKEN");
+    await expectBatonError(state.resume("bt_not-a-token", {}), "INVALID_TOKEN");
+  });
+
+  it("rejects bad options, and wraps storage failures as STORAGE_ERROR", async () => {
+    expect(() => new StateManager({ env, executionId: "" })).toThrowError(/executionId/);
+    expect(() => new StateManager({ env: {}, executionId: "x" })).toThrowError(
+      /binding "Checkpoints"/,
+    );
+    const broken = {
+      ...env,
+      Checkpoints: {
+        getByName() {
+          throw new Error("storage unreachable");
+        },
+      },
+    };
+    const state = new StateManager({ env: broken, executionId: uniqueName("exec") });
+    await expectBatonError(state.save(initial("x")), "STORAGE_ERROR", /storage unreachable/);
+    await expectBatonError(manager().pause({ member: "" }), "INVALID_ARGUMENT", /member/);
+    await expectBatonError(
+      manager().pause({ member: "m", expiresAt: 1 }),
+      "INVALID_ARGUMENT",
+      /expiresAt/,
+    );
+  });
+});
