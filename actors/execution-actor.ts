@@ -7,6 +7,7 @@ import {
   Engine,
   type EngineHost,
   type ExecutionTimers,
+  type ForkSnapshot,
 } from "../src/execution/engine.ts";
 import {
   EXECUTION_MIGRATIONS,
@@ -206,6 +207,76 @@ export abstract class ExecutionActor<Env = unknown> extends Actor<Env, Execution
   ): Promise<ExecutionResult> {
     await this.#start(workflow, input, options);
     return this.result(options?.timeout === undefined ? {} : { timeout: options.timeout });
+  }
+
+  /**
+   * The journal up to checkpoint `name`, for a fork (see {@link ExecutionsClient.fork}).
+   *
+   * @throws BatonError `CHECKPOINT_NOT_FOUND`, `EXECUTION_NOT_FOUND`.
+   */
+  async exportCheckpoint(name: string): Promise<ForkSnapshot> {
+    if (typeof name !== "string" || name.length === 0 || name.length > 200) {
+      invalidArgument("checkpoint", "must be a string of 1 to 200 characters", name);
+    }
+    this.#requireRow();
+    return this.#engine.exportCheckpoint(name);
+  }
+
+  /**
+   * Starts this (new) execution as a fork: it replays `snapshot` (a journal exported at a
+   * checkpoint of another execution) without running those steps, then runs on with the newest
+   * registered version of the workflow. Idempotent for the same snapshot.
+   *
+   * @throws BatonError `UNKNOWN_WORKFLOW`, `EXECUTION_CONFLICT`, `INVALID_ARGUMENT`.
+   */
+  async importFork(
+    snapshot: ForkSnapshot,
+    options: StartOptions & { from: string },
+  ): Promise<ExecutionInfo> {
+    if (typeof snapshot !== "object" || snapshot === null || !Array.isArray(snapshot.steps)) {
+      invalidArgument("snapshot", "must come from exportCheckpoint()", snapshot);
+    }
+    const id = this.#checkId(options);
+    const wf = this.#workflowRegistry().get(snapshot.workflow);
+    if (!wf) {
+      throw new BatonError(
+        "UNKNOWN_WORKFLOW",
+        `No workflow named "${snapshot.workflow}" is registered on this Execution actor.`,
+        { workflow: snapshot.workflow },
+      );
+    }
+    const digest = `fork:${options.from}:${await Engine.digest(snapshot.workflow, snapshot.steps.length)}`;
+    const existing = this.#engine.row();
+    if (existing) {
+      if (existing.input_digest === digest) return this.#info(existing);
+      throw new BatonError("EXECUTION_CONFLICT", `Execution "${id}" already exists.`, { id });
+    }
+    const retentionMs = parseDuration(
+      options?.retention ?? wf.options.retention ?? DEFAULT_RETENTION,
+    );
+    const input = await encode(snapshot.input);
+    if (this.#engine.row())
+      throw new BatonError("EXECUTION_CONFLICT", `Execution "${id}" already exists.`, { id });
+    const now = this.now();
+    await this.#engine.importJournal(snapshot, () => {
+      this.sql.run(
+        `INSERT INTO _baton_execution (id, execution_id, workflow, version, mode, status, input,
+           input_digest, retention_ms, created_at, updated_at)
+         VALUES (1, ?, ?, ?, 'workflow', 'pending', ?, ?, ?, ?, ?)`,
+        id,
+        wf.name,
+        wf.version,
+        this.#engine.storeBlob("input", input),
+        digest,
+        retentionMs,
+        now,
+        now,
+      );
+      this.#lifecycle.send("start");
+    });
+    await this.#engine.startHeartbeat();
+    this.#engine.kick();
+    return this.#info(this.#requireRow());
   }
 
   /**

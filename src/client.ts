@@ -1,5 +1,6 @@
 import type { ExecutionActor } from "../actors/execution-actor.ts";
 import type { Duration } from "./duration.ts";
+import { BatonError } from "./errors.ts";
 import type {
   EventReceipt,
   ExecutionInfo,
@@ -204,6 +205,36 @@ export class ExecutionsClient<W extends AnyWorkflow> {
     return this.#stub(options?.id).execute(name, input as Value, options) as Promise<
       ExecutionResult<never>
     >;
+  }
+
+  /**
+   * Forks a new execution (`options.id`) from checkpoint `checkpoint` of execution `from`: it
+   * replays `from`'s journal up to the checkpoint without running those step bodies, then runs
+   * on with the newest registered version of the workflow. `from` is unaffected.
+   *
+   * @example
+   * ```ts
+   * // in the workflow: await step.checkpoint("after-import");
+   * const retry = await executions(env.Executions).fork(report, "run-41", "after-import", { id: "run-41b" });
+   * ```
+   * @throws BatonError `CHECKPOINT_NOT_FOUND`, `EXECUTION_NOT_FOUND` (source gone), `EXECUTION_CONFLICT`.
+   */
+  async fork<F extends W>(
+    workflow: F,
+    from: string,
+    checkpoint: string,
+    options: StartOptions,
+  ): Promise<ExecutionHandle<OutputOf<F>>> {
+    const snapshot = await this.#stub(from).exportCheckpoint(checkpoint);
+    if (snapshot.workflow !== workflow?.name) {
+      throw new BatonError(
+        "INVALID_ARGUMENT",
+        `Execution "${from}" runs workflow "${snapshot.workflow}", not "${String(workflow?.name)}".`,
+        { workflow: snapshot.workflow },
+      );
+    }
+    await this.#stub(options?.id).importFork(snapshot, { ...options, from });
+    return new ExecutionHandle(() => this.#stub(options.id), options.id);
   }
 
   /** A handle on an existing execution (typed by its workflow when given). */

@@ -88,6 +88,12 @@ export interface Step {
    * @throws BatonError `EVENT_TIMEOUT` when `timeout` passes first.
    */
   waitForEvent<T = unknown>(name: string, options: WaitOptions): Promise<WorkflowEvent<T>>;
+  /**
+   * Marks a checkpoint of this execution: its journal up to here. A new execution can be forked
+   * from it (`executions(ns).fork(...)`): it replays the journal up to the checkpoint without
+   * running those step bodies, then runs on with the current code.
+   */
+  checkpoint(name: string): Promise<void>;
 }
 
 /** What a workflow function receives besides its input and the step API. */

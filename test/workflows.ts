@@ -251,7 +251,23 @@ export const limited = workflow(
     }),
 );
 
+/** Ten counted steps with a checkpoint after the fifth. */
+export const forkable = workflow("forkable", async (input: { probe: string }, step, ctx) => {
+  const outputs: number[] = [];
+  for (let i = 0; i < 10; i++) {
+    outputs.push(
+      await step.do(`f${i}`, async () => {
+        await probe(ctx.env, input.probe).hit(`f${i}`);
+        return i * i;
+      }),
+    );
+    if (i === 4) await step.checkpoint("half");
+  }
+  return outputs;
+});
+
 export const allWorkflows = [
+  forkable,
   lockedWork,
   limited,
   defaults,

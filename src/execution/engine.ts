@@ -58,6 +58,8 @@ const INLINE_MAX = 1_000_000;
 /** Event payloads larger than this (encoded) are refused. */
 export const MAX_EVENT_BYTES = 1024 * 1024;
 const MAX_STEP_NAME = 256;
+/** Journal name prefix of `step.checkpoint(name)`. */
+export const CHECKPOINT_PREFIX = "$checkpoint:";
 
 /** Services the engine uses from its actor. */
 export interface EngineHost {
@@ -501,6 +503,12 @@ export class Engine {
           options.timeout === undefined ? undefined : parseDuration(options.timeout);
         return engine.#wait<T>(run, name, options.type, timeoutMs);
       },
+      async checkpoint(this: Step, name: string) {
+        checkStepName(name);
+        await this.do(`${CHECKPOINT_PREFIX}${name}`, { retries: { limit: 0 } }, () => ({
+          checkpoint: name,
+        }));
+      },
     };
   }
 
@@ -907,6 +915,84 @@ export class Engine {
     return this.#readOutput(row);
   }
 
+  // ---- fork ------------------------------------------------------------------------------------
+
+  /**
+   * The journal up to checkpoint `name` (inclusive), with outputs decoded, for a fork.
+   *
+   * @throws BatonError `CHECKPOINT_NOT_FOUND`.
+   */
+  async exportCheckpoint(name: string): Promise<ForkSnapshot> {
+    const row = this.row();
+    const mark = this.#host.sql.one<StepRow>(
+      "SELECT * FROM _baton_steps WHERE name = ? AND status = 'completed' ORDER BY seq LIMIT 1",
+      `${CHECKPOINT_PREFIX}${name}`,
+    );
+    if (!row || !mark) {
+      throw new BatonError(
+        "CHECKPOINT_NOT_FOUND",
+        `Execution "${row?.execution_id ?? "?"}" has no checkpoint "${name}" (step.checkpoint("${name}") has not completed).`,
+        { checkpoint: name },
+      );
+    }
+    const steps: ForkSnapshot["steps"] = [];
+    for (const step of this.#host.sql.all<StepRow>(
+      "SELECT * FROM _baton_steps WHERE seq <= ? AND status IN ('completed', 'failed') ORDER BY seq",
+      mark.seq,
+    )) {
+      steps.push({
+        seq: step.seq,
+        name: step.name,
+        occurrence: step.occurrence,
+        kind: step.kind,
+        status: step.status as "completed" | "failed",
+        attempts: step.attempts,
+        startedAt: step.started_at,
+        endedAt: step.ended_at,
+        output: step.status === "completed" ? ((await this.#readOutput(step)) as Value) : undefined,
+        error: step.error,
+      });
+    }
+    if (steps.length !== mark.seq + 1) {
+      throw new BatonError(
+        "CHECKPOINT_NOT_FOUND",
+        `Checkpoint "${name}" of execution "${row.execution_id}" has steps that did not finish before it (parallel steps still running); checkpoint after awaiting them.`,
+        { checkpoint: name },
+      );
+    }
+    return { workflow: row.workflow, input: (await this.readInput(row)) as Value, steps };
+  }
+
+  /**
+   * Writes a fork's journal (the snapshot's steps) into this new execution, in one transaction
+   * with `alongside` (which creates the execution row).
+   */
+  async importJournal(snapshot: ForkSnapshot, alongside: () => void): Promise<void> {
+    const encoded: Array<Uint8Array | undefined> = [];
+    for (const step of snapshot.steps)
+      encoded.push(step.status === "completed" ? await encode(step.output) : undefined);
+    this.#host.sql.transaction(() => {
+      snapshot.steps.forEach((step, i) => {
+        const bytes = encoded[i];
+        this.#host.sql.run(
+          `INSERT INTO _baton_steps (seq, name, occurrence, kind, status, attempts, started_at, ended_at, output, error)
+           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+          step.seq,
+          step.name,
+          step.occurrence,
+          step.kind,
+          step.status,
+          step.attempts,
+          step.startedAt,
+          step.endedAt,
+          bytes === undefined ? null : this.storeBlob(`step:${step.seq}`, bytes),
+          step.error,
+        );
+      });
+      alongside();
+    });
+  }
+
   /** Deletes every trace of the execution (retention); the object keeps only empty tables. */
   purge(): void {
     const { sql } = this.#host;
@@ -933,6 +1019,24 @@ export class Engine {
     const hash = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(text));
     return [...new Uint8Array(hash)].map((b) => b.toString(16).padStart(2, "0")).join("");
   }
+}
+
+/** A journal prefix that a fork replays (see `exportCheckpoint`). */
+export interface ForkSnapshot {
+  workflow: string;
+  input: Value;
+  steps: Array<{
+    seq: number;
+    name: string;
+    occurrence: number;
+    kind: StepKind;
+    status: "completed" | "failed";
+    attempts: number;
+    startedAt: number;
+    endedAt: number | null;
+    output: Value;
+    error: string | null;
+  }>;
 }
 
 // ---- helpers -------------------------------------------------------------------------------------

@@ -1,0 +1,53 @@
+import { env } from "cloudflare:test";
+import { describe, expect, it } from "vitest";
+import { executions } from "../src/index.ts";
+import { executionStub, expectBatonError, probe } from "./helpers.ts";
+import { counted, forkable } from "./workflows.ts";
+
+const client = () => executions(env.TestExecutions);
+
+describe("fork from an execution's checkpoint", () => {
+  it("replays a 10-step execution up to its checkpoint at step 5 and runs only steps 6-10", async () => {
+    const p = probe();
+    const source = executionStub("fork-src");
+    const original = await client().start(forkable, { probe: p.name }, { id: source.id });
+    const expected = Array.from({ length: 10 }, (_, i) => i * i);
+    expect(await original.result({ timeout: "5s" })).toEqual({
+      ok: true,
+      status: "completed",
+      value: expected,
+    });
+    const journalBefore = await original.journal();
+
+    const target = executionStub("fork-dst");
+    const forked = await client().fork(forkable, source.id, "half", { id: target.id });
+    expect(await forked.result({ timeout: "5s" })).toEqual({
+      ok: true,
+      status: "completed",
+      value: expected,
+    });
+    const counts = await p.stub.counts();
+    for (let i = 0; i < 10; i++) expect(counts[`f${i}`], `f${i}`).toBe(i < 5 ? 1 : 2);
+    // The fork's journal carries the replayed prefix, then its own steps.
+    const journal = await forked.journal();
+    expect(journal.map((e) => e.name)).toEqual(journalBefore.map((e) => e.name));
+    // The original is unaffected.
+    expect(await original.journal()).toEqual(journalBefore);
+    // Forking again with the same id is idempotent; the checkpoint must exist.
+    await client().fork(forkable, source.id, "half", { id: target.id });
+    await expectBatonError(
+      client().fork(forkable, source.id, "nope", { id: executionStub("x").id }),
+      "CHECKPOINT_NOT_FOUND",
+      /"nope"/,
+    );
+    await expectBatonError(
+      client().fork(counted, source.id, "half", { id: executionStub("y").id }),
+      "INVALID_ARGUMENT",
+      /runs workflow "forkable"/,
+    );
+    await expectBatonError(
+      client().fork(forkable, "no-such-execution", "half", { id: executionStub("z").id }),
+      "EXECUTION_NOT_FOUND",
+    );
+  });
+});
