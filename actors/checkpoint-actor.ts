@@ -175,7 +175,7 @@ export class CheckpointActor<Env = unknown> extends Actor<Env, CheckpointTimers>
     const version = currentVersion + 1;
     const now = this.now();
     const expiresAt = ttlMs === undefined ? null : now + ttlMs;
-    const removed: number[] = [];
+    const removed: number[] = []; // versions with a TTL timer to cancel
     this.sql.transaction(() => {
       this.values.putEncoded("cp", valueKey(name, version), bytes);
       this.sql.run(
@@ -187,13 +187,13 @@ export class CheckpointActor<Env = unknown> extends Actor<Env, CheckpointTimers>
         bytes.byteLength,
       );
       if (keep !== undefined) {
-        for (const old of this.sql.all<{ version: number }>(
-          "SELECT version FROM _baton_checkpoints WHERE name = ? ORDER BY version DESC LIMIT -1 OFFSET ?",
+        for (const old of this.sql.all<{ version: number; expires_at: number | null }>(
+          "SELECT version, expires_at FROM _baton_checkpoints WHERE name = ? ORDER BY version DESC LIMIT -1 OFFSET ?",
           name,
           keep,
         )) {
           this.#deleteVersion(name, old.version);
-          removed.push(old.version);
+          if (old.expires_at !== null) removed.push(old.version);
         }
       }
     });

@@ -173,6 +173,34 @@ const SUITES: Suite[] = [
     cases: [{ route: "locks/contended", n: 480, label: "Baton Lock actor, 16 contenders" }],
     ratios: [],
   },
+  {
+    name: "checkpoints",
+    title: "Checkpoints: save + load",
+    description:
+      "Sequential save + load round trips of one checkpoint through the Checkpoint actor (codec, compression above 10 KB, rows of at most 1.9 MB), against a plain Durable Object writing the same string's UTF-8 bytes raw in rows of at most 1.9 MB and reading them back, in the same run. 1 KB and 100 KB values are random base64 text (barely compressible); the 10 MB value is repeated English prose (very compressible).",
+    unit: "round trips",
+    metric: "rate",
+    reps: 5,
+    warmups: 1,
+    cases: [
+      { route: "cp/baton-1k", n: 300, label: "Baton, 1 KB" },
+      { route: "cp/plain-1k", n: 300, label: "plain DO, 1 KB" },
+      { route: "cp/baton-100k", n: 100, label: "Baton, 100 KB" },
+      { route: "cp/plain-100k", n: 100, label: "plain DO, 100 KB" },
+      { route: "cp/baton-10m", n: 3, label: "Baton, 10 MB prose" },
+      { route: "cp/plain-10m", n: 3, label: "plain DO, 10 MB prose" },
+    ],
+    ratios: [
+      { faster: "cp/baton-1k", than: "cp/plain-1k", target: 0.7 },
+      { faster: "cp/baton-100k", than: "cp/plain-100k" },
+      {
+        faster: "cp/baton-10m",
+        than: "cp/plain-10m",
+        target: 1,
+        targetText: "not slower than the plain write",
+      },
+    ],
+  },
 ];
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "..");

@@ -27,6 +27,9 @@ export const COMPRESS_THRESHOLD = 10 * 1024;
 const MAGIC = 0xba;
 const FORMAT = 1;
 const FLAG_DEFLATE = 1;
+/** The body is a top-level string's UTF-8, without devalue (faster for big text). */
+const FLAG_STRING = 2;
+const KNOWN_FLAGS = FLAG_DEFLATE | FLAG_STRING;
 const HEADER = 3;
 
 const encoder = new TextEncoder();
@@ -127,12 +130,16 @@ export function decodeText<T = unknown>(text: string): T {
  * ```
  */
 export async function encode(value: unknown): Promise<Uint8Array> {
-  const raw = encoder.encode(encodeText(value));
-  if (raw.byteLength > COMPRESS_THRESHOLD) {
+  const kind = typeof value === "string" ? FLAG_STRING : 0;
+  const raw = encoder.encode(kind ? (value as string) : encodeText(value));
+  if (raw.byteLength > COMPRESS_THRESHOLD && sampleEntropy(raw) < MAX_COMPRESSIBLE_ENTROPY) {
     const deflated = await transform(raw, new CompressionStream("deflate-raw"));
-    if (deflated.byteLength + HEADER < raw.byteLength) return withHeader(deflated, FLAG_DEFLATE);
+    // Keep it compressed only when that saves at least a third: every load pays to inflate it.
+    if (deflated.byteLength < raw.byteLength * (2 / 3)) {
+      return withHeader(deflated, FLAG_DEFLATE | kind);
+    }
   }
-  return withHeader(raw, 0);
+  return withHeader(raw, kind);
 }
 
 /**
@@ -146,6 +153,7 @@ export async function encode(value: unknown): Promise<Uint8Array> {
  * ```
  */
 export function encodeSync(value: unknown): Uint8Array {
+  if (typeof value === "string") return withHeader(encoder.encode(value), FLAG_STRING);
   return withHeader(encoder.encode(encodeText(value)), 0);
 }
 
@@ -175,7 +183,7 @@ export async function decode<T = unknown>(bytes: ArrayBuffer | Uint8Array): Prom
       );
     }
   }
-  return decodeText<T>(toText(body));
+  return flags & FLAG_STRING ? (toText(body) as T) : decodeText<T>(toText(body));
 }
 
 /**
@@ -196,7 +204,8 @@ export function decodeSync<T = unknown>(bytes: ArrayBuffer | Uint8Array): T {
       "Value is compressed; decode it with the async decode().",
     );
   }
-  return decodeText<T>(toText(view.subarray(HEADER)));
+  const text = toText(view.subarray(HEADER));
+  return flags & FLAG_STRING ? (text as T) : decodeText<T>(text);
 }
 
 /**
@@ -211,6 +220,36 @@ export function decodeSync<T = unknown>(bytes: ArrayBuffer | Uint8Array): T {
 export function isCompressed(bytes: ArrayBuffer | Uint8Array): boolean {
   const view = bytes instanceof Uint8Array ? bytes : new Uint8Array(bytes);
   return (readHeader(view) & FLAG_DEFLATE) !== 0;
+}
+
+/**
+ * Bits per byte above which deflate cannot save a third (random base64 text is 6.0, encrypted or
+ * random bytes in base64 likewise; English prose and JSON are 4-5). Values above it are stored
+ * as they are, without paying for a compression attempt.
+ */
+const MAX_COMPRESSIBLE_ENTROPY = 5.5;
+
+/** Shannon entropy (bits per byte) of up to 8 KB sampled across `bytes`. */
+function sampleEntropy(bytes: Uint8Array): number {
+  const counts = new Uint32Array(256);
+  const slices = 8;
+  const slice = 1024;
+  let total = 0;
+  for (let i = 0; i < slices; i++) {
+    const start = Math.floor(((bytes.byteLength - slice) * i) / (slices - 1));
+    for (let j = Math.max(0, start); j < Math.min(bytes.byteLength, start + slice); j++) {
+      counts[bytes[j] as number] = (counts[bytes[j] as number] as number) + 1;
+      total++;
+    }
+  }
+  let entropy = 0;
+  for (const count of counts) {
+    if (count > 0) {
+      const p = count / total;
+      entropy -= p * Math.log2(p);
+    }
+  }
+  return entropy;
 }
 
 function withHeader(body: Uint8Array, flags: number): Uint8Array {
@@ -237,7 +276,7 @@ function readHeader(view: Uint8Array): number {
     );
   }
   const flags = view[2] ?? 0;
-  if ((flags & ~FLAG_DEFLATE) !== 0) {
+  if ((flags & ~KNOWN_FLAGS) !== 0) {
     throw new BatonError(
       "SERIALIZATION_ERROR",
       `Stored value has unknown codec flags 0x${flags.toString(16)}; it was written by a newer Baton.`,

@@ -42,6 +42,16 @@ describe("codec", () => {
     expect(decodeSync(encodeSync(value))).toEqual(value);
   });
 
+  it("round-trips top-level strings of any size through the fast path", async () => {
+    for (const text of ["", "héllo ✓ 𝄞", "prose ".repeat(50_000)]) {
+      const bytes = await encode(text);
+      expect(await decode(bytes)).toBe(text);
+      if (!isCompressed(bytes)) expect(decodeSync(bytes)).toBe(text);
+      expect(decodeSync(encodeSync(text))).toBe(text);
+    }
+    expect(isCompressed(await encode("prose ".repeat(50_000)))).toBe(true);
+  });
+
   it("keeps repeated and cyclic references", async () => {
     const shared = { n: 1 };
     const cyclic: { self?: unknown; list: unknown[] } = { list: [shared, shared] };

@@ -15,6 +15,8 @@ import { FRAMEWORK_MIGRATIONS } from "../../src/actor.ts";
 import { EXECUTION_MIGRATIONS, EXECUTION_SCHEMA } from "../../src/execution/schema.ts";
 import {
   Actor,
+  CheckpointActor,
+  checkpoints,
   ExecutionActor,
   executions,
   LockActor,
@@ -32,6 +34,8 @@ export interface Env {
   SchemaFloor: DurableObjectNamespace<SchemaFloor>;
   BenchLocks: DurableObjectNamespace<BenchLocks>;
   PlainWrites: DurableObjectNamespace<PlainWrites>;
+  BenchCheckpoints: DurableObjectNamespace<BenchCheckpoints>;
+  PlainBlobs: DurableObjectNamespace<PlainBlobs>;
   CF_BENCH: Workflow<CfParams>;
 }
 
@@ -130,6 +134,76 @@ export class PlainWrites extends DurableObject<Env> {
       value,
     );
   }
+}
+
+export class BenchCheckpoints extends CheckpointActor<Env> {}
+
+/** The floor of a checkpoint: the same bytes written raw, in rows of at most 2 MB, and read back. */
+export class PlainBlobs extends DurableObject<Env> {
+  put(key: string, text: string): number {
+    const sql = this.ctx.storage.sql;
+    sql.exec(
+      "CREATE TABLE IF NOT EXISTS blobs (key TEXT, seq INTEGER, bytes BLOB, PRIMARY KEY (key, seq))",
+    );
+    const bytes = new TextEncoder().encode(text);
+    sql.exec("DELETE FROM blobs WHERE key = ?", key);
+    const row = 1_900_000;
+    for (let i = 0, seq = 0; i < Math.max(bytes.byteLength, 1); i += row, seq++) {
+      sql.exec("INSERT INTO blobs VALUES (?, ?, ?)", key, seq, bytes.subarray(i, i + row));
+    }
+    return bytes.byteLength;
+  }
+
+  get(key: string): string {
+    const parts = this.ctx.storage.sql
+      .exec<{ bytes: ArrayBuffer }>("SELECT bytes FROM blobs WHERE key = ? ORDER BY seq", key)
+      .toArray();
+    const decoder = new TextDecoder();
+    return parts.map((p) => decoder.decode(p.bytes, { stream: true })).join("") + decoder.decode();
+  }
+}
+
+/** `size` characters: random base64 text (barely compressible) or repeated prose (very compressible). */
+function payload(size: number, compressible: boolean): string {
+  if (compressible) {
+    const prose = "The quick brown fox jumps over the lazy dog while the checkpoint keeps a copy. ";
+    return prose.repeat(Math.ceil(size / prose.length)).slice(0, size);
+  }
+  const bytes = new Uint8Array(Math.ceil((size * 3) / 4));
+  for (let i = 0; i < bytes.length; i += 65_536)
+    crypto.getRandomValues(bytes.subarray(i, i + 65_536));
+  let binary = "";
+  for (let i = 0; i < bytes.length; i += 8192)
+    binary += String.fromCharCode(...bytes.subarray(i, i + 8192));
+  return btoa(binary).slice(0, size);
+}
+
+function checkpointBench(size: number, compressible: boolean, baton: boolean) {
+  return async (env: Env, n: number, run: string): Promise<Result> => {
+    const value = payload(size, compressible);
+    const cp = checkpoints(env.BenchCheckpoints);
+    const plain = env.PlainBlobs.getByName(`blobs-${run}`);
+    const scope = `cp-${run}`;
+    // Wake the object outside the measurement.
+    if (baton) await cp.list(scope);
+    else await plain.put("warm", "");
+    const result = await timed(n, async () => {
+      for (let i = 0; i < n; i++) {
+        if (baton) {
+          await cp.save(scope, "doc", value, { keep: 1 });
+          const back = await cp.load(scope, "doc");
+          if ((back.value as string).length !== size) throw new Error("bad round trip");
+        } else {
+          await plain.put("doc", value);
+          if ((await plain.get("doc")).length !== size) throw new Error("bad round trip");
+        }
+      }
+    });
+    return {
+      ...result,
+      extra: { mb_per_s: Math.round(((n * size) / 1e6 / Math.max(result.ms, 1)) * 1000 * 10) / 10 },
+    };
+  };
 }
 
 async function cfRun(env: Env, params: CfParams, run: string, i = 0): Promise<void> {
@@ -275,6 +349,12 @@ const benches: Record<string, (env: Env, n: number, run: string) => Promise<Resu
       waits[Math.min(waits.length - 1, Math.floor(q * waits.length))] ?? 0;
     return { ...result, extra: { p50_wait_ms: pick(0.5), p99_wait_ms: pick(0.99) } };
   },
+  "cp/baton-1k": checkpointBench(1024, false, true),
+  "cp/plain-1k": checkpointBench(1024, false, false),
+  "cp/baton-100k": checkpointBench(100 * 1024, false, true),
+  "cp/plain-100k": checkpointBench(100 * 1024, false, false),
+  "cp/baton-10m": checkpointBench(10 * 1024 * 1024, true, true),
+  "cp/plain-10m": checkpointBench(10 * 1024 * 1024, true, false),
   "fanout/schema-floor": (env, n, run) =>
     timed(n * 10, () =>
       Promise.all(
