@@ -9,16 +9,20 @@
  * - `GET /orders/:id`, `GET /orders/:id/journal`, `GET /orders/:id/result` — follow it.
  * - `POST /orders/:id/approve` with JSON `{ approved, by }` — send the approval event.
  */
-import { executions, isBatonError } from "../../src/index.ts";
+import { type CheckpointActor, executions, isBatonError, type LockActor } from "../../src/index.ts";
 import { type Order, Orders, orderFlow, Payments } from "../orders/orders.ts";
 import { Reminders } from "../reminders/reminders.ts";
 
+// Baton's Lock and Checkpoint actors, bound as they are.
+export { CheckpointActor as Checkpoints, LockActor as Locks } from "../../src/index.ts";
 export { Orders, Payments, Reminders };
 
 export interface Env {
   Reminders: DurableObjectNamespace<Reminders>;
   Orders: DurableObjectNamespace<Orders>;
   Payments: DurableObjectNamespace<Payments>;
+  Locks: DurableObjectNamespace<LockActor>;
+  Checkpoints: DurableObjectNamespace<CheckpointActor>;
 }
 
 const ROUTES = [
