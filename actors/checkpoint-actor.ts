@@ -1,9 +1,10 @@
 import { Actor } from "../src/actor.ts";
 import { decode, encode, encodeSync } from "../src/codec.ts";
 import { type Duration, parseDuration } from "../src/duration.ts";
-import { BatonError, invalidArgument } from "../src/errors.ts";
+import { BatonError, invalidArgument, isBatonError } from "../src/errors.ts";
 import type { Value } from "../src/execution/types.ts";
 import { type Migration, runMigrations } from "../src/migrations.ts";
+import type { ExecutionActor } from "./execution-actor.ts";
 
 const CHECKPOINT_SCHEMA = "baton.checkpoint";
 
@@ -21,6 +22,12 @@ const CHECKPOINT_MIGRATIONS: readonly Migration[] = [
         PRIMARY KEY (name, version)
       ) STRICT`);
       sql.run("CREATE INDEX _baton_checkpoints_time ON _baton_checkpoints (saved_at)");
+      // The last version number ever given to a name: it never goes down (not on delete, not on
+      // expiry), so a version number is never reused and a stale expectedVersion cannot match.
+      sql.run(`CREATE TABLE _baton_checkpoint_names (
+        name TEXT PRIMARY KEY,
+        last_version INTEGER NOT NULL
+      ) STRICT`);
       // Resume tokens: only a hash of the token is stored.
       sql.run(`CREATE TABLE _baton_tokens (
         hash TEXT PRIMARY KEY,
@@ -35,6 +42,23 @@ const CHECKPOINT_MIGRATIONS: readonly Migration[] = [
     },
   },
 ];
+
+/**
+ * Delivery attempts of a redeemed token's event: with the scheduler's backoff (capped at 5
+ * minutes) about two days of retries before it is dead-lettered.
+ */
+const DELIVERY_ATTEMPTS = 600;
+
+/** Errors that retrying cannot fix: the execution is gone, finished, or not a workflow. */
+function isPermanent(error: unknown): boolean {
+  return (
+    isBatonError(error, "EXECUTION_NOT_FOUND") ||
+    isBatonError(error, "EXECUTION_FINISHED") ||
+    isBatonError(error, "INVALID_TRANSITION") ||
+    isBatonError(error, "INVALID_ARGUMENT") ||
+    isBatonError(error, "PAYLOAD_TOO_LARGE")
+  );
+}
 
 /** Largest resume payload (it travels in a timer payload). */
 const MAX_EVENT_PAYLOAD = 200 * 1024;
@@ -133,11 +157,32 @@ export class CheckpointActor<Env = unknown> extends Actor<Env, CheckpointTimers>
     super(ctx, env);
     runMigrations(this.sql, CHECKPOINT_SCHEMA, CHECKPOINT_MIGRATIONS);
     this.timers
-      .on("expire", ({ name, version }) => this.#deleteVersion(name, version))
+      .on("expire", ({ name, version }) => {
+        const row = this.sql.one<CheckpointRow>(
+          "SELECT * FROM _baton_checkpoints WHERE name = ? AND version = ?",
+          name,
+          version,
+        );
+        if (
+          row?.expires_at !== null &&
+          row?.expires_at !== undefined &&
+          row.expires_at <= this.now()
+        ) {
+          this.#deleteVersion(name, version);
+        }
+      })
       .on("token-expire", ({ hash }) => {
         this.sql.run("DELETE FROM _baton_tokens WHERE hash = ? AND redeemed_at IS NULL", hash);
       })
-      .on("deliver", ({ hash, payload }) => this.#deliver(hash, payload));
+      .on("deliver", async ({ hash, payload }) => {
+        try {
+          await this.#deliver(hash, payload);
+        } catch (error) {
+          // Retrying cannot help: log it; the token stays redeemed.
+          if (isPermanent(error)) console.error("baton: resume token event refused", error);
+          else throw error; // retried with backoff
+        }
+      });
   }
 
   // ---- checkpoints ---------------------------------------------------------------------------
@@ -172,16 +217,21 @@ export class CheckpointActor<Env = unknown> extends Actor<Env, CheckpointTimers>
         { name, currentVersion, expectedVersion: expected },
       );
     }
-    const version = currentVersion + 1;
     const now = this.now();
     const expiresAt = ttlMs === undefined ? null : now + ttlMs;
     const removed: number[] = []; // versions with a TTL timer to cancel
-    this.sql.transaction(() => {
-      this.values.putEncoded("cp", valueKey(name, version), bytes);
+    const version = this.sql.transaction(() => {
+      const next =
+        this.sql.value<number>(
+          `INSERT INTO _baton_checkpoint_names (name, last_version) VALUES (?, 1)
+           ON CONFLICT (name) DO UPDATE SET last_version = last_version + 1 RETURNING last_version`,
+          name,
+        ) ?? 1;
+      this.values.putEncoded("cp", valueKey(name, next), bytes);
       this.sql.run(
         "INSERT INTO _baton_checkpoints (name, version, saved_at, expires_at, bytes) VALUES (?, ?, ?, ?, ?)",
         name,
-        version,
+        next,
         now,
         expiresAt,
         bytes.byteLength,
@@ -196,16 +246,20 @@ export class CheckpointActor<Env = unknown> extends Actor<Env, CheckpointTimers>
           if (old.expires_at !== null) removed.push(old.version);
         }
       }
+      return next;
     });
+    // The TTL timer's row is written now, before any await, so it commits with the version.
+    const ttlTimer =
+      expiresAt === null
+        ? undefined
+        : this.timers.schedule(
+            "expire",
+            { name, version },
+            { at: expiresAt },
+            { key: `expire:${name}:${version}` },
+          );
+    await ttlTimer;
     for (const old of removed) await this.timers.cancel(`expire:${name}:${old}`);
-    if (expiresAt !== null) {
-      await this.timers.schedule(
-        "expire",
-        { name, version },
-        { at: expiresAt },
-        { key: `expire:${name}:${version}` },
-      );
-    }
     return { name, version, savedAt: now, expiresAt, bytes: bytes.byteLength };
   }
 
@@ -278,10 +332,13 @@ export class CheckpointActor<Env = unknown> extends Actor<Env, CheckpointTimers>
     return versions.length;
   }
 
+  /** The newest live (not expired) version of `name`. */
   #latest(name: string): CheckpointRow | undefined {
     return this.sql.one<CheckpointRow>(
-      "SELECT * FROM _baton_checkpoints WHERE name = ? ORDER BY version DESC LIMIT 1",
+      `SELECT * FROM _baton_checkpoints WHERE name = ? AND (expires_at IS NULL OR expires_at > ?)
+       ORDER BY version DESC LIMIT 1`,
       name,
+      this.now(),
     );
   }
 
@@ -312,6 +369,7 @@ export class CheckpointActor<Env = unknown> extends Actor<Env, CheckpointTimers>
     ) {
       invalidArgument("ttlMs", "must be more than 0 and at most 1 year", ttlMs);
     }
+    this.#executions(target.binding); // refuse a token that could never be delivered
     const bytes = await encode(target.data ?? null);
     // Expiry is measured on this actor's clock, which also runs its expiry timer.
     const expiresAt = this.now() + ttlMs;
@@ -361,33 +419,54 @@ export class CheckpointActor<Env = unknown> extends Actor<Env, CheckpointTimers>
       "deliver",
       { hash, payload: payload ?? null },
       { after: 0 },
-      { key: `deliver:${hash}`, maxAttempts: 10 },
+      { key: `deliver:${hash}`, maxAttempts: DELIVERY_ATTEMPTS },
     );
     await queued;
-    await this.timers.cancel(`token:${hash}`);
-    return {
+    const redeemed: RedeemedToken = {
       executionId: row.execution_id,
       event: row.event,
       data: (await decode(row.data)) as Value,
     };
+    // Deliver now for a quick answer. A permanent refusal (the execution is gone or finished)
+    // gives the token back and reports it; a transient failure is left to the retried timer.
+    try {
+      await this.#deliver(hash, payload ?? null);
+      await this.timers.cancel(`deliver:${hash}`);
+      await this.timers.cancel(`token:${hash}`);
+    } catch (error) {
+      if (!isPermanent(error)) return redeemed;
+      await this.timers.cancel(`deliver:${hash}`);
+      this.sql.run("UPDATE _baton_tokens SET redeemed_at = NULL WHERE hash = ?", hash);
+      throw error;
+    }
+    return redeemed;
   }
 
+  /** Sends a redeemed token's event; then the token row is no longer needed. */
   async #deliver(hash: string, payload: Value): Promise<void> {
     const row = this.sql.one<TokenRow>("SELECT * FROM _baton_tokens WHERE hash = ?", hash);
-    if (!row) return;
-    const ns = (this.env as Record<string, unknown> | undefined)?.[row.binding] as
-      | DurableObjectNamespace<import("./execution-actor.ts").ExecutionActor<never>>
-      | undefined;
-    if (typeof ns?.getByName !== "function") {
-      throw new BatonError(
-        "INVALID_ARGUMENT",
-        `Resume tokens deliver through binding "${row.binding}", but this Checkpoint actor's env has none of that name.`,
-      );
-    }
+    if (!row || row.redeemed_at === null) return;
+    const ns = this.#executions(row.binding);
     // The token's hash is the event's dedupe key: a repeated delivery changes nothing.
     await ns
       .getByName(row.execution_id)
       .sendEvent(row.event, payload, { dedupeKey: `token:${hash}` });
+    // Delivered: forget the token (a reuse finds nothing: INVALID_TOKEN).
+    this.sql.run("DELETE FROM _baton_tokens WHERE hash = ?", hash);
+  }
+
+  #executions(binding: string): DurableObjectNamespace<ExecutionActor<never>> {
+    const ns = (this.env as Record<string, unknown> | undefined)?.[binding] as
+      | DurableObjectNamespace<ExecutionActor<never>>
+      | undefined;
+    if (typeof ns?.getByName !== "function") {
+      throw new BatonError(
+        "INVALID_ARGUMENT",
+        `Resume tokens deliver through binding "${binding}", but this Checkpoint actor's env has no Durable Object namespace of that name.`,
+        { binding },
+      );
+    }
+    return ns;
   }
 }
 

@@ -245,7 +245,12 @@ export abstract class ExecutionActor<Env = unknown> extends Actor<Env, Execution
         { workflow: snapshot.workflow },
       );
     }
-    const digest = `fork:${options.from}:${await Engine.digest(snapshot.workflow, snapshot.steps.length)}`;
+    // Same source, same journal prefix: the same fork.
+    const digest = `fork:${await Engine.digest(snapshot.workflow, {
+      from: options?.from,
+      version: snapshot.version,
+      steps: snapshot.steps.map((step) => [step.seq, step.name, step.status, step.endedAt]),
+    })}`;
     const existing = this.#engine.row();
     if (existing) {
       if (existing.input_digest === digest) return this.#info(existing);
@@ -254,7 +259,7 @@ export abstract class ExecutionActor<Env = unknown> extends Actor<Env, Execution
     const retentionMs = parseDuration(
       options?.retention ?? wf.options.retention ?? DEFAULT_RETENTION,
     );
-    const input = await encode(snapshot.input);
+    const input = new Uint8Array(snapshot.input);
     if (this.#engine.row())
       throw new BatonError("EXECUTION_CONFLICT", `Execution "${id}" already exists.`, { id });
     const now = this.now();

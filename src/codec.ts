@@ -130,9 +130,14 @@ export function decodeText<T = unknown>(text: string): T {
  * ```
  */
 export async function encode(value: unknown): Promise<Uint8Array> {
-  const kind = typeof value === "string" ? FLAG_STRING : 0;
+  const kind = isPlainText(value) ? FLAG_STRING : 0;
   const raw = encoder.encode(kind ? (value as string) : encodeText(value));
-  if (raw.byteLength > COMPRESS_THRESHOLD && sampleEntropy(raw) < MAX_COMPRESSIBLE_ENTROPY) {
+  // The entropy sample saves a wasted attempt on mid-size random data; big values are always
+  // tried (they may repeat a random block, and their size matters more than the attempt).
+  if (
+    raw.byteLength > COMPRESS_THRESHOLD &&
+    (raw.byteLength >= 1024 * 1024 || sampleEntropy(raw) < MAX_COMPRESSIBLE_ENTROPY)
+  ) {
     const deflated = await transform(raw, new CompressionStream("deflate-raw"));
     // Keep it compressed only when that saves at least a third: every load pays to inflate it.
     if (deflated.byteLength < raw.byteLength * (2 / 3)) {
@@ -153,7 +158,7 @@ export async function encode(value: unknown): Promise<Uint8Array> {
  * ```
  */
 export function encodeSync(value: unknown): Uint8Array {
-  if (typeof value === "string") return withHeader(encoder.encode(value), FLAG_STRING);
+  if (isPlainText(value)) return withHeader(encoder.encode(value), FLAG_STRING);
   return withHeader(encoder.encode(encodeText(value)), 0);
 }
 
@@ -220,6 +225,17 @@ export function decodeSync<T = unknown>(bytes: ArrayBuffer | Uint8Array): T {
 export function isCompressed(bytes: ArrayBuffer | Uint8Array): boolean {
   const view = bytes instanceof Uint8Array ? bytes : new Uint8Array(bytes);
   return (readHeader(view) & FLAG_DEFLATE) !== 0;
+}
+
+/**
+ * A string UTF-8 can carry as it is (no lone surrogates; those go through devalue, which keeps
+ * them).
+ */
+function isPlainText(value: unknown): value is string {
+  return (
+    typeof value === "string" &&
+    (value as string & { isWellFormed?: () => boolean }).isWellFormed?.() !== false
+  );
 }
 
 /**

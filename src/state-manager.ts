@@ -127,9 +127,14 @@ export class StateManager<S extends Value = ExecutionState> {
    * with `CONFLICT` and changes nothing.
    */
   async save(state: S): Promise<void> {
+    await this.#saveAt(state, this.#version);
+  }
+
+  /** Saves over exactly `expected` (the version the caller read): `CONFLICT` otherwise. */
+  async #saveAt(state: S, expected: number | undefined): Promise<void> {
     const saved = await this.#storage(() =>
       this.#checkpoints.save(this.#scope, STATE, state, {
-        ...(this.#version === undefined ? {} : { expectedVersion: this.#version }),
+        ...(expected === undefined ? {} : { expectedVersion: expected }),
         ttl: this.ttl,
         keep: 1,
       }),
@@ -139,14 +144,19 @@ export class StateManager<S extends Value = ExecutionState> {
 
   /** The state, or `null` when there is none. */
   async load(): Promise<S | null> {
+    return (await this.#read()).value;
+  }
+
+  /** Reads the state and the version it is at (0 when there is none). */
+  async #read(): Promise<{ value: S | null; version: number }> {
     try {
       const loaded = await this.#storage(() => this.#checkpoints.load<S>(this.#scope, STATE));
       this.#version = loaded.version;
-      return loaded.value;
+      return { value: loaded.value, version: loaded.version };
     } catch (error) {
       if (isBatonError(error, "CHECKPOINT_NOT_FOUND")) {
         this.#version = 0;
-        return null;
+        return { value: null, version: 0 };
       }
       throw error;
     }
@@ -177,11 +187,13 @@ export class StateManager<S extends Value = ExecutionState> {
    */
   async transaction(fn: (state: S) => S | undefined | Promise<S | undefined>): Promise<S> {
     if (typeof fn !== "function") invalidArgument("fn", "must be a function", fn);
-    const current = await this.load();
+    // The version read here is the one the save must find: concurrent calls on this same
+    // manager cannot slip past each other.
+    const { value: current, version } = await this.#read();
     if (current === null) throw this.#notFound();
     const draft = structuredClone(current);
     const next = ((await fn(draft)) ?? draft) as S;
-    await this.save(next);
+    await this.#saveAt(next, version);
     return next;
   }
 
@@ -201,8 +213,8 @@ export class StateManager<S extends Value = ExecutionState> {
     const { value } = await this.#storage(() =>
       this.#checkpoints.load<S>(this.#scope, `checkpoint:${name}`),
     );
-    await this.load();
-    await this.save(value);
+    const { version } = await this.#read();
+    await this.#saveAt(value, version);
     return value;
   }
 
@@ -223,7 +235,17 @@ export class StateManager<S extends Value = ExecutionState> {
    * with `timeout` (ms or a duration), waits in line and fails with `LOCK_TIMEOUT` after it.
    */
   async lock(options: { timeout?: Duration } = {}): Promise<boolean> {
-    if (this.#lease) return true;
+    // Already held? Ask the lock (renewing the lease): one that ran out is no longer ours.
+    if (this.#lease) {
+      try {
+        this.#lease = await this.#locks.renew(this.#scope, this.#lease, this.#lockTtl);
+        return true;
+      } catch (error) {
+        if (!isBatonError(error, "LEASE_EXPIRED") && !isBatonError(error, "NOT_HOLDER"))
+          throw error;
+        this.#lease = undefined;
+      }
+    }
     const got = await this.#locks.acquire(this.#scope, {
       owner: this.#owner,
       ttl: this.#lockTtl,
@@ -278,13 +300,12 @@ export class StateManager<S extends Value = ExecutionState> {
         },
       }),
     );
-    const state = await this.load();
+    const { value: state, version } = await this.#read();
     if (state !== null && typeof state === "object") {
-      await this.save({
-        ...(state as object),
-        status: "paused",
-        currentMember: options.member,
-      } as S);
+      await this.#saveAt(
+        { ...(state as object), status: "paused", currentMember: options.member } as S,
+        version,
+      );
     }
     return token;
   }
@@ -297,9 +318,9 @@ export class StateManager<S extends Value = ExecutionState> {
   async resume(token: string, input: Value = null): Promise<void> {
     const redeemed = await this.#tokens.redeem(token, input);
     if (redeemed.executionId !== this.executionId) return;
-    const state = await this.load();
+    const { value: state, version } = await this.#read();
     if (state !== null && typeof state === "object") {
-      await this.save({ ...(state as object), status: "running" } as S);
+      await this.#saveAt({ ...(state as object), status: "running" } as S, version);
     }
   }
 

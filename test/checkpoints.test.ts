@@ -149,6 +149,33 @@ describe("checkpoints: versions", () => {
   });
 });
 
+describe("checkpoints: version numbers", () => {
+  it("never reuses a version number, so a stale expectedVersion cannot match after a delete", async () => {
+    const scope = uniqueName("scope");
+    await cp().save(scope, "doc", "A");
+    const seen = await cp().load(scope, "doc"); // version 1
+    await cp().delete(scope, "doc");
+    expect((await cp().save(scope, "doc", "B")).version).toBe(2);
+    await expectBatonError(
+      cp().save(scope, "doc", "stale", { expectedVersion: seen.version }),
+      "CONFLICT",
+      /version 2/,
+    );
+    expect((await cp().load(scope, "doc")).value).toBe("B");
+  });
+
+  it("treats a version past its TTL as gone even before its alarm runs", async () => {
+    const scope = uniqueName("scope");
+    await cp().save(scope, "t", "old", { ttl: "1 minute" });
+    await env.Checkpoints.getByName(scope).advanceClock(60_000); // no alarm yet
+    await expectBatonError(cp().load(scope, "t"), "CHECKPOINT_NOT_FOUND");
+    expect((await cp().save(scope, "t", "new", { expectedVersion: 0 })).version).toBe(2);
+    await advance(scope, 0); // the old version's timer now runs: it must not touch version 2
+    await runDurableObjectAlarm(env.Checkpoints.getByName(scope));
+    expect((await cp().load(scope, "t")).value).toBe("new");
+  });
+});
+
 describe("resume tokens", () => {
   async function waitingGreet() {
     const { id, stub } = executionStub("token-greet");
@@ -190,6 +217,25 @@ describe("resume tokens", () => {
       value: { approved: true },
     });
     await expectBatonError(tokens.redeem(token, { ok: false }), "INVALID_TOKEN");
+  });
+
+  it("gives a token back when its execution has finished, and refuses a binding it cannot use", async () => {
+    const { id, run } = await waitingGreet();
+    const tokens = resumeTokens(env.Checkpoints);
+    const token = await tokens.issue({
+      executionId: id,
+      event: "approve",
+      binding: "TestExecutions",
+    });
+    await run.cancel();
+    await expectBatonError(tokens.redeem(token, { ok: true }), "EXECUTION_FINISHED");
+    // Not spent: the same refusal again, not INVALID_TOKEN.
+    await expectBatonError(tokens.redeem(token, { ok: true }), "EXECUTION_FINISHED");
+    await expectBatonError(
+      tokens.issue({ executionId: id, event: "approve", binding: "NoSuchBinding" }),
+      "INVALID_ARGUMENT",
+      /NoSuchBinding/,
+    );
   });
 
   it("refuses forged, malformed and expired tokens, changing nothing", async () => {

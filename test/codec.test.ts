@@ -50,6 +50,16 @@ describe("codec", () => {
       expect(decodeSync(encodeSync(text))).toBe(text);
     }
     expect(isCompressed(await encode("prose ".repeat(50_000)))).toBe(true);
+    // A lone surrogate is kept exactly (it cannot be UTF-8: devalue carries it).
+    const broken = "a\uD800b";
+    expect(await decode(await encode(broken))).toBe(broken);
+    // A big value made of one random block repeated is still compressed.
+    const block = Array.from(randomBytes(3_000), (b) => String.fromCharCode(33 + (b % 90))).join(
+      "",
+    );
+    const repeated = await encode(block.repeat(400));
+    expect(isCompressed(repeated)).toBe(true);
+    expect(repeated.byteLength).toBeLessThan(100_000);
   });
 
   it("keeps repeated and cyclic references", async () => {

@@ -1,8 +1,8 @@
 import { env } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
 import { executions } from "../src/index.ts";
-import { executionStub, expectBatonError, probe } from "./helpers.ts";
-import { counted, forkable } from "./workflows.ts";
+import { advance, eventually, executionStub, expectBatonError, probe } from "./helpers.ts";
+import { counted, forkable, forkEdges } from "./workflows.ts";
 
 const client = () => executions(env.TestExecutions);
 
@@ -49,5 +49,22 @@ describe("fork from an execution's checkpoint", () => {
       client().fork(forkable, "no-such-execution", "half", { id: executionStub("z").id }),
       "EXECUTION_NOT_FOUND",
     );
+  });
+
+  it("forks past a caught wait timeout and a URL output", async () => {
+    const p = probe();
+    const source = executionStub("fork-edges");
+    const run = await client().start(forkEdges, { probe: p.name }, { id: source.id });
+    await eventually(
+      () => run.status(),
+      (st) => st.status === "waiting",
+    );
+    await advance(source.stub, 1_000);
+    const expected = ["EVENT_TIMEOUT", "https://example.com/a?b=1", "1"];
+    expect(await run.result({ timeout: "5s" })).toMatchObject({ ok: true, value: expected });
+    const target = executionStub("fork-edges-b");
+    const forked = await client().fork(forkEdges, source.id, "edges", { id: target.id });
+    expect(await forked.result({ timeout: "5s" })).toMatchObject({ ok: true, value: expected });
+    expect(await p.stub.count("after")).toBe(2);
   });
 });

@@ -72,6 +72,25 @@ describe("StateManager: state", () => {
     });
   });
 
+  it("keeps two concurrent transactions of one manager from overwriting each other", async () => {
+    const state = manager();
+    await state.save(initial(state.executionId));
+    let release!: () => void;
+    const gate = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    const slow = state.transaction(async (s) => {
+      await gate; // the fast one saves meanwhile
+      s.metadata = { slow: true };
+    });
+    await state.transaction((s) => {
+      s.currentMember = "fast";
+    });
+    release();
+    await expectBatonError(slow, "CONFLICT");
+    expect((await state.load())?.currentMember).toBe("fast");
+  });
+
   it("runs a transaction all or nothing: a throwing function leaves the state byte-identical", async () => {
     const state = manager();
     await state.save(initial(state.executionId));

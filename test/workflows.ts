@@ -266,7 +266,23 @@ export const forkable = workflow("forkable", async (input: { probe: string }, st
   return outputs;
 });
 
+/** A caught wait timeout and a URL output before its checkpoint. */
+export const forkEdges = workflow("forkEdges", async (input: { probe: string }, step, ctx) => {
+  const missed = await step
+    .waitForEvent("maybe", { type: "never", timeout: "1 second" })
+    .then(() => "got it")
+    .catch((e: { code?: string }) => e.code ?? "error");
+  const link = await step.do("link", () => new URL("https://example.com/a?b=1"));
+  await step.checkpoint("edges");
+  const after = await step.do("after", async () => {
+    await probe(ctx.env, input.probe).hit("after");
+    return link.searchParams.get("b");
+  });
+  return [missed, link.href, after];
+});
+
 export const allWorkflows = [
+  forkEdges,
   forkable,
   lockedWork,
   limited,

@@ -937,7 +937,7 @@ export class Engine {
     }
     const steps: ForkSnapshot["steps"] = [];
     for (const step of this.#host.sql.all<StepRow>(
-      "SELECT * FROM _baton_steps WHERE seq <= ? AND status IN ('completed', 'failed') ORDER BY seq",
+      "SELECT * FROM _baton_steps WHERE seq <= ? AND status IN ('completed', 'failed', 'timed_out') ORDER BY seq",
       mark.seq,
     )) {
       steps.push({
@@ -945,11 +945,12 @@ export class Engine {
         name: step.name,
         occurrence: step.occurrence,
         kind: step.kind,
-        status: step.status as "completed" | "failed",
+        status: step.status as "completed" | "failed" | "timed_out",
         attempts: step.attempts,
         startedAt: step.started_at,
         endedAt: step.ended_at,
-        output: step.status === "completed" ? ((await this.#readOutput(step)) as Value) : undefined,
+        // Encoded bytes cross RPC whatever the value (URL, Error subclasses ...).
+        output: step.status === "completed" ? await encode(await this.#readOutput(step)) : null,
         error: step.error,
       });
     }
@@ -960,7 +961,12 @@ export class Engine {
         { checkpoint: name },
       );
     }
-    return { workflow: row.workflow, input: (await this.readInput(row)) as Value, steps };
+    return {
+      workflow: row.workflow,
+      version: row.version,
+      input: await encode(await this.readInput(row)),
+      steps,
+    };
   }
 
   /**
@@ -968,12 +974,9 @@ export class Engine {
    * with `alongside` (which creates the execution row).
    */
   async importJournal(snapshot: ForkSnapshot, alongside: () => void): Promise<void> {
-    const encoded: Array<Uint8Array | undefined> = [];
-    for (const step of snapshot.steps)
-      encoded.push(step.status === "completed" ? await encode(step.output) : undefined);
     this.#host.sql.transaction(() => {
-      snapshot.steps.forEach((step, i) => {
-        const bytes = encoded[i];
+      snapshot.steps.forEach((step) => {
+        const bytes = step.output ? new Uint8Array(step.output) : undefined;
         this.#host.sql.run(
           `INSERT INTO _baton_steps (seq, name, occurrence, kind, status, attempts, started_at, ended_at, output, error)
            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
@@ -1024,17 +1027,21 @@ export class Engine {
 /** A journal prefix that a fork replays (see `exportCheckpoint`). */
 export interface ForkSnapshot {
   workflow: string;
-  input: Value;
+  /** The workflow version the source ran. */
+  version: number;
+  /** Codec-encoded input. */
+  input: Uint8Array;
   steps: Array<{
     seq: number;
     name: string;
     occurrence: number;
     kind: StepKind;
-    status: "completed" | "failed";
+    status: "completed" | "failed" | "timed_out";
     attempts: number;
     startedAt: number;
     endedAt: number | null;
-    output: Value;
+    /** Codec-encoded output of a completed step. */
+    output: Uint8Array | null;
     error: string | null;
   }>;
 }
