@@ -31,7 +31,7 @@ import type {
 } from "../src/execution/types.ts";
 import type { StateMachine } from "../src/fsm.ts";
 import { runMigrations } from "../src/migrations.ts";
-import { type AnyWorkflow, WorkflowRegistry } from "../src/workflow.ts";
+import { type AnyWorkflow, type ChildResult, WorkflowRegistry } from "../src/workflow.ts";
 
 const MAX_ID = 256;
 const DEFAULT_RETENTION = "7 days";
@@ -61,6 +61,12 @@ const DEFAULT_RETENTION = "7 days";
 export abstract class ExecutionActor<Env = unknown> extends Actor<Env, ExecutionTimers> {
   /** The workflows this actor runs (several versions of one name may be listed). */
   abstract readonly workflows: readonly AnyWorkflow[];
+
+  /**
+   * The name of this actor's own binding in its env: child executions are started, and report
+   * back, through it. Override it when the binding is not named `Executions`.
+   */
+  protected readonly childBinding: string = "Executions";
 
   readonly #engine: Engine;
   readonly #lifecycle: StateMachine<StoredStatus, LifecycleEvent>;
@@ -94,6 +100,7 @@ export abstract class ExecutionActor<Env = unknown> extends Actor<Env, Execution
       lifecycle: this.#lifecycle,
       registry: () => this.#workflowRegistry(),
       env,
+      childBinding: () => this.childBinding,
       now: () => this.now(),
     };
     this.#engine = new Engine(host);
@@ -103,6 +110,8 @@ export abstract class ExecutionActor<Env = unknown> extends Actor<Env, Execution
         await this.#engine.ensureHeartbeat();
       })
       .on("lifecycle", () => this.#engine.onLifecycleTimer())
+      .on("report", () => this.#engine.reportToParent())
+      .on("cancel-child", (payload) => this.#engine.cancelChild(payload))
       .on("permit", (payload) => this.#engine.returnPermit(payload));
   }
 
@@ -120,7 +129,12 @@ export abstract class ExecutionActor<Env = unknown> extends Actor<Env, Execution
     return this.#info(await this.#start(workflow, input, options));
   }
 
-  async #start(workflow: string, input: Value, options: StartOptions): Promise<ExecutionRow> {
+  async #start(
+    workflow: string,
+    input: Value,
+    options: StartOptions,
+    parent?: { id: string; seq: number; binding: string },
+  ): Promise<ExecutionRow> {
     if (typeof workflow !== "string" || workflow.length === 0) {
       invalidArgument("workflow", "must be a registered workflow name", workflow);
     }
@@ -172,13 +186,13 @@ export abstract class ExecutionActor<Env = unknown> extends Actor<Env, Execution
     );
     const bytes = await encode(value);
     // Re-check after the await: a concurrent start of the same id may have won meanwhile.
-    if (this.#engine.row()) return this.#start(workflow, input, options);
+    if (this.#engine.row()) return this.#start(workflow, input, options, parent);
     const now = this.now();
     this.sql.transaction(() => {
       this.sql.run(
         `INSERT INTO _baton_execution (id, execution_id, workflow, version, mode, status, input,
-           input_digest, retention_ms, created_at, updated_at)
-         VALUES (1, ?, ?, ?, 'workflow', 'pending', ?, ?, ?, ?, ?)`,
+           input_digest, retention_ms, created_at, updated_at, parent_id, parent_seq, parent_binding)
+         VALUES (1, ?, ?, ?, 'workflow', 'pending', ?, ?, ?, ?, ?, ?, ?, ?)`,
         id,
         wf.name,
         wf.version,
@@ -187,6 +201,9 @@ export abstract class ExecutionActor<Env = unknown> extends Actor<Env, Execution
         retentionMs,
         now,
         now,
+        parent?.id ?? null,
+        parent?.seq ?? null,
+        parent?.binding ?? null,
       );
       this.#lifecycle.send("start");
     });
@@ -207,6 +224,42 @@ export abstract class ExecutionActor<Env = unknown> extends Actor<Env, Execution
   ): Promise<ExecutionResult> {
     await this.#start(workflow, input, options);
     return this.result(options?.timeout === undefined ? {} : { timeout: options.timeout });
+  }
+
+  /**
+   * Starts this execution as the child of another (called by the parent's `step.child`). As
+   * `start`, plus: when it ends it reports its outcome to the parent, by a retried timer.
+   */
+  async startChild(
+    workflow: string,
+    input: Value,
+    options: { id: string; parent: { id: string; seq: number; binding: string } },
+  ): Promise<ExecutionInfo> {
+    const parent = options?.parent;
+    if (
+      typeof parent?.id !== "string" ||
+      !Number.isSafeInteger(parent.seq) ||
+      typeof parent.binding !== "string"
+    ) {
+      invalidArgument("parent", "must be { id, seq, binding }", parent);
+    }
+    return this.#info(await this.#start(workflow, input, { id: options.id }, parent));
+  }
+
+  /**
+   * A child reports how it ended (at least once; applied once). Returns whether it was applied.
+   */
+  async childDone(seq: number, childId: string, result: ChildResult<Value>): Promise<boolean> {
+    if (
+      !Number.isSafeInteger(seq) ||
+      typeof childId !== "string" ||
+      typeof result !== "object" ||
+      result === null
+    ) {
+      invalidArgument("child report", "must be (seq, childId, result)", { seq, childId });
+    }
+    this.#requireRow();
+    return this.#engine.childReport(seq, childId, result);
   }
 
   /**
@@ -452,11 +505,7 @@ export abstract class ExecutionActor<Env = unknown> extends Actor<Env, Execution
     };
     this.#engine.killRun(new BatonError("CANCELLED", error.message));
     const now = this.now();
-    this.sql.run(
-      `UPDATE _baton_steps SET status = 'cancelled', ended_at = ?, wake_at = NULL
-       WHERE status IN ('running', 'backoff', 'sleeping', 'waiting')`,
-      now,
-    );
+    // (finish() closes the open steps, and cancels unfinished children.)
     this.sql.run(
       "UPDATE _baton_execution SET error = ?, ended_at = ? WHERE id = 1",
       JSON.stringify(error),

@@ -94,7 +94,32 @@ export interface Step {
    * running those step bodies, then runs on with the current code.
    */
   checkpoint(name: string): Promise<void>;
+  /**
+   * Runs another registered workflow as a child execution (its own Execution actor, id
+   * `<this id>/<name>/<occurrence>`, so a replay never starts it twice) and returns its output;
+   * a failed child throws its error. The child reports back when it ends. The parent waits for
+   * every child it started before it completes; failing or cancelling the parent cancels its
+   * unfinished children.
+   */
+  child<W extends AnyWorkflow>(name: string, workflow: W, input: InputOf<W>): Promise<OutputOf<W>>;
+  /**
+   * Fans out to many children at once and returns every outcome, in declaration order, whether
+   * it succeeded or not (allSettled semantics): `{ ok: true, value }` or `{ ok: false, error }`.
+   */
+  children<W extends AnyWorkflow>(
+    name: string,
+    runs: ReadonlyArray<{ workflow: W; input: InputOf<W> }>,
+  ): Promise<Array<ChildResult<OutputOf<W>>>>;
 }
+
+/** The outcome of one child execution. */
+export type ChildResult<T> =
+  | { ok: true; id: string; value: T }
+  | {
+      ok: false;
+      id: string;
+      error: { code: string; message: string; name: string; step: string | null };
+    };
 
 /** What a workflow function receives besides its input and the step API. */
 export interface WorkflowContext<Env = unknown> {

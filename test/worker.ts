@@ -439,6 +439,7 @@ export class PlainActor extends DurableObject<Env> {
 /** The Execution actor under test: every test workflow, and a clock the tests move. */
 export class TestExecutions extends ExecutionActor<Env> {
   readonly workflows = allWorkflows;
+  protected override readonly childBinding = "TestExecutions";
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);

@@ -281,7 +281,63 @@ export const forkEdges = workflow("forkEdges", async (input: { probe: string }, 
   return [missed, link.href, after];
 });
 
+/** A child: counts its body, doubles `n`, or fails when asked. */
+export const childWork = workflow(
+  "childWork",
+  async (input: { probe: string; n: number; fail?: boolean; gate?: boolean }, step, ctx) =>
+    step.do("work", async ({ signal }) => {
+      await probe(ctx.env, input.probe).hit(`child-${input.n}`);
+      if (input.gate) {
+        signal.addEventListener("abort", () => {
+          void probe(ctx.env, input.probe).record("child-abort", { n: input.n });
+        });
+        await probe(ctx.env, input.probe).waitGate(`child-${input.n}`);
+      }
+      if (input.fail) throw new NonRetryableError(`child ${input.n} failed`);
+      return input.n * 2;
+    }),
+);
+
+/** Fans out to `count` children, then finalizes over every outcome in order. */
+export const fanout = workflow(
+  "fanout",
+  async (input: { probe: string; count: number; failAt?: number[]; gate?: boolean }, step) => {
+    const results = await step.children(
+      "kids",
+      Array.from({ length: input.count }, (_, n) => ({
+        workflow: childWork,
+        input: {
+          probe: input.probe,
+          n,
+          fail: input.failAt?.includes(n) ?? false,
+          gate: input.gate ?? false,
+        },
+      })),
+    );
+    return step.do("finalize", () => ({
+      values: results.map((r) => (r.ok ? r.value : null)),
+      failed: results.filter((r) => !r.ok).map((r) => (r.ok ? "" : r.error.message)),
+    }));
+  },
+);
+
+/** One child that itself runs a failing child (a grandchild). */
+export const middle = workflow("middle", async (input: { probe: string }, step) =>
+  step.child("leaf", childWork, { probe: input.probe, n: 99, fail: true }),
+);
+
+export const grandparent = workflow("grandparent", async (input: { probe: string }, step) => {
+  const [only] = await step.children("mid", [{ workflow: middle, input: { probe: input.probe } }]);
+  return step.do("finalize", () =>
+    only && !only.ok ? `${only.error.code}: ${only.error.message}` : "ok",
+  );
+});
+
 export const allWorkflows = [
+  childWork,
+  fanout,
+  middle,
+  grandparent,
   forkEdges,
   forkable,
   lockedWork,

@@ -9,6 +9,7 @@ import type { Sql } from "../sql.ts";
 import type { ValueStore } from "../values.ts";
 import {
   type AnyWorkflow,
+  type ChildResult,
   isNonRetryable,
   type RetryPolicy,
   retryDelay,
@@ -40,6 +41,10 @@ export type ExecutionTimers = {
    * or aborted actor back and replays. Once it has ended: retention, deleting its state.
    */
   lifecycle: Record<string, never>;
+  /** A finished child tells its parent (retried until the parent has it). */
+  report: Record<string, never>;
+  /** A failed or cancelled parent cancels an unfinished child (retried). */
+  "cancel-child": { binding: string; childId: string };
   /** Gives a finished execution's concurrency permit back (retried by the scheduler). */
   permit: { binding: string; lock: string; waiter: string; lease: Lease | null };
 };
@@ -70,6 +75,8 @@ export interface EngineHost {
   readonly lifecycle: StateMachine<StoredStatus, LifecycleEvent>;
   readonly registry: () => WorkflowRegistry;
   readonly env: unknown;
+  /** The binding name of this Execution actor's own namespace (for children and reports). */
+  childBinding(): string;
   now(): number;
 }
 
@@ -279,6 +286,13 @@ export class Engine {
         },
       );
       if (run.dead) return;
+      // Structured concurrency: the parent completes only after every child it started ended.
+      for (const open of this.#host.sql.all<{ seq: number }>(
+        "SELECT seq FROM _baton_steps WHERE kind = 'child' AND status = 'waiting' ORDER BY seq",
+      )) {
+        await this.#awaitChild(run, open.seq);
+      }
+      if (run.dead) return;
       // A journal longer than this run's step calls means steps were removed from the code.
       const extra = this.#host.sql.one<{ seq: number; name: string }>(
         "SELECT seq, name FROM _baton_steps WHERE seq >= ? ORDER BY seq LIMIT 1",
@@ -332,6 +346,9 @@ export class Engine {
     run?.kill(new BatonError("CANCELLED", "The execution ended."));
     if (this.#run === run) this.#run = null;
     const now = this.#host.now();
+    const openChildren = this.#host.sql.all<{ event_type: string }>(
+      "SELECT event_type FROM _baton_steps WHERE kind = 'child' AND status = 'waiting'",
+    );
     this.#host.sql.transaction(() => {
       this.#host.lifecycle.send(event);
       // Steps left open by code that did not await them (a lost race) end with the execution.
@@ -348,6 +365,20 @@ export class Engine {
     });
     const row = this.row();
     const runNumber = row?.run;
+    // Durable follow-ups, queued before any await: cancel unfinished children, tell the parent.
+    const followUps: Array<Promise<unknown>> = openChildren.map((child) =>
+      this.#host.timers.schedule(
+        "cancel-child",
+        { binding: this.#host.childBinding(), childId: child.event_type },
+        { after: 0 },
+        { maxAttempts: 50 },
+      ),
+    );
+    if (row?.parent_id)
+      followUps.push(
+        this.#host.timers.schedule("report", {}, { after: 0 }, { key: "report", maxAttempts: 600 }),
+      );
+    await Promise.all(followUps);
     await this.#host.timers.cancelKind("wake");
     // A restart may have come in during that await: then its heartbeat must stay.
     if (this.row()?.run !== runNumber) return;
@@ -502,6 +533,30 @@ export class Engine {
         const timeoutMs =
           options.timeout === undefined ? undefined : parseDuration(options.timeout);
         return engine.#wait<T>(run, name, options.type, timeoutMs);
+      },
+      async child(name, workflow, input) {
+        checkStepName(name);
+        const result = await engine.#child(run, row, name, workflowName(workflow), input);
+        if (result.ok) return result.value as never;
+        throw new StepFailedError(name, 1, {
+          name: result.error.name,
+          message: result.error.message,
+          code: result.error.code,
+        });
+      },
+      async children(name, runs) {
+        checkStepName(name);
+        if (!Array.isArray(runs))
+          invalidArgument(
+            `step.children("${name}")`,
+            "needs an array of { workflow, input }",
+            runs,
+          );
+        return Promise.all(
+          runs.map((r, i) =>
+            engine.#child(run, row, `${name}#${i}`, workflowName(r?.workflow), r?.input),
+          ),
+        ) as never;
       },
       async checkpoint(this: Step, name: string) {
         checkStepName(name);
@@ -687,6 +742,159 @@ export class Engine {
   /** A journaled value for a live run; a dead run never resumes. */
   #replayed<T>(run: Run, value: T): Promise<T> | T {
     return run.dead ? never<T>() : value;
+  }
+
+  // ---- child executions ------------------------------------------------------------------------
+
+  #childNamespace(): DurableObjectNamespace<ExecutionActorLike> {
+    const binding = this.#host.childBinding();
+    const ns = (this.#host.env as Record<string, unknown> | undefined)?.[binding];
+    if (typeof (ns as { getByName?: unknown })?.getByName !== "function") {
+      throw new BatonError(
+        "INVALID_ARGUMENT",
+        `Child executions use binding "${binding}" (the Execution actor's \`childBinding\`), but its env has no namespace of that name.`,
+        { binding },
+      );
+    }
+    return ns as DurableObjectNamespace<ExecutionActorLike>;
+  }
+
+  async #child(
+    run: Run,
+    exec: ExecutionRow,
+    name: string,
+    workflow: string,
+    input: unknown,
+  ): Promise<ChildResult<unknown>> {
+    if (run.dead) return never();
+    const begun = this.#begin(run, name, "child");
+    if (!begun) return never();
+    const { seq, occurrence, row } = begun;
+    if (row?.status === "completed") {
+      return this.#replayed(run, (await this.#readOutput(row)) as ChildResult<unknown>);
+    }
+    // Deterministic, so a replay finds the same child; per run, so a restart starts fresh ones.
+    const childId = `${exec.execution_id}/${exec.run > 1 ? `r${exec.run}/` : ""}${name}/${occurrence}`;
+    if (!row) {
+      await this.#passGate(run);
+      this.#host.sql.run(
+        `INSERT INTO _baton_steps (seq, name, occurrence, kind, status, attempts, started_at, event_type)
+         VALUES (?, ?, ?, 'child', 'waiting', 1, ?, ?)`,
+        seq,
+        name,
+        occurrence,
+        this.#host.now(),
+        childId,
+      );
+    }
+    // Make sure the child exists (idempotent, also after a replay). If it already ended, take its
+    // result now rather than wait for a report.
+    for (;;) {
+      if (run.dead) return never();
+      try {
+        const stub = this.#childNamespace().getByName(childId);
+        const info = await stub.startChild(workflow, input as Value, {
+          id: childId,
+          parent: { id: exec.execution_id, seq, binding: this.#host.childBinding() },
+        });
+        if (TERMINAL.has(info.status as StoredStatus)) {
+          await this.childReport(seq, childId, toChildResult(childId, await stub.result()));
+        }
+        break;
+      } catch (error) {
+        if (run.dead) return never();
+        if (isBatonError(error)) {
+          // The child cannot be started (unknown workflow, invalid input ...): it failed.
+          const info = toStepError(error);
+          await this.childReport(seq, childId, {
+            ok: false,
+            id: childId,
+            error: {
+              code: info.code ?? "CHILD_FAILED",
+              message: info.message,
+              name: info.name,
+              step: null,
+            },
+          });
+          break;
+        }
+        // A broken connection: try again shortly (a timer, so it survives eviction).
+        await this.#until(run, seq, this.#host.now() + 1000);
+      }
+    }
+    return this.#awaitChild(run, seq);
+  }
+
+  async #awaitChild(run: Run, seq: number): Promise<ChildResult<unknown>> {
+    for (;;) {
+      if (run.dead) return never();
+      const current = this.stepRow(seq);
+      if (current?.status === "completed")
+        return (await this.#readOutput(current)) as ChildResult<unknown>;
+      await this.#sleepOn(seq);
+    }
+  }
+
+  /**
+   * A child's outcome arrives (its report, or a pull after a replay): completes the child step
+   * once; later copies change nothing. Returns whether it was applied.
+   */
+  async childReport(seq: number, childId: string, result: ChildResult<unknown>): Promise<boolean> {
+    const bytes = await encode(result);
+    const applied = this.#host.sql.run(
+      `UPDATE _baton_steps SET status = 'completed', output = ?, ended_at = ?
+       WHERE seq = ? AND kind = 'child' AND status = 'waiting' AND event_type = ?`,
+      this.storeBlob(`step:${seq}`, bytes),
+      this.#host.now(),
+      seq,
+      childId,
+    );
+    if (applied === 0) return false;
+    this.wake(seq);
+    await this.ensureHeartbeat();
+    return true;
+  }
+
+  /** The `report` timer: tell the parent how this child ended (retried until it has it). */
+  async reportToParent(): Promise<void> {
+    const row = this.row();
+    if (
+      !row?.parent_id ||
+      row.parent_seq === null ||
+      !row.parent_binding ||
+      !TERMINAL.has(row.status)
+    )
+      return;
+    const ns = (this.#host.env as Record<string, unknown> | undefined)?.[row.parent_binding] as
+      | DurableObjectNamespace<ExecutionActorLike>
+      | undefined;
+    if (typeof ns?.getByName !== "function") return;
+    const result: ChildResult<unknown> =
+      row.status === "completed"
+        ? { ok: true, id: row.execution_id, value: await this.readOutput(row) }
+        : { ok: false, id: row.execution_id, error: childError(row) };
+    try {
+      await ns
+        .getByName(row.parent_id)
+        .childDone(row.parent_seq, row.execution_id, result as never);
+    } catch (error) {
+      if (isBatonError(error, "EXECUTION_NOT_FOUND")) return; // the parent is gone: nobody to tell
+      throw error;
+    }
+  }
+
+  /** The `cancel-child` timer. */
+  async cancelChild(payload: ExecutionTimers["cancel-child"]): Promise<void> {
+    const ns = (this.#host.env as Record<string, unknown> | undefined)?.[payload.binding] as
+      | DurableObjectNamespace<ExecutionActorLike>
+      | undefined;
+    if (typeof ns?.getByName !== "function") return;
+    await ns
+      .getByName(payload.childId)
+      .cancel()
+      .catch((error: unknown) => {
+        if (!isBatonError(error, "EXECUTION_NOT_FOUND")) throw error;
+      });
   }
 
   #stepFailed(seq: number, attempts: number, error: StepError): void {
@@ -1022,6 +1230,64 @@ export class Engine {
     const hash = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(text));
     return [...new Uint8Array(hash)].map((b) => b.toString(16).padStart(2, "0")).join("");
   }
+}
+
+/** The RPC surface of an Execution actor that children and parents call. */
+interface ExecutionActorLike extends Rpc.DurableObjectBranded {
+  startChild(
+    workflow: string,
+    input: Value,
+    options: { id: string; parent: { id: string; seq: number; binding: string } },
+  ): Promise<{ status: string }>;
+  result(): Promise<{ ok: boolean; value?: unknown; error?: ExecutionError; status: string }>;
+  childDone(seq: number, childId: string, result: ChildResult<Value>): Promise<boolean>;
+  cancel(): Promise<object>;
+}
+
+function workflowName(workflow: unknown): string {
+  const name = typeof workflow === "string" ? workflow : (workflow as { name?: unknown })?.name;
+  if (typeof name !== "string" || name.length === 0) {
+    invalidArgument(
+      "Child workflow",
+      "must be a workflow definition or a registered name",
+      workflow,
+    );
+  }
+  return name;
+}
+
+function toChildResult(
+  id: string,
+  result: { ok: boolean; value?: unknown; error?: ExecutionError },
+): ChildResult<unknown> {
+  if (result.ok) return { ok: true, id, value: result.value };
+  const e = result.error;
+  return {
+    ok: false,
+    id,
+    error: {
+      code: e?.code ?? "CHILD_FAILED",
+      message: e?.message ?? "child failed",
+      name: e?.name ?? "Error",
+      step: e?.step ?? null,
+    },
+  };
+}
+
+function childError(
+  row: ExecutionRow,
+): ChildResult<unknown> extends infer R
+  ? R extends { ok: false; error: infer E }
+    ? E
+    : never
+  : never {
+  const error = row.error ? (JSON.parse(row.error) as ExecutionError) : undefined;
+  return {
+    code: error?.code ?? row.status.toUpperCase(),
+    message: error?.message ?? `The child execution ${row.status}.`,
+    name: error?.name ?? "Error",
+    step: error?.step ?? null,
+  };
 }
 
 /** A journal prefix that a fork replays (see `exportCheckpoint`). */

@@ -25,6 +25,10 @@ export const EXECUTION_MIGRATIONS: readonly Migration[] = [
         total_steps INTEGER,
         run INTEGER NOT NULL DEFAULT 1,
         retention_ms INTEGER NOT NULL,
+        -- A child execution reports its outcome to this parent step (through this binding).
+        parent_id TEXT,
+        parent_seq INTEGER,
+        parent_binding TEXT,
         created_at INTEGER NOT NULL,
         updated_at INTEGER NOT NULL,
         ended_at INTEGER
@@ -34,7 +38,7 @@ export const EXECUTION_MIGRATIONS: readonly Migration[] = [
         seq INTEGER PRIMARY KEY,
         name TEXT NOT NULL,
         occurrence INTEGER NOT NULL,
-        kind TEXT NOT NULL CHECK (kind IN ('do', 'sleep', 'wait', 'progress')),
+        kind TEXT NOT NULL CHECK (kind IN ('do', 'sleep', 'wait', 'progress', 'child')),
         status TEXT NOT NULL CHECK (status IN
           ('running', 'backoff', 'completed', 'failed', 'sleeping', 'waiting', 'timed_out', 'cancelled')),
         attempts INTEGER NOT NULL DEFAULT 0,
@@ -84,13 +88,16 @@ export interface ExecutionRow {
   total_steps: number | null;
   run: number;
   retention_ms: number;
+  parent_id: string | null;
+  parent_seq: number | null;
+  parent_binding: string | null;
   created_at: number;
   updated_at: number;
   ended_at: number | null;
   [column: string]: string | number | ArrayBuffer | null;
 }
 
-export type StepKind = "do" | "sleep" | "wait" | "progress";
+export type StepKind = "do" | "sleep" | "wait" | "progress" | "child";
 export type StepStatus =
   | "running"
   | "backoff"

@@ -1,0 +1,110 @@
+import {
+  env,
+  evictDurableObject,
+  runDurableObjectAlarm,
+  runInDurableObject,
+} from "cloudflare:test";
+import { describe, expect, it } from "vitest";
+import { executions } from "../src/index.ts";
+import { eventually, executionStub, probe } from "./helpers.ts";
+import { fanout, grandparent } from "./workflows.ts";
+
+const client = () => executions(env.TestExecutions);
+
+describe("child executions", () => {
+  it("fans out to children and finalizes over every outcome in declaration order", async () => {
+    const p = probe();
+    const { id } = executionStub("fan");
+    const run = await client().start(fanout, { probe: p.name, count: 6, failAt: [1, 4] }, { id });
+    const result = await run.result({ timeout: "10s" });
+    expect(result).toEqual({
+      ok: true,
+      status: "completed",
+      value: { values: [0, null, 4, 6, null, 10], failed: ["child 1 failed", "child 4 failed"] },
+    });
+    const counts = await p.stub.counts();
+    expect(Object.values(counts)).toEqual(Array(6).fill(1));
+    // Each child is its own execution, with an id derived from the parent.
+    const child = await client().get(`${id}/kids#2/0`).status();
+    expect(child).toMatchObject({ workflow: "childWork", status: "completed" });
+  });
+
+  it("survives eviction of the parent and a reset of a child while they run", async () => {
+    const p = probe();
+    const { id, stub } = executionStub("fan-evict");
+    const run = await client().start(fanout, { probe: p.name, count: 3, gate: true }, { id });
+    await eventually(
+      () => p.stub.counts(),
+      (c) => Object.keys(c).length === 3,
+    );
+    // The parent is evicted while it waits; child 0 is reset mid-step (evictDurableObject would
+    // wait for its outgoing call) and comes back by its heartbeat alarm.
+    await evictDurableObject(stub);
+    const first = `${id}/kids#0/0`;
+    await runInDurableObject(env.TestExecutions.getByName(first), (_i, state) =>
+      state.abort("reset: test"),
+    ).catch(() => undefined);
+    const revived = env.TestExecutions.getByName(first);
+    await revived.advanceClock(30_000);
+    await runDurableObjectAlarm(revived);
+    await eventually(
+      () => p.stub.count("child-0"),
+      (n) => n === 2,
+    );
+    for (let n = 0; n < 3; n++) await p.stub.openGate(`child-${n}`);
+    expect(await run.result({ timeout: "10s" })).toMatchObject({
+      ok: true,
+      value: { values: [0, 2, 4] },
+    });
+    // Only the reset child's body ran again.
+    expect(await p.stub.counts()).toEqual({ "child-0": 2, "child-1": 1, "child-2": 1 });
+  });
+
+  it("cancels unfinished children when the parent is cancelled; their steps see the abort", async () => {
+    const p = probe();
+    const { id } = executionStub("fan-cancel");
+    const run = await client().start(fanout, { probe: p.name, count: 3, gate: true }, { id });
+    await eventually(
+      () => p.stub.counts(),
+      (c) => Object.keys(c).length === 3,
+    );
+    await run.cancel();
+    for (let n = 0; n < 3; n++) {
+      await eventually(
+        () => client().get(`${id}/kids#${n}/0`).status(),
+        (s) => s.status === "cancelled",
+      );
+    }
+    await eventually(
+      () => p.stub.records("child-abort"),
+      (r) => r.length === 3,
+    );
+  });
+
+  it("shows a grandchild's failure at the grandparent's finalize", async () => {
+    const p = probe();
+    const { id } = executionStub("grand");
+    const run = await client().start(grandparent, { probe: p.name }, { id });
+    expect(await run.result({ timeout: "10s" })).toEqual({
+      ok: true,
+      status: "completed",
+      value: "STEP_FAILED: child 99 failed",
+    });
+  });
+
+  it("completes a parent with 1000 children, 1000 distinct outputs, each child body once", {
+    timeout: 180_000,
+  }, async () => {
+    const p = probe();
+    const { id } = executionStub("fan-1000");
+    const run = await client().start(fanout, { probe: p.name, count: 1000 }, { id });
+    const result = await run.result({ timeout: "170s" });
+    expect(result.ok).toBe(true);
+    if (!result.ok) return;
+    expect(new Set(result.value.values).size).toBe(1000);
+    expect(result.value.values).toEqual(Array.from({ length: 1000 }, (_, n) => n * 2));
+    const counts = Object.values(await p.stub.counts());
+    expect(counts).toHaveLength(1000);
+    expect(counts.every((c) => c === 1)).toBe(true);
+  });
+});
