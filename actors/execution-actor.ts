@@ -35,6 +35,8 @@ import { type AnyWorkflow, type ChildResult, WorkflowRegistry } from "../src/wor
 
 const MAX_ID = 256;
 const DEFAULT_RETENTION = "7 days";
+/** How long `cancel()` waits for compensations before answering (they go on after). */
+const CANCEL_WAIT_MS = 10_000;
 
 /**
  * The Execution actor: one instance per execution id runs one workflow, journaling every step in
@@ -505,13 +507,23 @@ export abstract class ExecutionActor<Env = unknown> extends Actor<Env, Execution
     };
     this.#engine.killRun(new BatonError("CANCELLED", error.message));
     const now = this.now();
-    // (finish() closes the open steps, and cancels unfinished children.)
     this.sql.run(
-      "UPDATE _baton_execution SET error = ?, ended_at = ? WHERE id = 1",
+      "UPDATE _baton_execution SET error = ?, ended_at = ?, cancel_requested = 1 WHERE id = 1",
       JSON.stringify(error),
       now,
     );
-    await this.#engine.finish(null, "cancel");
+    if (row.mode === "tracked") {
+      await this.#engine.finish(null, "cancel");
+      return this.#info(this.#requireRow());
+    }
+    // A cancel-mode run replays to the first unfinished step, runs the compensations of the
+    // completed steps (saga), then ends the execution as cancelled. finish() closes open steps
+    // and cancels unfinished children.
+    this.#engine.kick();
+    await Promise.race([
+      this.#engine.whenTerminal(),
+      new Promise((resolve) => setTimeout(resolve, CANCEL_WAIT_MS)),
+    ]);
     return this.#info(this.#requireRow());
   }
 
@@ -519,7 +531,10 @@ export abstract class ExecutionActor<Env = unknown> extends Actor<Env, Execution
   async restart(): Promise<ExecutionInfo> {
     const row = this.#requireRow();
     if (row.mode !== "workflow") throw this.#trackedOnly("restart");
-    if (!TERMINAL.has(row.status)) await this.cancel();
+    if (!TERMINAL.has(row.status)) {
+      await this.cancel();
+      await this.#engine.whenTerminal(); // compensations may take longer than cancel() waits
+    }
     this.#engine.killRun(new BatonError("CANCELLED", "The execution was restarted."));
     this.#engine.resetJournal();
     this.sql.run(

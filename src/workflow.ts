@@ -18,10 +18,18 @@ export interface RetryPolicy {
 }
 
 /** Options of one `step.do`. */
-export interface StepOptions {
+export interface StepOptions<T = unknown> {
   retries?: RetryPolicy;
   /** Per-attempt timeout: an attempt that overruns fails with `STEP_TIMEOUT` and its signal aborts. */
   timeout?: Duration;
+  /**
+   * Saga compensation: undoes this step's effect. When the execution fails for good, or is
+   * cancelled, the compensations of its completed steps run in reverse order, each journaled (it
+   * runs once, even across evictions) and retried per `compensationRetries`.
+   */
+  compensate?: (output: T, attempt: StepAttempt) => unknown;
+  /** Retries of the compensation. Default: 3 retries, 1 second apart. */
+  compensationRetries?: RetryPolicy;
 }
 
 /** What a step's function receives on each attempt. */
@@ -74,7 +82,7 @@ export interface Step {
   do<T>(name: string, fn: (attempt: StepAttempt) => T | Promise<T>): Promise<T>;
   do<T>(
     name: string,
-    options: StepOptions,
+    options: StepOptions<NoInfer<T>>,
     fn: (attempt: StepAttempt) => T | Promise<T>,
   ): Promise<T>;
   /** Durable sleep: survives eviction, never wakes early. */

@@ -63,6 +63,8 @@ const INLINE_MAX = 1_000_000;
 /** Event payloads larger than this (encoded) are refused. */
 export const MAX_EVENT_BYTES = 1024 * 1024;
 const MAX_STEP_NAME = 256;
+/** Journal name prefix of a saga compensation step. */
+export const COMPENSATE_PREFIX = "$compensate:";
 /** Journal name prefix of `step.checkpoint(name)`. */
 export const CHECKPOINT_PREFIX = "$checkpoint:";
 
@@ -104,9 +106,25 @@ class Run {
   readonly journaled: number;
   /** The latest step started by this run. */
   current: string | null = null;
+  /** Compensations of this run's completed steps, in completion order (saga). */
+  readonly compensations: Array<{
+    name: string;
+    output: unknown;
+    fn: (output: unknown, attempt: StepAttempt) => unknown;
+    policy: ResolvedPolicy;
+  }> = [];
+  /** Cancel mode: replay to the first unfinished step, then compensate and end. */
+  readonly cancelling: boolean;
+  /** Resolves when a cancel-mode replay reaches its first unfinished step. */
+  readonly frontier: Promise<void>;
+  reachFrontier: () => void = () => {};
 
-  constructor(journaled: number) {
+  constructor(journaled: number, cancelling = false) {
     this.journaled = journaled;
+    this.cancelling = cancelling;
+    this.frontier = new Promise<void>((resolve) => {
+      this.reachFrontier = resolve;
+    });
   }
 
   kill(reason: unknown): void {
@@ -117,6 +135,7 @@ class Run {
 }
 
 const never = <T>(): Promise<T> => new Promise<T>(() => {});
+const noop = (): void => {};
 
 /**
  * The replay engine of one execution. It runs the workflow function from the top; `step.*`
@@ -160,10 +179,16 @@ export class Engine {
    */
   kick(): void {
     const row = this.row();
-    if (row?.mode !== "workflow" || this.#run) return;
-    if (row.status !== "running" && !(row.status === "paused" && this.#inFlight() > 0)) return;
+    if (row?.mode !== "workflow" || this.#run || TERMINAL.has(row.status)) return;
+    const cancelling = row.cancel_requested === 1;
+    if (
+      !cancelling &&
+      row.status !== "running" &&
+      !(row.status === "paused" && this.#inFlight() > 0)
+    )
+      return;
     const max = this.#host.sql.value<number>("SELECT MAX(seq) FROM _baton_steps") ?? -1;
-    const run = new Run(max);
+    const run = new Run(max, cancelling);
     this.#run = run;
     this.#execute(run, row).catch((error: unknown) => {
       // #execute handles workflow errors; this is a bug or a storage failure. Surface it.
@@ -274,8 +299,8 @@ export class Engine {
       const input = await this.readInput(row);
       if (run.dead) return;
       const step = this.#stepApi(run, wf, row);
-      if (wf.options.concurrency) await this.#takePermit(wf, row, input, step);
-      const output = await (wf.fn as (i: unknown, s: Step, c: unknown) => Promise<unknown>)(
+      if (wf.options.concurrency && !run.cancelling) await this.#takePermit(wf, row, input, step);
+      const running = (wf.fn as (i: unknown, s: Step, c: unknown) => Promise<unknown>)(
         input,
         step,
         {
@@ -285,6 +310,17 @@ export class Engine {
           env: this.#host.env,
         },
       );
+      if (run.cancelling) {
+        // Replay up to the first step that is not finished (or to the end), then compensate.
+        await Promise.race([running.then(noop, noop), run.frontier]);
+        if (run.dead) return;
+        const compensation = await this.#compensate(run, row);
+        if (run.dead) return;
+        if (compensation) this.#setCompensation(compensation);
+        await this.finish(run, "cancel");
+        return;
+      }
+      const output = await running;
       if (run.dead) return;
       // Structured concurrency: the parent completes only after every child it started ended.
       for (const open of this.#host.sql.all<{ seq: number }>(
@@ -306,10 +342,55 @@ export class Engine {
       await this.#complete(run, output);
     } catch (error) {
       if (run.dead) return;
-      await this.#fail(run, toExecutionError(error, run.current));
+      const failure = toExecutionError(error, run.current);
+      // Saga: undo what the completed steps did (not after a NONDETERMINISM: replay is unsound).
+      if (failure.code !== "NONDETERMINISM") {
+        const compensation = await this.#compensate(run, row);
+        if (run.dead) return;
+        if (compensation) failure.compensation = compensation;
+      }
+      await this.#fail(run, failure);
     } finally {
       if (this.#run === run) this.#run = null;
     }
+  }
+
+  /**
+   * Runs the compensations of the completed steps, newest first, each a journaled step (so it
+   * runs once across replays). Returns the outcome, or undefined when there was none.
+   */
+  async #compensate(run: Run, exec: ExecutionRow): Promise<"completed" | "failed" | undefined> {
+    if (run.compensations.length === 0) return undefined;
+    let failed = false;
+    for (const c of [...run.compensations].reverse()) {
+      try {
+        await this.#do(
+          run,
+          exec,
+          `${COMPENSATE_PREFIX}${c.name}`,
+          c.policy,
+          undefined,
+          (attempt) => c.fn(c.output, attempt),
+          {
+            compensating: true,
+          },
+        );
+      } catch {
+        if (run.dead) return never();
+        failed = true;
+      }
+    }
+    return failed ? "failed" : "completed";
+  }
+
+  #setCompensation(outcome: "completed" | "failed"): void {
+    const row = this.row();
+    const error = row?.error ? (JSON.parse(row.error) as ExecutionError) : undefined;
+    if (!error) return;
+    this.#host.sql.run(
+      "UPDATE _baton_execution SET error = ? WHERE id = 1",
+      JSON.stringify({ ...error, compensation: outcome }),
+    );
   }
 
   async #complete(run: Run, output: unknown): Promise<void> {
@@ -505,7 +586,25 @@ export class Engine {
         });
         const timeout = options.timeout ?? defaults.stepTimeout;
         const timeoutMs = timeout === undefined ? undefined : parseDuration(timeout);
-        return engine.#do(run, row, name, policy, timeoutMs, fn);
+        if (options.compensate !== undefined && typeof options.compensate !== "function") {
+          invalidArgument(
+            `step.do("${name}") compensate`,
+            "must be a function",
+            options.compensate,
+          );
+        }
+        const compensate = options.compensate
+          ? {
+              fn: options.compensate as (output: unknown, attempt: StepAttempt) => unknown,
+              policy: resolvePolicy({
+                limit: 3,
+                delay: "1 second",
+                backoff: "constant",
+                ...options.compensationRetries,
+              }),
+            }
+          : undefined;
+        return engine.#do(run, row, name, policy, timeoutMs, fn, { compensate });
       },
       async sleep(name: string, duration) {
         checkStepName(name);
@@ -633,13 +732,26 @@ export class Engine {
     policy: ResolvedPolicy,
     timeoutMs: number | undefined,
     fn: (a: StepAttempt) => T | Promise<T>,
+    extra: {
+      compensate?:
+        | { fn: (output: unknown, attempt: StepAttempt) => unknown; policy: ResolvedPolicy }
+        | undefined;
+      compensating?: boolean;
+    } = {},
   ): Promise<T> {
     if (run.dead) return never();
     const begun = this.#begin(run, name, "do");
     if (!begun) return never();
     const { seq, occurrence, row } = begun;
-    if (row?.status === "completed") return this.#replayed(run, (await this.#readOutput(row)) as T);
+    const done = (value: T): T => {
+      if (extra.compensate) run.compensations.push({ name, output: value, ...extra.compensate });
+      return value;
+    };
+    if (row?.status === "completed") {
+      return this.#replayed(run, done((await this.#readOutput(row)) as T));
+    }
     if (row?.status === "failed") throw failedError(row);
+    if (run.cancelling && !extra.compensating) return this.#frontier(run);
     // A step that was in flight when the execution was paused finishes; others wait.
     if (row?.status !== "running") await this.#passGate(run);
     const { sql } = this.#host;
@@ -718,7 +830,7 @@ export class Engine {
           this.#host.now(),
           seq,
         );
-        return outcome.value;
+        return done(outcome.value);
       }
       const stepError = toStepError(outcome.error);
       if (stepError.nonRetryable || attempts >= maxAttempts) {
@@ -737,6 +849,12 @@ export class Engine {
       // A pause holds further attempts too.
       await this.#passGate(run);
     }
+  }
+
+  /** A cancel-mode replay reached a step that is not finished: stop here (never resumes). */
+  #frontier<T>(run: Run): Promise<T> {
+    run.reachFrontier();
+    return never<T>();
   }
 
   /** A journaled value for a live run; a dead run never resumes. */
@@ -773,6 +891,7 @@ export class Engine {
     if (row?.status === "completed") {
       return this.#replayed(run, (await this.#readOutput(row)) as ChildResult<unknown>);
     }
+    if (run.cancelling) return this.#frontier(run);
     // Deterministic, so a replay finds the same child; per run, so a restart starts fresh ones.
     const childId = `${exec.execution_id}/${exec.run > 1 ? `r${exec.run}/` : ""}${name}/${occurrence}`;
     if (!row) {
@@ -913,6 +1032,7 @@ export class Engine {
     if (!begun) return never();
     const { seq, occurrence, row } = begun;
     if (row?.status === "completed") return;
+    if (run.cancelling) return this.#frontier(run);
     await this.#passGate(run);
     let wakeAt = row?.wake_at ?? null;
     if (!row) {
@@ -950,6 +1070,7 @@ export class Engine {
       return this.#replayed(run, (await this.#readOutput(row)) as WorkflowEvent<T>);
     }
     if (row?.status === "timed_out") throw eventTimeout(name, type);
+    if (run.cancelling) return this.#frontier(run);
     await this.#passGate(run);
     const { sql } = this.#host;
     if (!row) {

@@ -29,6 +29,8 @@ export const EXECUTION_MIGRATIONS: readonly Migration[] = [
         parent_id TEXT,
         parent_seq INTEGER,
         parent_binding TEXT,
+        -- cancel() was called: the next run replays to the first unfinished step, compensates, ends.
+        cancel_requested INTEGER NOT NULL DEFAULT 0,
         created_at INTEGER NOT NULL,
         updated_at INTEGER NOT NULL,
         ended_at INTEGER
@@ -91,6 +93,7 @@ export interface ExecutionRow {
   parent_id: string | null;
   parent_seq: number | null;
   parent_binding: string | null;
+  cancel_requested: number;
   created_at: number;
   updated_at: number;
   ended_at: number | null;

@@ -30,6 +30,12 @@ export interface ExecutionError {
   step: string | null;
   /** The attempt of that step that failed last. */
   attempt: number | null;
+  /**
+   * Saga compensation after the failure or cancel: `completed` (every compensation ran),
+   * `failed` (at least one failed after its retries; see the journal's `$compensate:` entries).
+   * Absent when no completed step had a compensation.
+   */
+  compensation?: "completed" | "failed";
 }
 
 /** The state of an execution, as `status()` reports it. */
