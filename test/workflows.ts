@@ -333,7 +333,46 @@ export const grandparent = workflow("grandparent", async (input: { probe: string
   );
 });
 
+/** Three steps with compensations, then a failing (or gated) fourth. */
+export const saga = workflow(
+  "saga",
+  async (
+    input: {
+      probe: string;
+      fail?: boolean;
+      gateFourth?: boolean;
+      gateUndo?: string;
+      badUndo?: string;
+    },
+    step,
+    ctx,
+  ) => {
+    const p = () => probe(ctx.env, input.probe);
+    for (const name of ["A", "B", "C"]) {
+      await step.do(
+        name,
+        {
+          compensate: async (output: string, { attempt }) => {
+            await p().record("undo", { name, output, attempt });
+            if (input.gateUndo === name) await p().waitGate(`undo-${name}`);
+            if (input.badUndo === name) throw new Error(`cannot undo ${name}`);
+          },
+          compensationRetries: { limit: 2, delay: "1 second", backoff: "constant" },
+        },
+        async () => `did ${name}`,
+      );
+    }
+    return step.do("D", async () => {
+      await p().hit("D");
+      if (input.gateFourth) await p().waitGate("D");
+      if (input.fail) throw new NonRetryableError("D failed");
+      return "all done";
+    });
+  },
+);
+
 export const allWorkflows = [
+  saga,
   childWork,
   fanout,
   middle,

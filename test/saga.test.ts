@@ -1,0 +1,102 @@
+import { env, runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
+import { describe, expect, it } from "vitest";
+import { executions } from "../src/index.ts";
+import { advance, eventually, executionStub, probe } from "./helpers.ts";
+import { saga } from "./workflows.ts";
+
+const client = () => executions(env.TestExecutions);
+
+describe("saga compensation", () => {
+  it("runs the compensations of completed steps in reverse order when the execution fails", async () => {
+    const p = probe();
+    const { id } = executionStub("saga-fail");
+    const run = await client().start(saga, { probe: p.name, fail: true }, { id });
+    const result = await run.result({ timeout: "5s" });
+    expect(result).toMatchObject({
+      ok: false,
+      status: "failed",
+      error: { code: "STEP_FAILED", message: "D failed", step: "D", compensation: "completed" },
+    });
+    const undo = await p.stub.records("undo");
+    expect(undo.map((u) => u.name)).toEqual(["C", "B", "A"]);
+    expect(undo.map((u) => u.output)).toEqual(["did C", "did B", "did A"]);
+    const journal = await run.journal();
+    expect(journal.slice(4).map((e) => `${e.name}:${e.status}`)).toEqual([
+      "$compensate:C:completed",
+      "$compensate:B:completed",
+      "$compensate:A:completed",
+    ]);
+  });
+
+  it("runs each compensation once even when the actor is reset during compensation", async () => {
+    const p = probe();
+    const { id } = executionStub("saga-reset");
+    const run = await client().start(saga, { probe: p.name, fail: true, gateUndo: "B" }, { id });
+    await eventually(
+      () => p.stub.records("undo"),
+      (u) => u.some((e) => e.name === "B"),
+    );
+    await runInDurableObject(env.TestExecutions.getByName(id), (_i, state) =>
+      state.abort("reset: test"),
+    ).catch(() => undefined);
+    await p.stub.openGate("undo-B");
+    const revived = env.TestExecutions.getByName(id);
+    await revived.advanceClock(30_000);
+    await runDurableObjectAlarm(revived);
+    expect(await run.result({ timeout: "5s" })).toMatchObject({
+      ok: false,
+      error: { compensation: "completed" },
+    });
+    const names = (await p.stub.records("undo")).map((u) => u.name);
+    // C finished before the reset: never again. B was in flight: it ran again. A once.
+    expect(names.filter((n) => n === "C")).toHaveLength(1);
+    expect(names.filter((n) => n === "B")).toHaveLength(2);
+    expect(names.filter((n) => n === "A")).toHaveLength(1);
+    expect(names.indexOf("A")).toBeGreaterThan(names.lastIndexOf("B"));
+  });
+
+  it("retries a failing compensation per its policy, records it, and says so in the outcome", async () => {
+    const p = probe();
+    const { id, stub } = executionStub("saga-bad-undo");
+    const run = await client().start(saga, { probe: p.name, fail: true, badUndo: "B" }, { id });
+    await eventually(
+      () => p.stub.records("undo"),
+      (u) => u.filter((e) => e.name === "B").length === 1,
+    );
+    await advance(stub, 1_000);
+    await eventually(
+      () => p.stub.records("undo"),
+      (u) => u.filter((e) => e.name === "B").length === 2,
+    );
+    await advance(stub, 1_000);
+    const result = await run.result({ timeout: "5s" });
+    expect(result).toMatchObject({
+      ok: false,
+      status: "failed",
+      error: { message: "D failed", compensation: "failed" },
+    });
+    const undo = await p.stub.records("undo");
+    expect(undo.filter((u) => u.name === "B").map((u) => u.attempt)).toEqual([1, 2, 3]);
+    expect(undo.at(-1)).toMatchObject({ name: "A" }); // the others still ran
+    const journal = await run.journal();
+    expect(journal.find((e) => e.name === "$compensate:B")).toMatchObject({
+      status: "failed",
+      attempts: 3,
+    });
+  });
+
+  it("compensates on cancel: completed steps are undone in reverse, the running one is aborted", async () => {
+    const p = probe();
+    const { id } = executionStub("saga-cancel");
+    const run = await client().start(saga, { probe: p.name, gateFourth: true }, { id });
+    await eventually(
+      () => p.stub.count("D"),
+      (n) => n === 1,
+    );
+    const info = await run.cancel();
+    expect(info.status).toBe("cancelled");
+    expect(info.error).toMatchObject({ code: "CANCELLED", compensation: "completed" });
+    expect((await p.stub.records("undo")).map((u) => u.name)).toEqual(["C", "B", "A"]);
+    expect(await run.result()).toMatchObject({ ok: false, status: "cancelled" });
+  });
+});
