@@ -40,6 +40,8 @@ export const ERROR_CODES = [
   "EVENT_TIMEOUT",
   "RESULT_TIMEOUT",
   "CANCELLED",
+  "STEP_FAILED",
+  "LOOP_LIMIT",
   // Locks
   "LOCK_TIMEOUT",
   "LEASE_EXPIRED",

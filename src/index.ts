@@ -84,6 +84,7 @@ export {
 } from "./fsm.ts";
 export { LocksClient, locks } from "./locks.ts";
 export { type Migration, runMigrations, schemaVersion } from "./migrations.ts";
+export { loop, Pipeline, type PipelineFailure, pipeline, sequence } from "./pipeline.ts";
 export {
   type ListTimersOptions,
   MAX_TIMER_PAYLOAD_BYTES,
@@ -117,6 +118,7 @@ export {
 export { CHUNK_BYTES, MAX_VALUE_BYTES, type PutResult, ValueStore } from "./values.ts";
 export {
   type AnyWorkflow,
+  type ChildResult,
   type InputOf,
   isNonRetryable,
   NonRetryableError,

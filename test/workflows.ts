@@ -3,7 +3,7 @@
  * the execution), so tests can count how often each body really ran.
  */
 import { z } from "zod";
-import { locks, NonRetryableError, workflow } from "../src/index.ts";
+import { locks, loop, NonRetryableError, pipeline, sequence, workflow } from "../src/index.ts";
 import type { Env } from "./worker.ts";
 
 /** Execution id → its actor state, so a step body can abort its own actor (a crash). */
@@ -371,7 +371,62 @@ export const saga = workflow(
   },
 );
 
+/** A pipeline: each step gets the previous output; step 3 can fail. */
+export const orderPipeline = pipeline<{ probe: string; amount: number; failAt?: string }>(
+  "orderPipeline",
+)
+  .step("reserve", async (input, _prev, ctx) => {
+    await probe(ctx.env, input.probe).hit("reserve");
+    if (input.failAt === "reserve") throw new NonRetryableError("no stock");
+    return { reservation: "rsv-1" };
+  })
+  .step("charge", async (input, prev, ctx) => {
+    await probe(ctx.env, input.probe).hit("charge");
+    if (input.failAt === "charge") throw new NonRetryableError("card declined");
+    return { ...prev, charged: input.amount };
+  })
+  .step("ship", async (input, prev, ctx) => {
+    await probe(ctx.env, input.probe).hit("ship");
+    return { ...prev, tracking: "trk-1" };
+  })
+  .onFailure(async ({ input, env, failedStep }) => {
+    await (env as Env).Probe.getByName(input.probe).hit(`undo-after-${failedStep}`);
+  });
+
+export const pipelineWithHook = pipeline<{ probe: string }>("pipelineWithHook")
+  .step("one", () => 1)
+  .step("two", () => {
+    throw new NonRetryableError("two broke");
+  })
+  .step("three", () => 3)
+  .onFailure(async ({ failedStep, failedIndex, stepOutputs, error, input, env }) => {
+    await (env as Env).Probe.getByName(input.probe).record("failure", {
+      failedStep,
+      failedIndex,
+      outputs: JSON.stringify(stepOutputs),
+      message: error.message,
+    });
+  });
+
+export const chained = sequence("chained", [
+  { name: "parse", run: (text: string) => Number.parseInt(text, 10) },
+  { name: "square", run: (n: number) => n * n },
+  { name: "label", run: (n: number) => `=${n}` },
+]);
+
+export const countdown = loop("countdown", {
+  initial: (input: { from: number }) => ({ left: input.from, steps: 0 }),
+  body: (state) => ({ left: state.left - 1, steps: state.steps + 1 }),
+  until: (state) => state.left <= 0,
+  every: "1 second",
+  maxIterations: 5,
+});
+
 export const allWorkflows = [
+  orderPipeline,
+  pipelineWithHook,
+  chained,
+  countdown,
   saga,
   childWork,
   fanout,
