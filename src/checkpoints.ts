@@ -5,6 +5,7 @@ import type {
   RedeemedToken,
   SaveOptions,
 } from "../actors/checkpoint-actor.ts";
+import { connector } from "./client.ts";
 import { type Duration, parseDuration } from "./duration.ts";
 import { BatonError, invalidArgument } from "./errors.ts";
 import type { Value } from "./execution/types.ts";
@@ -16,10 +17,13 @@ type Stub = DurableObjectStub<CheckpointActor>;
  * execution, a user, a document ...), named versioned snapshots inside it.
  */
 export class CheckpointsClient {
-  readonly #ns: DurableObjectNamespace<CheckpointActor>;
+  readonly #connect: (scope: string) => Stub;
 
-  constructor(ns: DurableObjectNamespace<CheckpointActor>) {
-    this.#ns = ns;
+  /** `target`: a Checkpoint actor namespace, or a {@link BatonService} reached by a service binding. */
+  constructor(
+    target: DurableObjectNamespace<CheckpointActor> | { checkpointScope(scope: string): unknown },
+  ) {
+    this.#connect = connector<Stub>(target, "checkpointScope");
   }
 
   /** Saves a new version (see {@link CheckpointActor.save}); `CONFLICT` on a stale `expectedVersion`. */
@@ -60,7 +64,7 @@ export class CheckpointsClient {
     if (typeof scope !== "string" || scope.length === 0 || scope.length > 256) {
       invalidArgument("Checkpoint scope", "must be a string of 1 to 256 characters", scope);
     }
-    return this.#ns.getByName(scope);
+    return this.#connect(scope);
   }
 }
 
@@ -75,9 +79,9 @@ export class CheckpointsClient {
  * ```
  */
 export function checkpoints<A extends CheckpointActor<never>>(
-  ns: DurableObjectNamespace<A>,
+  target: DurableObjectNamespace<A> | { checkpointScope(scope: string): unknown },
 ): CheckpointsClient {
-  return new CheckpointsClient(ns as unknown as DurableObjectNamespace<CheckpointActor>);
+  return new CheckpointsClient(target as unknown as DurableObjectNamespace<CheckpointActor>);
 }
 
 /** Options of {@link ResumeTokens.issue}. */

@@ -1,6 +1,6 @@
 import type { ExecutionActor } from "../actors/execution-actor.ts";
 import type { Duration } from "./duration.ts";
-import { BatonError } from "./errors.ts";
+import { BatonError, invalidArgument } from "./errors.ts";
 import type {
   EventReceipt,
   ExecutionInfo,
@@ -145,10 +145,11 @@ export class TrackedExecution {
  * with their input type; results carry their output type.
  */
 export class ExecutionsClient<W extends AnyWorkflow> {
-  readonly #ns: DurableObjectNamespace<AnyExecutionActor>;
+  readonly #connect: (id: string) => Stub;
 
-  constructor(ns: DurableObjectNamespace<AnyExecutionActor>) {
-    this.#ns = ns;
+  /** `target`: an Execution actor namespace, or a `BatonService` reached by a service binding. */
+  constructor(target: DurableObjectNamespace<AnyExecutionActor> | ExecutionService) {
+    this.#connect = connector<Stub>(target, "execution");
   }
 
   /**
@@ -251,7 +252,7 @@ export class ExecutionsClient<W extends AnyWorkflow> {
   }
 
   #stub(id: string): Stub {
-    return this.#ns.getByName(typeof id === "string" ? id : String(id));
+    return this.#connect(typeof id === "string" ? id : String(id));
   }
 }
 
@@ -268,6 +269,49 @@ export class ExecutionsClient<W extends AnyWorkflow> {
  */
 export function executions<
   A extends Rpc.DurableObjectBranded & { readonly workflows: readonly AnyWorkflow[] },
->(ns: DurableObjectNamespace<A>): ExecutionsClient<WorkflowsOf<A>> {
-  return new ExecutionsClient(ns as unknown as DurableObjectNamespace<AnyExecutionActor>);
+>(ns: DurableObjectNamespace<A>): ExecutionsClient<WorkflowsOf<A>>;
+/**
+ * The typed client over a `BatonService` reached by a service binding; pass the service
+ * class as the type argument (`import type` is enough).
+ *
+ * @example
+ * ```ts
+ * import type { Platform } from "../platform/worker";
+ * const run = await executions<Platform>(env.PLATFORM).start("fulfil", { orderId }, { id: orderId });
+ * ```
+ */
+export function executions<P extends { readonly __executionActor?: unknown }>(
+  service: ExecutionService,
+): ExecutionsClient<WorkflowsOf<NonNullable<P["__executionActor"]>>>;
+export function executions(
+  target: DurableObjectNamespace<AnyExecutionActor> | ExecutionService,
+): ExecutionsClient<never> {
+  return new ExecutionsClient(target as DurableObjectNamespace<AnyExecutionActor>);
+}
+
+/** A service binding to a `BatonService` (anything with its `execution(id)` method). */
+export interface ExecutionService {
+  execution(id: string): unknown;
+}
+
+/**
+ * A function that reaches one actor by name: `getByName` on a namespace, or the matching method
+ * of a `BatonService` (its RPC promise pipelines the calls made on it).
+ */
+export function connector<S>(
+  target: unknown,
+  method: "execution" | "lock" | "checkpointScope",
+): (name: string) => S {
+  const t = target as { getByName?: (name: string) => unknown } & Record<string, unknown>;
+  // A service binding (`Fetcher`) answers every property name with an RPC method, `getByName`
+  // included, so it is told apart by its tag before the namespace check.
+  const isService = Object.prototype.toString.call(t) === "[object Fetcher]";
+  if (!isService && typeof t?.getByName === "function") return (name) => t.getByName?.(name) as S;
+  if (typeof t?.[method] === "function")
+    return (name) => (t[method] as (n: string) => unknown)(name) as S;
+  return invalidArgument(
+    "Baton client target",
+    `must be a Durable Object namespace, or a service binding to a BatonService (with ${method}())`,
+    typeof target,
+  );
 }

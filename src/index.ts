@@ -99,6 +99,13 @@ export {
   type When,
 } from "./scheduler.ts";
 export {
+  BatonService,
+  CheckpointRef,
+  ExecutionRef,
+  LockRef,
+  type ServiceBindings,
+} from "./service.ts";
+export {
   chunkParams,
   MAX_SQL_PARAMS,
   placeholders,

@@ -5,6 +5,7 @@ import type {
   LockActor,
   LockStatus,
 } from "../actors/lock-actor.ts";
+import { connector } from "./client.ts";
 import { type Duration, parseDuration } from "./duration.ts";
 import { BatonError, invalidArgument, isBatonError } from "./errors.ts";
 import type { Step } from "./workflow.ts";
@@ -22,10 +23,11 @@ const REATTACH_LIMIT = 20;
  * meanwhile).
  */
 export class LocksClient {
-  readonly #ns: DurableObjectNamespace<LockActor>;
+  readonly #connect: (name: string) => Stub;
 
-  constructor(ns: DurableObjectNamespace<LockActor>) {
-    this.#ns = ns;
+  /** `target`: a Lock actor namespace, or a {@link BatonService} reached by a service binding. */
+  constructor(target: DurableObjectNamespace<LockActor> | { lock(name: string): unknown }) {
+    this.#connect = connector<Stub>(target, "lock");
   }
 
   /**
@@ -236,7 +238,7 @@ export class LocksClient {
     if (typeof name !== "string" || name.length === 0 || name.length > 256) {
       invalidArgument("Lock name", "must be a string of 1 to 256 characters", name);
     }
-    return this.#ns.getByName(name);
+    return this.#connect(name);
   }
 }
 
@@ -263,6 +265,8 @@ function isTransient(error: unknown): boolean {
  * }
  * ```
  */
-export function locks<A extends LockActor<never>>(ns: DurableObjectNamespace<A>): LocksClient {
-  return new LocksClient(ns as unknown as DurableObjectNamespace<LockActor>);
+export function locks<A extends LockActor<never>>(
+  target: DurableObjectNamespace<A> | { lock(name: string): unknown },
+): LocksClient {
+  return new LocksClient(target as unknown as DurableObjectNamespace<LockActor>);
 }

@@ -8,6 +8,7 @@ import { Orders, Payments } from "../examples/orders/orders.ts";
 import { Reminders } from "../examples/reminders/reminders.ts";
 import {
   Actor,
+  BatonService,
   CheckpointActor,
   ExecutionActor,
   type ListTimersOptions,
@@ -32,6 +33,7 @@ export interface Env {
   Payments: DurableObjectNamespace<Payments>;
   Locks: DurableObjectNamespace<TestLocks>;
   Checkpoints: DurableObjectNamespace<TestCheckpoints>;
+  ORDERS: Fetcher;
 }
 
 declare global {
@@ -486,6 +488,15 @@ export class TestExecutions extends ExecutionActor<Env> {
   setCodeVariant(variant: string): void {
     codeVariant.current = variant;
   }
+}
+
+/** The platform entrypoint of examples/cross-worker, served from this Worker's actors. */
+export class Platform extends BatonService<Env, TestExecutions> {
+  protected override readonly bindings = {
+    executions: "TestExecutions",
+    locks: "Locks",
+    checkpoints: "Checkpoints",
+  };
 }
 
 /** The Lock actor under test, with a clock the tests move. */

@@ -3,6 +3,7 @@
  * the execution), so tests can count how often each body really ran.
  */
 import { z } from "zod";
+import { fulfil } from "../examples/cross-worker/platform/worker.ts";
 import { locks, loop, NonRetryableError, pipeline, sequence, workflow } from "../src/index.ts";
 import type { Env } from "./worker.ts";
 
@@ -423,6 +424,7 @@ export const countdown = loop("countdown", {
 });
 
 export const allWorkflows = [
+  fulfil,
   orderPipeline,
   pipelineWithHook,
   chained,

@@ -1,0 +1,177 @@
+import { RpcTarget, WorkerEntrypoint } from "cloudflare:workers";
+import type { CheckpointActor, SaveOptions } from "../actors/checkpoint-actor.ts";
+import type { ExecutionActor } from "../actors/execution-actor.ts";
+import type { AcquireOptions, Lease, LockActor } from "../actors/lock-actor.ts";
+import type { Duration } from "./duration.ts";
+import { BatonError, invalidArgument } from "./errors.ts";
+import type { StartOptions, Value } from "./execution/types.ts";
+
+type ExecutionStub = DurableObjectStub<ExecutionActor<never>>;
+
+/**
+ * One execution, handed across a service binding (an `RpcTarget`): the same methods as the
+ * Execution actor's stub.
+ */
+export class ExecutionRef extends RpcTarget {
+  readonly #stub: ExecutionStub;
+  constructor(stub: ExecutionStub) {
+    super();
+    this.#stub = stub;
+  }
+  async start(workflow: string, input: Value, options: StartOptions) {
+    return await this.#stub.start(workflow, input, options);
+  }
+  async execute(workflow: string, input: Value, options: StartOptions & { timeout?: Duration }) {
+    return await this.#stub.execute(workflow, input, options);
+  }
+  async status() {
+    return await this.#stub.status();
+  }
+  async result(options: { timeout?: Duration } = {}) {
+    return await this.#stub.result(options);
+  }
+  async journal(options: { from?: number; limit?: number } = {}) {
+    return await this.#stub.journal(options);
+  }
+  async sendEvent(type: string, payload?: Value, options: { dedupeKey?: string } = {}) {
+    return await this.#stub.sendEvent(type, payload, options);
+  }
+  async pause() {
+    return await this.#stub.pause();
+  }
+  async resume() {
+    return await this.#stub.resume();
+  }
+  async cancel() {
+    return await this.#stub.cancel();
+  }
+  async restart() {
+    return await this.#stub.restart();
+  }
+}
+
+/** One lock, handed across a service binding. */
+export class LockRef extends RpcTarget {
+  readonly #stub: DurableObjectStub<LockActor>;
+  constructor(stub: DurableObjectStub<LockActor>) {
+    super();
+    this.#stub = stub;
+  }
+  async acquire(options: AcquireOptions) {
+    return await this.#stub.acquire(options);
+  }
+  async renew(lease: Lease, ttl: Duration) {
+    return await this.#stub.renew(lease, ttl);
+  }
+  async release(lease: Lease) {
+    return await this.#stub.release(lease);
+  }
+  async status() {
+    return await this.#stub.status();
+  }
+  async isLocked() {
+    return await this.#stub.isLocked();
+  }
+  async abandon(waiterId: string, options: { release?: boolean } = {}) {
+    return await this.#stub.abandon(waiterId, options);
+  }
+}
+
+/** One checkpoint scope, handed across a service binding. */
+export class CheckpointRef extends RpcTarget {
+  readonly #stub: DurableObjectStub<CheckpointActor>;
+  constructor(stub: DurableObjectStub<CheckpointActor>) {
+    super();
+    this.#stub = stub;
+  }
+  async save(name: string, value: Value, options: SaveOptions = {}) {
+    return await this.#stub.save(name, value, options);
+  }
+  async load(name: string, options: { version?: number } = {}) {
+    return await this.#stub.load(name, options);
+  }
+  async list() {
+    return await this.#stub.list();
+  }
+  async history(name: string) {
+    return await this.#stub.history(name);
+  }
+  async delete(name: string) {
+    return await this.#stub.delete(name);
+  }
+}
+
+/** Binding names a {@link BatonService} serves from. */
+export interface ServiceBindings {
+  executions?: string;
+  locks?: string;
+  checkpoints?: string;
+}
+
+/**
+ * Exposes Baton to other Workers through a service binding. Subclass it in the Worker that
+ * binds the actors, export the subclass, and bind it from the other Worker; there, the same
+ * typed clients work on the service binding (`executions<Platform>(env.PLATFORM)`,
+ * `locks(env.PLATFORM)`, `checkpoints(env.PLATFORM)`) with only `import type` of the subclass.
+ * `A` is the Execution actor class, for typing the workflows.
+ *
+ * @example
+ * ```ts
+ * // platform Worker
+ * export class Platform extends BatonService<Env, Executions> {
+ *   protected override readonly bindings = { executions: "Executions", locks: "Locks", checkpoints: "Checkpoints" };
+ * }
+ * // orders Worker (wrangler.toml: services = [{ binding = "PLATFORM", service = "platform", entrypoint = "Platform" }])
+ * import type { Platform } from "../platform/worker";
+ * const run = await executions<Platform>(env.PLATFORM).start("fulfil", { orderId }, { id: orderId });
+ * ```
+ */
+export class BatonService<Env = unknown, A = unknown> extends WorkerEntrypoint<Env> {
+  /** Type-level only: the Execution actor class whose workflows this service runs. */
+  declare readonly __executionActor?: A;
+  /** Where the actors are bound in this Worker's env. */
+  protected readonly bindings: ServiceBindings = {
+    executions: "Executions",
+    locks: "Locks",
+    checkpoints: "Checkpoints",
+  };
+
+  /** The execution `id`. */
+  execution(id: string): ExecutionRef {
+    return new ExecutionRef(
+      this.#ns<ExecutionActor<never>>("executions").getByName(checkId(id, "Execution id")),
+    );
+  }
+
+  /** The lock `name`. */
+  lock(name: string): LockRef {
+    return new LockRef(this.#ns<LockActor>("locks").getByName(checkId(name, "Lock name")));
+  }
+
+  /** The checkpoint scope `scope`. */
+  checkpointScope(scope: string): CheckpointRef {
+    return new CheckpointRef(
+      this.#ns<CheckpointActor>("checkpoints").getByName(checkId(scope, "Checkpoint scope")),
+    );
+  }
+
+  #ns<T extends Rpc.DurableObjectBranded>(kind: keyof ServiceBindings): DurableObjectNamespace<T> {
+    const binding = this.bindings[kind];
+    const ns = binding ? (this.env as Record<string, unknown>)[binding] : undefined;
+    if (typeof (ns as { getByName?: unknown })?.getByName !== "function") {
+      throw new BatonError(
+        "INVALID_ARGUMENT",
+        `This Baton service has no ${kind} binding${binding ? ` (looked for "${binding}")` : ""}.`,
+        { kind, binding: binding ?? null },
+      );
+    }
+    return ns as DurableObjectNamespace<T>;
+  }
+}
+
+function checkId(id: unknown, what: string): string {
+  if (typeof id !== "string" || id.length === 0 || id.length > 256) {
+    invalidArgument(what, "must be a string of 1 to 256 characters", id);
+  }
+  return id;
+}

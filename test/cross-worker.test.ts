@@ -1,0 +1,61 @@
+import { env } from "cloudflare:test";
+import { describe, expect, it } from "vitest";
+import { checkpoints } from "../src/index.ts";
+import { uniqueName } from "./helpers.ts";
+
+const orders = (path: string, init?: RequestInit) =>
+  env.ORDERS.fetch(`http://orders.test${path}`, init);
+
+describe("cross-Worker composition through a service binding", () => {
+  it("starts a workflow on the platform's actors and returns its typed result", async () => {
+    const id = uniqueName("o");
+    const response = await orders(`/orders/${id}`, {
+      method: "POST",
+      body: JSON.stringify({ items: 2 }),
+    });
+    expect(response.status).toBe(200);
+    expect(await response.json()).toEqual({
+      ok: true,
+      status: "completed",
+      value: { orderId: id, packed: "packed 2 item(s)", label: `label-${id}` },
+    });
+    const status = (await (await orders(`/orders/${id}`)).json()) as {
+      workflow: string;
+      status: string;
+    };
+    expect(status).toMatchObject({ workflow: "fulfil", status: "completed" });
+  });
+
+  it("uses the platform's locks and checkpoints", async () => {
+    const id = uniqueName("o");
+    const response = await orders(`/orders/${id}/note`, {
+      method: "POST",
+      body: "leave at the door",
+    });
+    expect(response.status).toBe(200);
+    expect(await response.json()).toMatchObject({ name: "note", version: 1 });
+    expect((await checkpoints(env.Checkpoints).load(`order-${id}`, "note")).value).toBe(
+      "leave at the door",
+    );
+  });
+
+  it("keeps error codes across the boundary", async () => {
+    const missing = await orders("/orders/never-started");
+    expect(missing.status).toBe(404);
+    expect(await missing.json()).toMatchObject({ code: "EXECUTION_NOT_FOUND" });
+    const bad = await orders(`/orders/${uniqueName("o")}`, {
+      method: "POST",
+      body: JSON.stringify({ items: 1 }),
+    });
+    expect(bad.status).toBe(200);
+    // Same id, other input: the platform refuses it with its code.
+    const id = uniqueName("o");
+    await orders(`/orders/${id}`, { method: "POST", body: JSON.stringify({ items: 1 }) });
+    const conflict = await orders(`/orders/${id}`, {
+      method: "POST",
+      body: JSON.stringify({ items: 5 }),
+    });
+    expect(conflict.status).toBe(400);
+    expect(await conflict.json()).toMatchObject({ code: "EXECUTION_CONFLICT" });
+  });
+});
