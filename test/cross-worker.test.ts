@@ -26,6 +26,28 @@ describe("cross-Worker composition through a service binding", () => {
     expect(status).toMatchObject({ workflow: "fulfil", status: "completed" });
   });
 
+  it("starts, reads status, sends an event and awaits the result across the boundary", async () => {
+    const id = uniqueName("o");
+    const started = await orders(`/orders/${id}`, {
+      method: "POST",
+      body: JSON.stringify({ items: 3, hold: true }),
+    });
+    expect(started.status).toBe(202);
+    expect(await started.json()).toMatchObject({ id: `order-${id}`, workflow: "fulfil" });
+    // Held: it cannot finish before the event.
+    const held = (await (await orders(`/orders/${id}`)).json()) as { status: string };
+    expect(["pending", "running", "waiting"]).toContain(held.status);
+    const receipt = await orders(`/orders/${id}/release`, { method: "POST" });
+    expect(receipt.status).toBe(200);
+    expect(await receipt.json()).toMatchObject({ duplicate: false });
+    const result = await orders(`/orders/${id}/result`);
+    expect(await result.json()).toEqual({
+      ok: true,
+      status: "completed",
+      value: { orderId: id, packed: "packed 3 item(s)", label: `label-${id}` },
+    });
+  });
+
   it("uses the platform's locks and checkpoints", async () => {
     const id = uniqueName("o");
     const response = await orders(`/orders/${id}/note`, {

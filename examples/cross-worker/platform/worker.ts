@@ -10,11 +10,17 @@ export interface PlatformEnv {
   Executions: DurableObjectNamespace<PlatformExecutions>;
 }
 
-/** The workflow other Workers start: pack and label an order. */
+/**
+ * The workflow other Workers start: pack and label an order. A held order waits for a
+ * `release` event (sent from the other Worker) before it is labelled.
+ */
 export const fulfil = workflow(
   "fulfil",
-  async (input: { orderId: string; items: number }, step) => {
+  async (input: { orderId: string; items: number; hold?: boolean }, step) => {
     const packed = await step.do("pack", () => `packed ${input.items} item(s)`);
+    if (input.hold) {
+      await step.waitForEvent("held", { type: "release", timeout: "1 day" });
+    }
     const label = await step.do("label", () => `label-${input.orderId}`);
     return { orderId: input.orderId, packed, label };
   },
