@@ -1,22 +1,25 @@
 /**
  * Baton's benchmark runner: `npm run bench [-- <suite> ...]`.
  *
- * It starts its own `wrangler dev` (bench/wrangler.toml) on a free loopback port with
- * X_LOCAL_OBSERVABILITY=false, warms up, runs every case of a suite side by side (interleaved,
+ * It starts its own `wrangler dev` (bench/wrangler.toml) on a free loopback port, with a fresh
+ * state directory and X_LOCAL_OBSERVABILITY=false, warms up, runs every case of a suite side by side (interleaved,
  * repetition by repetition, so drift hits all cases alike), prints one JSON line per case and
  * per ratio, and rewrites BENCHMARKS.md with medians, spread and the exact command.
  *
  * Add a suite by adding routes to bench/worker/index.ts and an entry to SUITES below.
  */
 import { type ChildProcess, spawn } from "node:child_process";
-import { readFileSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
+import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 
 interface Case {
   /** Route of the bench Worker. */
   route: string;
+  /** Key of the case in ratios and the JSON lines, when one route runs at several sizes (default `route`). */
+  key?: string;
   /** The route's size parameter. */
   n: number;
   /** Work units one repetition does (default `n`). */
@@ -107,6 +110,47 @@ const SUITES: Suite[] = [
         than: "fanout/cloudflare",
         target: 4,
         targetText: "Baton in at most ¼ of the time",
+      },
+    ],
+  },
+  {
+    name: "children",
+    title: "Composition: fan-out to 100 and 1000 trivial children",
+    description:
+      "A parent execution fans out to `n` child executions of one trivial step each and finalizes over all their outputs (the count of distinct outputs must be `n`); start to result. Baton: `step.children` (each child its own Execution actor, reporting back through the actor). Cloudflare Workflows (local engine, same dev server): the closest pattern it allows — the parent workflow creates `n` child instances with `createBatch` (100 per call) in a step, then polls the unfinished ones from a step every 50 ms (`step.sleep`) until all are complete.",
+    unit: "children",
+    metric: "time",
+    reps: 3,
+    warmups: 1,
+    cases: [
+      { route: "children/baton", key: "baton-100", n: 100, label: "Baton, 100 children" },
+      {
+        route: "children/cloudflare",
+        key: "cloudflare-100",
+        n: 100,
+        label: "Cloudflare Workflows, 100 children",
+      },
+      { route: "children/baton", key: "baton-1000", n: 1000, label: "Baton, 1000 children" },
+      {
+        route: "children/cloudflare",
+        key: "cloudflare-1000",
+        n: 1000,
+        label: "Cloudflare Workflows, 1000 children",
+      },
+      {
+        route: "children/empty-floor",
+        key: "floor-1000",
+        n: 1000,
+        label: "floor: 1000 new empty objects, one RPC each",
+      },
+    ],
+    ratios: [
+      { faster: "baton-100", than: "cloudflare-100" },
+      {
+        faster: "baton-1000",
+        than: "cloudflare-1000",
+        target: 5,
+        targetText: "Baton at least 5× as fast",
       },
     ],
   },
@@ -203,6 +247,8 @@ const SUITES: Suite[] = [
   },
 ];
 
+const keyOf = (c: Case): string => c.key ?? c.route;
+
 const root = join(dirname(fileURLToPath(import.meta.url)), "..");
 
 interface Measured {
@@ -228,7 +274,10 @@ async function main(): Promise<void> {
     process.exit(2);
   }
   const port = await freePort();
-  const server = startWrangler(port);
+  // Fresh local state for every run (removed afterwards): objects of earlier runs neither pile up
+  // (a full run creates tens of thousands) nor slow this one down.
+  const state = mkdtempSync(join(tmpdir(), "baton-bench-"));
+  const server = startWrangler(port, state);
   const results: Array<{
     suite: Suite;
     rows: Measured[];
@@ -260,14 +309,15 @@ async function main(): Promise<void> {
     }
   } finally {
     await stop(server);
+    rmSync(state, { recursive: true, force: true });
   }
   writeReport(results, wanted);
 }
 
 async function runSuite(suite: Suite, port: number): Promise<Measured[]> {
-  const samples = new Map<string, number[]>(suite.cases.map((c) => [c.route, []]));
+  const samples = new Map<string, number[]>(suite.cases.map((c) => [keyOf(c), []]));
   const extras = new Map<string, Array<Record<string, number>>>(
-    suite.cases.map((c) => [c.route, []]),
+    suite.cases.map((c) => [keyOf(c), []]),
   );
   for (let rep = -suite.warmups; rep < suite.reps; rep++) {
     for (const c of suite.cases) {
@@ -284,21 +334,21 @@ async function runSuite(suite: Suite, port: number): Promise<Measured[]> {
       if (count !== units)
         throw new Error(`${c.route}: expected ${units} ${suite.unit}, got ${count}`);
       if (rep >= 0) {
-        samples.get(c.route)!.push(ms);
-        extras.get(c.route)!.push({ ms, ...extra });
+        samples.get(keyOf(c))!.push(ms);
+        extras.get(keyOf(c))!.push({ ms, ...extra });
       }
     }
   }
   return suite.cases.map((c) => {
-    const ms = samples.get(c.route)!.sort((a, b) => a - b);
+    const ms = samples.get(keyOf(c))!.sort((a, b) => a - b);
     const median = ms[Math.floor(ms.length / 2)]!;
     // Extra figures (wait percentiles ...) come from the run whose time is the median.
-    const { ms: _median, ...extra } = extras.get(c.route)!.find((e) => e.ms === median) ?? {
+    const { ms: _median, ...extra } = extras.get(keyOf(c))!.find((e) => e.ms === median) ?? {
       ms: 0,
     };
     const row: Measured = {
       suite: suite.name,
-      bench: c.route,
+      bench: keyOf(c),
       label: c.label,
       n: c.units ?? c.n,
       reps: ms.length,
@@ -391,7 +441,7 @@ function writeReport(
   console.error(`Wrote BENCHMARKS.md (${command}).`);
 }
 
-function startWrangler(port: number): ChildProcess {
+function startWrangler(port: number, state: string): ChildProcess {
   const wrangler = join(root, "node_modules", "wrangler", "bin", "wrangler.js");
   const child = spawn(
     process.execPath,
@@ -404,6 +454,8 @@ function startWrangler(port: number): ChildProcess {
       "127.0.0.1",
       "--port",
       String(port),
+      "--persist-to",
+      state,
       "--log-level",
       "warn",
       "--show-interactive-dev-session=false",

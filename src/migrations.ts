@@ -25,8 +25,9 @@ export interface Migration {
 const TABLE = "_baton_migrations";
 
 /**
- * Applies the migrations of `scope` that this object has not applied yet, each in its own
- * transaction together with the record of its version, and returns the version now applied.
+ * Applies the migrations of `scope` that this object has not applied yet, in one transaction
+ * with the record of the version reached (each migration nested in its own, so a failing one
+ * is rolled back alone), and returns the version now applied.
  * Safe to call on every wake: applied migrations are skipped.
  *
  * Scopes keep independent version counters, so Baton's own tables (scope `"baton"`) and an
@@ -57,28 +58,43 @@ export function runMigrations(sql: Sql, scope: string, migrations: readonly Migr
       { scope, applied: current, known: migrations.length },
     );
   }
-  for (const migration of migrations.slice(current)) {
-    try {
-      sql.transaction(() => {
-        migration.up(sql);
-        sql.run(
-          `INSERT INTO ${TABLE} (scope, version, applied_at) VALUES (?, ?, ?)
-           ON CONFLICT (scope) DO UPDATE SET version = excluded.version, applied_at = excluded.applied_at`,
-          scope,
-          migration.version,
-          Date.now(),
-        );
-      });
-    } catch (cause) {
-      const label = migration.name ? ` (${migration.name})` : "";
-      const reason = cause instanceof Error ? cause.message : String(cause);
-      throw new BatonError(
-        "MIGRATION_ERROR",
-        `Migration ${migration.version}${label} of schema "${scope}" failed and was rolled back: ${reason}`,
-        { scope, version: migration.version, reason },
-        { cause },
+  const pending = migrations.slice(current);
+  if (pending.length === 0) return migrations.length;
+  // One transaction for the whole run (a new object applies every migration at once), each
+  // migration in a nested one: a failing migration is rolled back alone, the earlier ones and
+  // the record of the last good version commit, then the failure is thrown.
+  let applied = current;
+  let failure: { migration: Migration; cause: unknown } | undefined;
+  sql.transaction(() => {
+    for (const migration of pending) {
+      try {
+        sql.transaction(() => migration.up(sql));
+      } catch (cause) {
+        failure = { migration, cause };
+        break;
+      }
+      applied = migration.version;
+    }
+    if (applied > current) {
+      sql.run(
+        `INSERT INTO ${TABLE} (scope, version, applied_at) VALUES (?, ?, ?)
+         ON CONFLICT (scope) DO UPDATE SET version = excluded.version, applied_at = excluded.applied_at`,
+        scope,
+        applied,
+        Date.now(),
       );
     }
+  });
+  if (failure) {
+    const { migration, cause } = failure;
+    const label = migration.name ? ` (${migration.name})` : "";
+    const reason = cause instanceof Error ? cause.message : String(cause);
+    throw new BatonError(
+      "MIGRATION_ERROR",
+      `Migration ${migration.version}${label} of schema "${scope}" failed and was rolled back: ${reason}`,
+      { scope, version: migration.version, reason },
+      { cause },
+    );
   }
   return migrations.length;
 }

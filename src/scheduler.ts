@@ -481,12 +481,15 @@ export class Scheduler<T extends TimerMap = TimerMap> {
   }
 
   /**
-   * Runs due timers in due order. Call it from the actor's `alarm()` (the {@link Actor} base does).
+   * Runs due timers in due order. The actor's `alarm()` calls it (the {@link Actor} base does);
+   * call it yourself to run a timer you just scheduled due now in this event instead of on the
+   * next alarm (its row is committed, so the alarm still runs it if this run is cut short).
    * A second call while a run is in flight joins that run.
    */
   run(): Promise<RunReport> {
     if (this.#running) return this.#running;
-    // The alarm that invoked us is consumed: inside alarm() workerd reports no alarm set.
+    // Inside alarm() the alarm that invoked us is consumed (workerd reports none set). Outside,
+    // forgetting the cached time only makes the re-arm below set the alarm again: harmless.
     this.#armedAt = null;
     this.#running = this.#drain().finally(async () => {
       this.#running = null;

@@ -37,6 +37,7 @@ export interface Env {
   BenchCheckpoints: DurableObjectNamespace<BenchCheckpoints>;
   PlainBlobs: DurableObjectNamespace<PlainBlobs>;
   CF_BENCH: Workflow<CfParams>;
+  EmptyObject: DurableObjectNamespace<EmptyObject>;
 }
 
 // ---- workflows: the same steps in Baton and in Cloudflare Workflows ------------------------------
@@ -63,11 +64,33 @@ const flaky = workflow("flaky", async (_input: { n: number }, step) =>
   ),
 );
 
-export class BenchExecutions extends ExecutionActor<Env> {
-  readonly workflows = [steps, nap, flaky];
+/** A trivial child: one step returning its index. */
+const kid = workflow("kid", async (input: { i: number }, step) =>
+  step.do("work", async () => input.i),
+);
+
+/** Fans out to `n` kids (each its own Execution actor) and finalizes over all outcomes. */
+const brood = workflow("brood", async (input: { n: number }, step) => {
+  const results = await step.children(
+    "kids",
+    Array.from({ length: input.n }, (_, i) => ({ workflow: kid, input: { i } })),
+  );
+  return step.do("finalize", async () =>
+    distinctOutputs(results.map((r) => (r.ok ? r.value : -1))),
+  );
+});
+
+/** How many distinct outputs `0 <= i` came back (a lost or failed child makes it fall short). */
+function distinctOutputs(values: number[]): number {
+  return new Set(values.filter((v) => Number.isInteger(v) && v >= 0)).size;
 }
 
-type CfParams = { mode: "steps" | "nap" | "flaky"; n: number };
+export class BenchExecutions extends ExecutionActor<Env> {
+  readonly workflows = [steps, nap, flaky, kid, brood];
+  protected override readonly childBinding = "BenchExecutions";
+}
+
+type CfParams = { mode: "steps" | "nap" | "flaky" | "kid" | "brood"; n: number };
 
 export class CfBench extends WorkflowEntrypoint<Env, CfParams> {
   override async run(
@@ -75,6 +98,8 @@ export class CfBench extends WorkflowEntrypoint<Env, CfParams> {
     step: WorkflowStep,
   ): Promise<number> {
     const { mode, n } = event.payload;
+    if (mode === "kid") return step.do("work", async () => n);
+    if (mode === "brood") return this.#brood(event.instanceId, n, step);
     if (mode === "nap") {
       await step.sleep("nap", "1 second");
       return 1;
@@ -94,6 +119,45 @@ export class CfBench extends WorkflowEntrypoint<Env, CfParams> {
     let last = 0;
     for (let i = 0; i < n; i++) last = await step.do(`s${i}`, async () => i);
     return last;
+  }
+
+  /**
+   * The closest Cloudflare Workflows pattern to Baton's `step.children`: create `n` child
+   * instances (batches of 100, the `createBatch` limit), then poll the unfinished ones every 50 ms
+   * from steps until all are complete, collecting their outputs.
+   */
+  async #brood(parent: string, n: number, step: WorkflowStep): Promise<number> {
+    const ids = Array.from({ length: n }, (_, i) => `${parent}-k${i}`);
+    await step.do("spawn", async () => {
+      for (let i = 0; i < n; i += 100) {
+        const instances = ids
+          .slice(i, i + 100)
+          .map((id, j) => ({ id, params: { mode: "kid" as const, n: i + j } }));
+        const { errors } = await this.env.CF_BENCH.createBatch({ instances });
+        // On a retried step, instances created by the earlier attempt already exist: fine.
+        if (errors.some((e) => !/exist/i.test(e.message))) throw new Error(errors[0]!.message);
+      }
+      return n;
+    });
+    const outputs = new Map<string, number>();
+    for (let round = 0; outputs.size < n; round++) {
+      const pending = ids.filter((id) => !outputs.has(id));
+      const finished = await step.do(`poll-${round}`, async () => {
+        const done: Array<[string, number]> = [];
+        await Promise.all(
+          pending.map(async (id) => {
+            const status = await (await this.env.CF_BENCH.get(id)).status();
+            if (status.status === "complete") done.push([id, status.output as number]);
+            else if (status.status === "errored" || status.status === "terminated")
+              throw new Error(`child ${id} ${status.status}`);
+          }),
+        );
+        return done;
+      });
+      for (const [id, output] of finished) outputs.set(id, output);
+      if (outputs.size < n) await step.sleep(`wait-${round}`, 50);
+    }
+    return step.do("finalize", async () => distinctOutputs([...outputs.values()]));
   }
 }
 
@@ -122,6 +186,13 @@ export class SchemaFloor extends DurableObject<Env> {
 }
 
 export class BenchLocks extends LockActor<Env> {}
+
+/** The floor of a fan-out: a new object that answers one RPC and touches no storage. */
+export class EmptyObject extends DurableObject<Env> {
+  ping(): number {
+    return 1;
+  }
+}
 
 /** The floor of an acquire+release pair: two RPCs that each commit one single-row write. */
 export class PlainWrites extends DurableObject<Env> {
@@ -206,11 +277,11 @@ function checkpointBench(size: number, compressible: boolean, baton: boolean) {
   };
 }
 
-async function cfRun(env: Env, params: CfParams, run: string, i = 0): Promise<void> {
+async function cfRun(env: Env, params: CfParams, run: string, i = 0): Promise<unknown> {
   const instance = await env.CF_BENCH.create({ id: `${run}-${i}`, params });
   for (;;) {
-    const { status } = await instance.status();
-    if (status === "complete") return;
+    const { status, output } = await instance.status();
+    if (status === "complete") return output;
     if (status === "errored" || status === "terminated") throw new Error(`workflow ${status}`);
     await new Promise((r) => setTimeout(r, 5));
   }
@@ -300,6 +371,27 @@ const benches: Record<string, (env: Env, n: number, run: string) => Promise<Resu
     timed(n * 10, () =>
       Promise.all(
         Array.from({ length: n }, (_, i) => batonRun(env, "steps", 10, `fan-${run}-${i}`)),
+      ),
+    ),
+  "children/baton": async (env, n, run) => {
+    const t0 = Date.now();
+    const result = await executions(env.BenchExecutions).execute(
+      brood,
+      { n },
+      { id: `brood-${run}` },
+    );
+    if (!result.ok) throw new Error(`brood failed: ${result.error.message}`);
+    return { ms: Date.now() - t0, count: result.value };
+  },
+  "children/cloudflare": async (env, n, run) => {
+    const t0 = Date.now();
+    const count = await cfRun(env, { mode: "brood", n }, run);
+    return { ms: Date.now() - t0, count: count as number };
+  },
+  "children/empty-floor": (env, n, run) =>
+    timed(n, () =>
+      Promise.all(
+        Array.from({ length: n }, (_, i) => env.EmptyObject.getByName(`empty-${run}-${i}`).ping()),
       ),
     ),
   "locks/uncontended": async (env, n, run) => {

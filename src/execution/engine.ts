@@ -467,6 +467,9 @@ export class Engine {
     await this.#setLifecycle(now + (row?.retention_ms ?? 0));
     this.settle();
     if (row) await this.#returnPermit(row);
+    // The follow-ups are due now: run them in this event rather than one alarm later. Their rows
+    // are committed, so if this run is cut short the alarm still delivers them.
+    if (followUps.length > 0) void this.#host.timers.run().catch(() => {});
   }
 
   // ---- concurrency limits ----------------------------------------------------------------------
