@@ -112,7 +112,9 @@ export abstract class ExecutionActor<Env = unknown> extends Actor<Env, Execution
         await this.#engine.ensureHeartbeat();
       })
       .on("lifecycle", () => this.#engine.onLifecycleTimer())
-      .on("report", () => this.#engine.reportToParent())
+      .on("report", async () => {
+        await this.#engine.reportToParent();
+      })
       .on("cancel-child", (payload) => this.#engine.cancelChild(payload))
       .on("permit", (payload) => this.#engine.returnPermit(payload));
   }

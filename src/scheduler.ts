@@ -9,7 +9,10 @@ import { chunkParams, placeholders, type Sql } from "./sql.ts";
  * Invariants:
  * - A timer row exists until its handler has succeeded (then it is deleted), it was cancelled,
  *   or it ran out of attempts (then it stays, `state = 'dead'`, as a dead letter).
- * - Outside an alarm run, the object's alarm is set to the earliest due time of a live timer.
+ * - Outside an alarm run, the object's alarm is set at or before the earliest due time of a live
+ *   timer. Scheduling an earlier timer moves it earlier at once; cancelling a timer or moving one
+ *   later leaves it where it is (every alarm write is a committed write, so cancels and renewals
+ *   stay cheap): that early alarm finds nothing due and re-arms for the earliest timer.
  *   Inside a run, re-arming waits for the end of the run and never targets a time at or before
  *   "now" (a workerd alarm re-set to "now" inside `alarm()` is lost). Baton owns the alarm: do
  *   not call `setAlarm`/`deleteAlarm` yourself in an {@link Actor}.
@@ -481,16 +484,31 @@ export class Scheduler<T extends TimerMap = TimerMap> {
   }
 
   /**
-   * Runs due timers in due order. The actor's `alarm()` calls it (the {@link Actor} base does);
-   * call it yourself to run a timer you just scheduled due now in this event instead of on the
-   * next alarm (its row is committed, so the alarm still runs it if this run is cut short).
-   * A second call while a run is in flight joins that run.
+   * Runs due timers in due order. Call it from the actor's `alarm()` (the {@link Actor} base
+   * does): it treats the alarm as consumed and re-arms for what is left. A second call while a
+   * run is in flight joins that run.
    */
   run(): Promise<RunReport> {
-    if (this.#running) return this.#running;
-    // Inside alarm() the alarm that invoked us is consumed (workerd reports none set). Outside,
-    // forgetting the cached time only makes the re-arm below set the alarm again: harmless.
+    // The alarm that invoked us is consumed (inside alarm() workerd reports none set), also when
+    // this call joins a run in flight: that run re-arms when it ends.
     this.#armedAt = null;
+    return this.runDue();
+  }
+
+  /**
+   * Runs the timers that are due now, in this event, instead of waiting for the alarm (which
+   * stays armed; it finds nothing due). Use it right after scheduling a timer due now whose
+   * handler should start at once: the row is committed first, so the alarm still runs it if this
+   * run is cut short. Joins a run in flight.
+   *
+   * @example
+   * ```ts
+   * await this.timers.schedule("notify", { to }, { after: 0 }, { key: `notify:${to}` });
+   * void this.timers.runDue(); // try now; retried by the alarm if it fails
+   * ```
+   */
+  runDue(): Promise<RunReport> {
+    if (this.#running) return this.#running;
     this.#running = this.#drain().finally(async () => {
       this.#running = null;
       await this.#rearm();
@@ -674,8 +692,19 @@ export class Scheduler<T extends TimerMap = TimerMap> {
     await this.#setAlarm(this.#toReal(this.nextDue() ?? due));
   }
 
-  /** Sets the alarm to the earliest live timer, or deletes it when there is none. */
-  async #rearm(): Promise<void> {
+  /**
+   * Moves the alarm to the earliest live timer now, or deletes it when there is none. Cancels and
+   * later reschedules leave the alarm early (one wake that finds nothing due); call this when one
+   * alarm write now is the better deal, for example when an object is done for a long while.
+   * During a run it does nothing: the run re-arms when it ends.
+   *
+   * @example
+   * ```ts
+   * await this.timers.cancel("heartbeat");
+   * await this.timers.syncAlarm(); // no early wake: the alarm goes to the next timer (or away)
+   * ```
+   */
+  async syncAlarm(): Promise<void> {
     if (this.#running) return;
     const next = this.nextDue();
     const armed = await this.#armed();
@@ -691,6 +720,21 @@ export class Scheduler<T extends TimerMap = TimerMap> {
     // Already right: armed for that time, or both overdue (the alarm fires as soon as it can).
     if (armed !== null && (armed === real || (real <= now && armed <= now))) return;
     await this.#setAlarm(real);
+  }
+
+  /**
+   * Makes sure an alarm is armed at or before the earliest live timer. An alarm that is earlier
+   * (left by a cancel, or by a timer moved later) stays: it finds nothing due and re-arms then,
+   * which is cheaper than writing the alarm on every cancel. With no live timer, an armed alarm
+   * stays too (its wake does nothing).
+   */
+  async #rearm(): Promise<void> {
+    if (this.#running) return;
+    const next = this.nextDue();
+    if (next === null) return;
+    const armed = await this.#armed();
+    if (armed !== null && armed <= this.#toReal(next)) return;
+    await this.#setAlarm(this.#toReal(next));
   }
 
   async #armed(): Promise<number | null> {

@@ -2,7 +2,7 @@ import { env, runDurableObjectAlarm, runInDurableObject } from "cloudflare:test"
 import { describe, expect, it } from "vitest";
 import { executions } from "../src/index.ts";
 import { advance, eventually, executionStub, probe } from "./helpers.ts";
-import { saga } from "./workflows.ts";
+import { parallelSaga, saga } from "./workflows.ts";
 
 const client = () => executions(env.TestExecutions);
 
@@ -53,6 +53,46 @@ describe("saga compensation", () => {
     expect(names.filter((n) => n === "B")).toHaveLength(2);
     expect(names.filter((n) => n === "A")).toHaveLength(1);
     expect(names.indexOf("A")).toBeGreaterThan(names.lastIndexOf("B"));
+  });
+
+  it("compensates parallel steps in reverse call order, the same after a reset mid-compensation", async () => {
+    const p = probe();
+    const { id } = executionStub("saga-parallel");
+    const run = await client().start(parallelSaga, { probe: p.name }, { id });
+    // P2 completes first; then P1 is let through, F fails and compensation starts with P2.
+    await eventually(
+      () => run.journal(),
+      (j) => j.some((e) => e.name === "P2" && e.status === "completed"),
+    );
+    await p.stub.openGate("P1");
+    await eventually(
+      () => p.stub.records("undo"),
+      (u) => u.length === 1,
+    );
+    // Reset while P2's compensation runs: the replay completes P1 and P2 in call order, and must
+    // still line up with the journal's compensation entries.
+    await runInDurableObject(env.TestExecutions.getByName(id), (_i, state) =>
+      state.abort("reset: test"),
+    ).catch(() => undefined);
+    await p.stub.openGate("undo-P2");
+    await p.stub.openGate("undo-P1");
+    const revived = env.TestExecutions.getByName(id);
+    await revived.advanceClock(30_000);
+    await runDurableObjectAlarm(revived);
+    expect(await run.result({ timeout: "5s" })).toMatchObject({
+      ok: false,
+      status: "failed",
+      error: { message: "F failed", compensation: "completed" },
+    });
+    const names = (await p.stub.records("undo")).map((u) => u.name);
+    expect(names[0]).toBe("P2");
+    expect(names.at(-1)).toBe("P1");
+    expect(names.filter((n) => n === "P1")).toHaveLength(1);
+    const journal = await run.journal();
+    expect(journal.filter((e) => e.name.startsWith("$compensate:")).map((e) => e.name)).toEqual([
+      "$compensate:P2",
+      "$compensate:P1",
+    ]);
   });
 
   it("retries a failing compensation per its policy, records it, and says so in the outcome", async () => {

@@ -85,25 +85,51 @@ describe("scheduler: timers over one alarm", () => {
     expect((await stub.getTimer("job"))?.id).toBe(next.id);
   });
 
-  it("cancels by id and by key, and moves the alarm to the next timer", async () => {
+  it("cancels by id and by key; the alarm left early by a cancel re-arms for the next timer", async () => {
     const stub = timerActor();
     const a = await stub.schedule("record", { tag: "a" }, { after: "1h" });
     const b = await stub.schedule("record", { tag: "b" }, { after: "2h" }, { key: "b" });
     await stub.schedule("record", { tag: "c" }, { after: "3h" });
     const armedA = await stub.alarmAt();
+    const setsBefore = await stub.alarmSets();
     expect(await stub.cancel(a.id)).toBe(true);
     expect(await stub.nextDue()).toBe(b.dueAt);
-    // The alarm moved one hour later, with the next timer.
-    expect((await stub.alarmAt())! - armedA!).toBeGreaterThanOrEqual(HOUR - 1000);
+    // A cancel writes no alarm: it stays at a's time ...
+    expect(await stub.alarmSets()).toBe(setsBefore);
+    expect(await stub.alarmAt()).toBe(armedA);
+    // ... and that early wake runs nothing and re-arms for b (due an hour after it).
+    await stub.advanceClock(HOUR);
+    expect(await runDurableObjectAlarm(stub)).toBe(true);
+    expect(await stub.firedCount()).toBe(0);
     await expectAlarmForNextTimer(stub);
     expect(await stub.cancel("b")).toBe(true);
     expect(await stub.cancel("b")).toBe(false);
     expect(await stub.cancel(123456)).toBe(false);
     expect(await stub.cancelKind("record")).toBe(1);
-    expect(await stub.alarmAt()).toBeNull();
+    // No live timer left: the alarm that stayed wakes the object once, for nothing.
+    expect(await stub.alarmAt()).not.toBeNull();
     await stub.advanceClock(4 * HOUR);
-    expect(await runDurableObjectAlarm(stub)).toBe(false);
+    expect(await runDurableObjectAlarm(stub)).toBe(true);
     expect(await stub.firedCount()).toBe(0);
+    expect(await stub.alarmAt()).toBeNull();
+    expect(await runDurableObjectAlarm(stub)).toBe(false);
+  });
+
+  it("runs due timers in the calling event with runDue(); the alarm still set then finds nothing", async () => {
+    const stub = timerActor();
+    await stub.schedule("record", { tag: "later" }, { after: "1h" });
+    await stub.schedule("record", { tag: "now" }, { after: 0 });
+    const setsBefore = await stub.alarmSets();
+    expect(await stub.runDue()).toMatchObject({ succeeded: 1, more: false });
+    expect(await stub.firedTags()).toEqual(["now"]);
+    // No alarm write for that: the armed alarm is early, and its wake re-arms for "later".
+    expect(await stub.alarmSets()).toBe(setsBefore);
+    expect(await runDurableObjectAlarm(stub)).toBe(true);
+    expect(await stub.firedTags()).toEqual(["now"]);
+    await expectAlarmForNextTimer(stub);
+    await stub.advanceClock(HOUR);
+    await drainAlarms(stub);
+    expect(await stub.firedTags()).toEqual(["now", "later"]);
   });
 
   it("retries a throwing handler with backoff, then dead-letters it without delaying others", async () => {

@@ -330,6 +330,11 @@ export class TimerActor extends Actor<Env, TestTimers> {
     }));
   }
 
+  /** Runs the due timers in this event, as an actor does after scheduling one due now. */
+  runDue() {
+    return this.timers.runDue();
+  }
+
   firedCount(): number {
     return this.sql.value<number>("SELECT COUNT(*) FROM fired") ?? 0;
   }

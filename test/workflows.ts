@@ -372,6 +372,33 @@ export const saga = workflow(
   },
 );
 
+/**
+ * Two compensable steps in parallel: P1 is called first but (held by a gate) completes after P2;
+ * then F fails. Compensations run in reverse call order (P2, then P1) on every run.
+ */
+export const parallelSaga = workflow(
+  "parallelSaga",
+  async (input: { probe: string }, step, ctx) => {
+    const p = () => probe(ctx.env, input.probe);
+    const undo =
+      (name: string) =>
+      async (output: string, { attempt }: { attempt: number }) => {
+        await p().record("undo", { name, output, attempt });
+        await p().waitGate(`undo-${name}`);
+      };
+    await Promise.all([
+      step.do("P1", { compensate: undo("P1") }, async () => {
+        await p().waitGate("P1");
+        return "did P1";
+      }),
+      step.do("P2", { compensate: undo("P2") }, async () => "did P2"),
+    ]);
+    return step.do("F", async () => {
+      throw new NonRetryableError("F failed");
+    });
+  },
+);
+
 /** A pipeline: each step gets the previous output; step 3 can fail. */
 export const orderPipeline = pipeline<{ probe: string; amount: number; failAt?: string }>(
   "orderPipeline",
@@ -430,6 +457,7 @@ export const allWorkflows = [
   chained,
   countdown,
   saga,
+  parallelSaga,
   childWork,
   fanout,
   middle,

@@ -278,7 +278,13 @@ function checkpointBench(size: number, compressible: boolean, baton: boolean) {
 }
 
 async function cfRun(env: Env, params: CfParams, run: string, i = 0): Promise<unknown> {
-  const instance = await env.CF_BENCH.create({ id: `${run}-${i}`, params });
+  const id = `${run}-${i}`;
+  // wrangler dev's proxy retries a GET that failed; on a fresh state the local Workflows engine
+  // sometimes gets requests cancelled as hung (warm-up runs). The retry follows the instance.
+  const instance = await env.CF_BENCH.create({ id, params }).catch(async (error: unknown) => {
+    if (/already.exists/.test(String(error))) return env.CF_BENCH.get(id);
+    throw error;
+  });
   for (;;) {
     const { status, output } = await instance.status();
     if (status === "complete") return output;

@@ -106,8 +106,9 @@ class Run {
   readonly journaled: number;
   /** The latest step started by this run. */
   current: string | null = null;
-  /** Compensations of this run's completed steps, in completion order (saga). */
+  /** Compensations of this run's completed steps (saga), with their journal positions. */
   readonly compensations: Array<{
+    seq: number;
     name: string;
     output: unknown;
     fn: (output: unknown, attempt: StepAttempt) => unknown;
@@ -356,13 +357,15 @@ export class Engine {
   }
 
   /**
-   * Runs the compensations of the completed steps, newest first, each a journaled step (so it
-   * runs once across replays). Returns the outcome, or undefined when there was none.
+   * Runs the compensations of the completed steps in reverse journal order (call order, not
+   * completion order: parallel steps may complete in another order on a replay, and the
+   * compensation steps must line up with the journal), each a journaled step (so it runs once
+   * across replays). Returns the outcome, or undefined when there was none.
    */
   async #compensate(run: Run, exec: ExecutionRow): Promise<"completed" | "failed" | undefined> {
     if (run.compensations.length === 0) return undefined;
     let failed = false;
-    for (const c of [...run.compensations].reverse()) {
+    for (const c of [...run.compensations].sort((a, b) => b.seq - a.seq)) {
       try {
         await this.#do(
           run,
@@ -447,6 +450,8 @@ export class Engine {
     const row = this.row();
     const runNumber = row?.run;
     // Durable follow-ups, queued before any await: cancel unfinished children, tell the parent.
+    // The report is tried at once below; its timer is the retry, due a heartbeat from now, so it
+    // falls in the alarm already armed (no alarm write on the way out).
     const followUps: Array<Promise<unknown>> = openChildren.map((child) =>
       this.#host.timers.schedule(
         "cancel-child",
@@ -457,7 +462,12 @@ export class Engine {
     );
     if (row?.parent_id)
       followUps.push(
-        this.#host.timers.schedule("report", {}, { after: 0 }, { key: "report", maxAttempts: 600 }),
+        this.#host.timers.schedule(
+          "report",
+          {},
+          { after: HEARTBEAT_MS },
+          { key: "report", maxAttempts: 600 },
+        ),
       );
     await Promise.all(followUps);
     await this.#host.timers.cancelKind("wake");
@@ -467,9 +477,24 @@ export class Engine {
     await this.#setLifecycle(now + (row?.retention_ms ?? 0));
     this.settle();
     if (row) await this.#returnPermit(row);
-    // The follow-ups are due now: run them in this event rather than one alarm later. Their rows
-    // are committed, so if this run is cut short the alarm still delivers them.
-    if (followUps.length > 0) void this.#host.timers.run().catch(() => {});
+    // Cancelling children is due now: start it in this event rather than one alarm later (the
+    // rows are committed, so the alarm still runs them if this is cut short).
+    if (openChildren.length > 0) void this.#host.timers.runDue().catch(() => {});
+    if (row?.parent_id) void this.#reportNow();
+    // Done for a long while: the alarm goes to the retention time now rather than waking early.
+    else await this.#host.timers.syncAlarm();
+  }
+
+  /** Tells the parent now; once it has the outcome, the retry timer goes. */
+  async #reportNow(): Promise<void> {
+    try {
+      if (await this.reportToParent()) {
+        await this.#host.timers.cancel("report");
+        await this.#host.timers.syncAlarm();
+      }
+    } catch {
+      // The parent is unreachable for now: the "report" timer retries.
+    }
   }
 
   // ---- concurrency limits ----------------------------------------------------------------------
@@ -747,7 +772,8 @@ export class Engine {
     if (!begun) return never();
     const { seq, occurrence, row } = begun;
     const done = (value: T): T => {
-      if (extra.compensate) run.compensations.push({ name, output: value, ...extra.compensate });
+      if (extra.compensate)
+        run.compensations.push({ seq, name, output: value, ...extra.compensate });
       return value;
     };
     if (row?.status === "completed") {
@@ -977,8 +1003,11 @@ export class Engine {
     return true;
   }
 
-  /** The `report` timer: tell the parent how this child ended (retried until it has it). */
-  async reportToParent(): Promise<void> {
+  /**
+   * The `report` timer: tell the parent how this child ended (retried until it has it).
+   * Returns whether the parent has it (or there is nothing to tell).
+   */
+  async reportToParent(): Promise<boolean> {
     const row = this.row();
     if (
       !row?.parent_id ||
@@ -986,11 +1015,11 @@ export class Engine {
       !row.parent_binding ||
       !TERMINAL.has(row.status)
     )
-      return;
+      return true;
     const ns = (this.#host.env as Record<string, unknown> | undefined)?.[row.parent_binding] as
       | DurableObjectNamespace<ExecutionActorLike>
       | undefined;
-    if (typeof ns?.getByName !== "function") return;
+    if (typeof ns?.getByName !== "function") return true;
     const result: ChildResult<unknown> =
       row.status === "completed"
         ? { ok: true, id: row.execution_id, value: await this.readOutput(row) }
@@ -1000,9 +1029,10 @@ export class Engine {
         .getByName(row.parent_id)
         .childDone(row.parent_seq, row.execution_id, result as never);
     } catch (error) {
-      if (isBatonError(error, "EXECUTION_NOT_FOUND")) return; // the parent is gone: nobody to tell
+      if (isBatonError(error, "EXECUTION_NOT_FOUND")) return true; // the parent is gone
       throw error;
     }
+    return true;
   }
 
   /** The `cancel-child` timer. */
