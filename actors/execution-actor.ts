@@ -540,7 +540,8 @@ export abstract class ExecutionActor<Env = unknown> extends Actor<Env, Execution
     this.#engine.killRun(new BatonError("CANCELLED", "The execution was restarted."));
     this.#engine.resetJournal();
     this.sql.run(
-      "UPDATE _baton_execution SET output = NULL, error = NULL, ended_at = NULL, run = run + 1 WHERE id = 1",
+      `UPDATE _baton_execution SET output = NULL, error = NULL, ended_at = NULL, cancel_requested = 0,
+       run = run + 1 WHERE id = 1`,
     );
     this.#lifecycle.send("restart");
     await this.#engine.ensureHeartbeat();

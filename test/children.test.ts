@@ -7,7 +7,7 @@ import {
 import { describe, expect, it } from "vitest";
 import { executions } from "../src/index.ts";
 import { eventually, executionStub, probe } from "./helpers.ts";
-import { fanout, grandparent } from "./workflows.ts";
+import { detachedChild, fanout, grandparent } from "./workflows.ts";
 
 const client = () => executions(env.TestExecutions);
 
@@ -79,6 +79,27 @@ describe("child executions", () => {
       () => p.stub.records("child-abort"),
       (r) => r.length === 3,
     );
+  });
+
+  it("ends a parent only after a child it did not await, without hanging", async () => {
+    for (const also of [false, true]) {
+      const p = probe();
+      const { id } = executionStub(also ? "detached-also" : "detached");
+      const run = await client().start(detachedChild, { probe: p.name, also }, { id });
+      await eventually(
+        () => p.stub.counts(),
+        (c) => c["child-7"] === 1,
+      );
+      // The workflow function has returned, but its child is still running.
+      expect((await run.status()).status).toBe("waiting");
+      await p.stub.openGate("child-7");
+      expect(await run.result({ timeout: "5s" })).toEqual({
+        ok: true,
+        status: "completed",
+        value: "returned",
+      });
+      expect(await client().get(`${id}/bg/0`).status()).toMatchObject({ status: "completed" });
+    }
   });
 
   it("shows a grandchild's failure at the grandparent's finalize", async () => {

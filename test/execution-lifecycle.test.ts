@@ -432,6 +432,27 @@ describe("execution: lifecycle over RPC", () => {
     expect(await p.stub.counts()).toEqual({ s0: 2, s1: 2 });
   });
 
+  it("restarts a running execution (its run is cancelled) and a cancelled one; both run again", async () => {
+    for (const cancelFirst of [false, true]) {
+      const { id } = executionStub(cancelFirst ? "restart-cancelled" : "restart-running");
+      const p = probe();
+      const run = await client().start(gated, { probe: p.name }, { id });
+      await eventually(
+        () => p.stub.counts(),
+        (c) => c.b === 1,
+      );
+      if (cancelFirst) expect((await run.cancel()).status).toBe("cancelled");
+      const restarted = await run.restart();
+      expect(restarted).toMatchObject({ run: 2, status: "running" });
+      await eventually(
+        () => p.stub.counts(),
+        (c) => c.b === 2,
+      );
+      await p.stub.openGate("b");
+      expect(await run.result({ timeout: "5s" })).toMatchObject({ ok: true, status: "completed" });
+    }
+  });
+
   it("validates input with a Standard Schema and creates nothing on failure", async () => {
     const { id } = executionStub("validated");
     const error = await expectBatonError(

@@ -96,6 +96,14 @@ describe("locks inside workflows", () => {
       () => locks(env.Locks).status(lockName),
       (s) => s.holders.length === 1,
     );
+    // Both end cancelled (not failed: the permit step replays in cancel mode like any step).
+    for (const id of [ids[1], ids[2]] as string[]) {
+      expect(await client().get(id).result({ timeout: "5s" })).toMatchObject({
+        ok: false,
+        status: "cancelled",
+        error: { code: "CANCELLED" },
+      });
+    }
     await p.stub.openGate("k0");
     await client()
       .get(limited, ids[0] as string)

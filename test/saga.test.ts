@@ -95,6 +95,25 @@ describe("saga compensation", () => {
     ]);
   });
 
+  it("compensates at once when a paused execution is cancelled", async () => {
+    const p = probe();
+    const { id } = executionStub("saga-paused");
+    const run = await client().start(saga, { probe: p.name, gateFourth: true }, { id });
+    await eventually(
+      () => p.stub.counts(),
+      (c) => c.D === 1,
+    );
+    expect((await run.pause()).status).toBe("paused");
+    const cancelled = await run.cancel();
+    expect(cancelled.status).toBe("cancelled");
+    expect(await run.result({ timeout: "1s" })).toMatchObject({
+      ok: false,
+      status: "cancelled",
+      error: { code: "CANCELLED", compensation: "completed" },
+    });
+    expect((await p.stub.records("undo")).map((u) => u.name)).toEqual(["C", "B", "A"]);
+  });
+
   it("retries a failing compensation per its policy, records it, and says so in the outcome", async () => {
     const p = probe();
     const { id, stub } = executionStub("saga-bad-undo");

@@ -299,6 +299,16 @@ export const childWork = workflow(
     }),
 );
 
+/** Starts a child without awaiting it and returns: the parent still ends only after the child. */
+export const detachedChild = workflow(
+  "detachedChild",
+  async (input: { probe: string; also?: boolean }, step) => {
+    void step.child("bg", childWork, { probe: input.probe, n: 7, gate: true }).catch(() => {});
+    if (input.also) await step.child("fg", childWork, { probe: input.probe, n: 8 });
+    return "returned";
+  },
+);
+
 /** Fans out to `count` children, then finalizes over every outcome in order. */
 export const fanout = workflow(
   "fanout",
@@ -460,6 +470,7 @@ export const allWorkflows = [
   parallelSaga,
   childWork,
   fanout,
+  detachedChild,
   middle,
   grandparent,
   forkEdges,

@@ -114,6 +114,8 @@ class Run {
     fn: (output: unknown, attempt: StepAttempt) => unknown;
     policy: ResolvedPolicy;
   }> = [];
+  /** Child step calls of this run, awaited before it may complete (structured concurrency). */
+  readonly children = new Set<Promise<unknown>>();
   /** Cancel mode: replay to the first unfinished step, then compensate and end. */
   readonly cancelling: boolean;
   /** Resolves when a cancel-mode replay reaches its first unfinished step. */
@@ -147,7 +149,8 @@ const noop = (): void => {};
 export class Engine {
   readonly #host: EngineHost;
   #run: Run | null = null;
-  readonly #waiters = new Map<number, () => void>();
+  /** Who waits on a step (several may: a child step is awaited by its call and by the run's end). */
+  readonly #waiters = new Map<number, Set<() => void>>();
   #resultWaiters: Array<() => void> = [];
   #gate: { promise: Promise<void>; open: () => void } | null = null;
 
@@ -207,10 +210,10 @@ export class Engine {
 
   /** A timer for `seq` fired: wake its waiter, or replay if no run is waiting on it. */
   wake(seq: number): void {
-    const waiter = this.#waiters.get(seq);
-    if (waiter) {
+    const waiters = this.#waiters.get(seq);
+    if (waiters) {
       this.#waiters.delete(seq);
-      waiter();
+      for (const resolve of waiters) resolve();
     } else this.kick();
   }
 
@@ -300,20 +303,28 @@ export class Engine {
       const input = await this.readInput(row);
       if (run.dead) return;
       const step = this.#stepApi(run, wf, row);
-      if (wf.options.concurrency && !run.cancelling) await this.#takePermit(wf, row, input, step);
-      const running = (wf.fn as (i: unknown, s: Step, c: unknown) => Promise<unknown>)(
-        input,
-        step,
-        {
+      const start = () =>
+        (wf.fn as (i: unknown, s: Step, c: unknown) => Promise<unknown>)(input, step, {
           executionId: row.execution_id,
           workflow: row.workflow,
           version: row.version,
           env: this.#host.env,
-        },
-      );
+        });
+      // The permit is a journaled step like any other: a cancel-mode run replays it too (and
+      // stops there if the execution never got one).
+      const permit = wf.options.concurrency ? this.#takePermit(wf, row, input, step) : undefined;
       if (run.cancelling) {
         // Replay up to the first step that is not finished (or to the end), then compensate.
-        await Promise.race([running.then(noop, noop), run.frontier]);
+        const stopped = permit
+          ? await Promise.race([
+              permit.then(
+                () => false,
+                () => true,
+              ),
+              run.frontier.then(() => true),
+            ])
+          : false;
+        if (!stopped) await Promise.race([start().then(noop, noop), run.frontier]);
         if (run.dead) return;
         const compensation = await this.#compensate(run, row);
         if (run.dead) return;
@@ -321,9 +332,18 @@ export class Engine {
         await this.finish(run, "cancel");
         return;
       }
-      const output = await running;
+      await permit;
+      const output = await start();
       if (run.dead) return;
-      // Structured concurrency: the parent completes only after every child it started ended.
+      // Structured concurrency: the parent completes only after every child it started ended,
+      // awaited or not: first the child calls of this run (one may not have journaled its child
+      // yet), then any child step the journal still shows waiting.
+      while (run.children.size > 0) {
+        const calls = [...run.children];
+        run.children.clear();
+        await Promise.allSettled(calls);
+        if (run.dead) return;
+      }
       for (const open of this.#host.sql.all<{ seq: number }>(
         "SELECT seq FROM _baton_steps WHERE kind = 'child' AND status = 'waiting' ORDER BY seq",
       )) {
@@ -679,10 +699,10 @@ export class Engine {
             "needs an array of { workflow, input }",
             runs,
           );
+        // Check every entry before starting any, so a bad entry starts nothing.
+        const names = runs.map((r) => workflowName(r?.workflow));
         return Promise.all(
-          runs.map((r, i) =>
-            engine.#child(run, row, `${name}#${i}`, workflowName(r?.workflow), r?.input),
-          ),
+          runs.map((r, i) => engine.#child(run, row, `${name}#${i}`, names[i] as string, r?.input)),
         ) as never;
       },
       async checkpoint(this: Step, name: string) {
@@ -750,7 +770,11 @@ export class Engine {
   }
 
   #sleepOn(seq: number): Promise<void> {
-    return new Promise<void>((resolve) => this.#waiters.set(seq, resolve));
+    return new Promise<void>((resolve) => {
+      const waiters = this.#waiters.get(seq) ?? new Set();
+      waiters.add(resolve);
+      this.#waiters.set(seq, waiters);
+    });
   }
 
   async #do<T>(
@@ -781,8 +805,9 @@ export class Engine {
     }
     if (row?.status === "failed") throw failedError(row);
     if (run.cancelling && !extra.compensating) return this.#frontier(run);
-    // A step that was in flight when the execution was paused finishes; others wait.
-    if (row?.status !== "running") await this.#passGate(run);
+    // A step that was in flight when the execution was paused finishes; others wait. A cancel
+    // overrides a pause: compensations run at once.
+    if (row?.status !== "running" && !extra.compensating) await this.#passGate(run);
     const { sql } = this.#host;
     const idempotencyKey = `${exec.execution_id}/${name}/${occurrence}`;
     const maxAttempts = policy.limit + 1;
@@ -906,7 +931,20 @@ export class Engine {
     return ns as DurableObjectNamespace<ExecutionActorLike>;
   }
 
-  async #child(
+  /** A child step call, tracked on the run (which completes only after it). */
+  #child(
+    run: Run,
+    exec: ExecutionRow,
+    name: string,
+    workflow: string,
+    input: unknown,
+  ): Promise<ChildResult<unknown>> {
+    const call = this.#childCall(run, exec, name, workflow, input);
+    run.children.add(call);
+    return call;
+  }
+
+  async #childCall(
     run: Run,
     exec: ExecutionRow,
     name: string,
