@@ -254,13 +254,20 @@ export abstract class ExecutionActor<Env = unknown> extends Actor<Env, Execution
    * A child reports how it ended (at least once; applied once). Returns whether it was applied.
    */
   async childDone(seq: number, childId: string, result: ChildResult<Value>): Promise<boolean> {
+    const r = result as { ok?: unknown; id?: unknown; error?: { message?: unknown } } | null;
     if (
       !Number.isSafeInteger(seq) ||
       typeof childId !== "string" ||
-      typeof result !== "object" ||
-      result === null
+      typeof r !== "object" ||
+      r === null ||
+      r.id !== childId ||
+      (r.ok !== true && (r.ok !== false || typeof r.error?.message !== "string"))
     ) {
-      invalidArgument("child report", "must be (seq, childId, result)", { seq, childId });
+      invalidArgument(
+        "child report",
+        "must be (seq, childId, { ok: true, id, value } | { ok: false, id, error })",
+        { seq, childId },
+      );
     }
     this.#requireRow();
     return this.#engine.childReport(seq, childId, result);

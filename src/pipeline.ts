@@ -1,4 +1,5 @@
 import { BatonError, invalidArgument } from "./errors.ts";
+import { StepFailedError } from "./execution/engine.ts";
 import {
   type StepOptions,
   type Workflow,
@@ -86,16 +87,22 @@ export class Pipeline<N extends string, I, O> implements Workflow<N, I, O> {
           };
           if (this.#onFailure) {
             const handler = this.#onFailure;
-            await step.do("$onFailure", { retries: { limit: 2, delay: "1s" } }, async () => {
-              await handler(failure);
-              return true;
-            });
+            try {
+              await step.do("$onFailure", { retries: { limit: 2, delay: "1s" } }, async () => {
+                await handler(failure);
+                return true;
+              });
+            } catch {
+              // Recorded in the journal as a failed "$onFailure" step; the failure that counts
+              // is step k's.
+            }
           }
-          throw new BatonError(
-            "STEP_FAILED",
-            `Pipeline "${name}" failed at step ${index + 1} of ${this.#steps.length} ("${s.name}"): ${failure.error.message}`,
-            { index, step: s.name },
-          );
+          // The execution's error names step k: `error.step` is its name, the message its position.
+          throw new StepFailedError(s.name, (cause as { attempt?: number })?.attempt ?? 1, {
+            name: failure.error.name,
+            code: "STEP_FAILED",
+            message: `Pipeline "${name}" failed at step ${index + 1} of ${this.#steps.length} ("${s.name}"): ${failure.error.message}`,
+          });
         }
       }
       return prev as O;

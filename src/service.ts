@@ -48,6 +48,27 @@ export class ExecutionRef extends RpcTarget {
   async restart() {
     return await this.#stub.restart();
   }
+  async exportCheckpoint(name: string) {
+    return await this.#stub.exportCheckpoint(name);
+  }
+  async importFork(
+    snapshot: Parameters<ExecutionStub["importFork"]>[0],
+    options: StartOptions & { from: string },
+  ) {
+    return await this.#stub.importFork(snapshot, options);
+  }
+  async track(name: string, options: { id: string; totalSteps?: number; retention?: Duration }) {
+    return await this.#stub.track(name, options);
+  }
+  async progress(step: string, options: { index?: number; output?: Value } = {}) {
+    return await this.#stub.progress(step, options);
+  }
+  async complete(result?: Value) {
+    return await this.#stub.complete(result);
+  }
+  async fail(error: string | { message: string; code?: string }) {
+    return await this.#stub.fail(error);
+  }
 }
 
 /** One lock, handed across a service binding. */

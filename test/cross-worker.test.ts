@@ -1,7 +1,9 @@
 import { env } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
-import { checkpoints } from "../src/index.ts";
-import { uniqueName } from "./helpers.ts";
+import { checkpoints, executions } from "../src/index.ts";
+import { executionStub, expectBatonError, probe, uniqueName } from "./helpers.ts";
+import type { Platform } from "./worker.ts";
+import { forkable } from "./workflows.ts";
 
 const orders = (path: string, init?: RequestInit) =>
   env.ORDERS.fetch(`http://orders.test${path}`, init);
@@ -79,5 +81,27 @@ describe("cross-Worker composition through a service binding", () => {
     });
     expect(conflict.status).toBe(400);
     expect(await conflict.json()).toMatchObject({ code: "EXECUTION_CONFLICT" });
+  });
+
+  it("serves the whole execution API through the entrypoint: fork, tracked, pause, journal", async () => {
+    // PLATFORM is this Worker's own Platform entrypoint, called as another Worker would.
+    const remote = executions<Platform>(env.PLATFORM);
+    const p = probe();
+    const source = executionStub("svc-fork-src").id;
+    const original = await remote.start(forkable, { probe: p.name }, { id: source });
+    expect(await original.result({ timeout: "5s" })).toMatchObject({ ok: true });
+    const forked = await remote.fork(forkable, source, "half", {
+      id: executionStub("svc-fork").id,
+    });
+    expect(await forked.result({ timeout: "5s" })).toMatchObject({ ok: true });
+    expect((await forked.journal()).length).toBe((await original.journal()).length);
+
+    const tracked = remote.tracked(executionStub("svc-tracked").id);
+    await tracked.start("import", { totalSteps: 2 });
+    await tracked.progress("read", { index: 0, output: 1 });
+    await tracked.complete({ rows: 1 });
+    expect(await tracked.result()).toMatchObject({ ok: true, value: { rows: 1 } });
+
+    await expectBatonError(remote.get(uniqueName("none")).pause(), "EXECUTION_NOT_FOUND");
   });
 });

@@ -28,7 +28,7 @@ describe("pipeline sugar", () => {
       { id },
     );
     const result = await run.result({ timeout: "5s" });
-    expect(result).toMatchObject({ ok: false, error: { code: "STEP_FAILED" } });
+    expect(result).toMatchObject({ ok: false, error: { code: "STEP_FAILED", step: "charge" } });
     if (!result.ok) expect(result.error.message).toMatch(/step 2 of 3 \("charge"\): card declined/);
     expect(await p.stub.counts()).toEqual({ reserve: 1, charge: 1, "undo-after-charge": 1 });
     expect((await run.journal()).map((e) => `${e.name}:${e.status}`)).toEqual([
@@ -53,6 +53,20 @@ describe("pipeline sugar", () => {
         outputs: JSON.stringify({ one: 1 }),
         message: "two broke",
       },
+    ]);
+  });
+
+  it("still names step k when onFailure itself fails", async () => {
+    const p = probe();
+    const { id } = executionStub("pipe-bad-hook");
+    const run = await client().start(pipelineWithHook, { probe: p.name, badHook: true }, { id });
+    const result = await run.result({ timeout: "5s" });
+    expect(result).toMatchObject({ ok: false, error: { code: "STEP_FAILED", step: "two" } });
+    if (!result.ok) expect(result.error.message).toMatch(/step 2 of 3 \("two"\): two broke/);
+    expect((await run.journal()).map((e) => `${e.name}:${e.status}`)).toEqual([
+      "one:completed",
+      "two:failed",
+      "$onFailure:failed",
     ]);
   });
 

@@ -2,7 +2,7 @@ import { env, runDurableObjectAlarm, runInDurableObject } from "cloudflare:test"
 import { describe, expect, it } from "vitest";
 import { executions } from "../src/index.ts";
 import { advance, eventually, executionStub, probe } from "./helpers.ts";
-import { parallelSaga, saga } from "./workflows.ts";
+import { parallelSaga, raceSaga, saga } from "./workflows.ts";
 
 const client = () => executions(env.TestExecutions);
 
@@ -112,6 +112,74 @@ describe("saga compensation", () => {
       error: { code: "CANCELLED", compensation: "completed" },
     });
     expect((await p.stub.records("undo")).map((u) => u.name)).toEqual(["C", "B", "A"]);
+  });
+
+  it("waits for parallel steps to settle before compensating, and undoes one that completed late", async () => {
+    const p = probe();
+    const { id } = executionStub("saga-race");
+    const run = await client().start(raceSaga, { probe: p.name }, { id });
+    await eventually(
+      () => p.stub.counts(),
+      (c) => c.A === 1,
+    );
+    await p.stub.openGate("B");
+    await eventually(
+      () => run.journal(),
+      (j) => j.some((e) => e.name === "B" && e.status === "failed"),
+    );
+    // B failed, A still runs (its signal aborted): nothing is undone yet.
+    expect(await p.stub.records("undo")).toEqual([]);
+    expect((await run.status()).status).toBe("running");
+    await p.stub.openGate("A");
+    expect(await run.result({ timeout: "5s" })).toMatchObject({
+      ok: false,
+      status: "failed",
+      error: { message: "B failed", step: "B", compensation: "completed" },
+    });
+    const undo = await p.stub.records("undo");
+    expect(undo.map((u) => `${u.name}:${u.output}`)).toEqual([
+      "A:did A after the abort",
+      "X:did X",
+    ]);
+    expect((await p.stub.counts()).after).toBeUndefined();
+  });
+
+  it("replays a parallel saga reset mid-compensation without a mismatch; each undo once", async () => {
+    const p = probe();
+    const { id } = executionStub("saga-race-reset");
+    const run = await client().start(raceSaga, { probe: p.name, gateUndo: "A" }, { id });
+    await eventually(
+      () => p.stub.counts(),
+      (c) => c.A === 1,
+    );
+    await p.stub.openGate("B");
+    await p.stub.openGate("A");
+    await eventually(
+      () => p.stub.records("undo"),
+      (u) => u.length === 1,
+    );
+    await runInDurableObject(env.TestExecutions.getByName(id), (_i, state) =>
+      state.abort("reset: test"),
+    ).catch(() => undefined);
+    await p.stub.openGate("undo-A");
+    const revived = env.TestExecutions.getByName(id);
+    await revived.advanceClock(30_000);
+    await runDurableObjectAlarm(revived);
+    expect(await run.result({ timeout: "5s" })).toMatchObject({
+      ok: false,
+      error: { message: "B failed", compensation: "completed" },
+    });
+    const names = (await p.stub.records("undo")).map((u) => u.name);
+    // A's undo was in flight at the reset: it ran again. X once, after it.
+    expect(names).toEqual(["A", "A", "X"]);
+    const journal = await run.journal();
+    expect(journal.map((e) => `${e.name}:${e.status}`)).toEqual([
+      "X:completed",
+      "A:completed",
+      "B:failed",
+      "$compensate:A:completed",
+      "$compensate:X:completed",
+    ]);
   });
 
   it("retries a failing compensation per its policy, records it, and says so in the outcome", async () => {

@@ -34,6 +34,7 @@ export interface Env {
   Locks: DurableObjectNamespace<TestLocks>;
   Checkpoints: DurableObjectNamespace<TestCheckpoints>;
   ORDERS: Fetcher;
+  PLATFORM: Service<Platform>;
 }
 
 declare global {

@@ -409,6 +409,39 @@ export const parallelSaga = workflow(
   },
 );
 
+/**
+ * Three parallel steps: X (quick), A (held by a gate, ignores its abort signal) and B (fails when
+ * let through). The saga waits for A to settle, then undoes A and X.
+ */
+export const raceSaga = workflow(
+  "raceSaga",
+  async (input: { probe: string; gateUndo?: string }, step, ctx) => {
+    const p = () => probe(ctx.env, input.probe);
+    const undo =
+      (name: string) =>
+      async (output: string, { attempt }: { attempt: number }) => {
+        await p().record("undo", { name, output, attempt });
+        if (input.gateUndo === name) await p().waitGate(`undo-${name}`);
+      };
+    await Promise.all([
+      step.do("X", { compensate: undo("X") }, async () => "did X"),
+      step.do("A", { compensate: undo("A") }, async ({ signal }) => {
+        await p().hit("A");
+        await p().waitGate("A");
+        return signal.aborted ? "did A after the abort" : "did A";
+      }),
+      step.do("B", async () => {
+        await p().waitGate("B");
+        throw new NonRetryableError("B failed");
+      }),
+    ]);
+    return step.do("after", async () => {
+      await p().hit("after");
+      return 1;
+    });
+  },
+);
+
 /** A pipeline: each step gets the previous output; step 3 can fail. */
 export const orderPipeline = pipeline<{ probe: string; amount: number; failAt?: string }>(
   "orderPipeline",
@@ -431,7 +464,7 @@ export const orderPipeline = pipeline<{ probe: string; amount: number; failAt?: 
     await (env as Env).Probe.getByName(input.probe).hit(`undo-after-${failedStep}`);
   });
 
-export const pipelineWithHook = pipeline<{ probe: string }>("pipelineWithHook")
+export const pipelineWithHook = pipeline<{ probe: string; badHook?: boolean }>("pipelineWithHook")
   .step("one", () => 1)
   .step("two", () => {
     throw new NonRetryableError("two broke");
@@ -444,6 +477,7 @@ export const pipelineWithHook = pipeline<{ probe: string }>("pipelineWithHook")
       outputs: JSON.stringify(stepOutputs),
       message: error.message,
     });
+    if (input.badHook) throw new NonRetryableError("the hook broke too");
   });
 
 export const chained = sequence("chained", [
@@ -468,6 +502,7 @@ export const allWorkflows = [
   countdown,
   saga,
   parallelSaga,
+  raceSaga,
   childWork,
   fanout,
   detachedChild,

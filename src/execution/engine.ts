@@ -114,6 +114,14 @@ class Run {
     fn: (output: unknown, attempt: StepAttempt) => unknown;
     policy: ResolvedPolicy;
   }> = [];
+  /**
+   * The run is failing or cancelling: no new step starts and no retry is attempted (steps in the
+   * journal still replay), so the compensations see a settled set of completed steps.
+   */
+  stopping = false;
+  /** Step bodies running and journaled outputs being read back, now. */
+  busy = 0;
+  readonly #idle: Array<() => void> = [];
   /** Child step calls of this run, awaited before it may complete (structured concurrency). */
   readonly children = new Set<Promise<unknown>>();
   /** Cancel mode: replay to the first unfinished step, then compensate and end. */
@@ -134,6 +142,32 @@ class Run {
     this.dead = true;
     for (const controller of this.controllers) controller.abort(reason);
     this.controllers.clear();
+  }
+
+  /** Stops new steps and aborts the bodies in flight (they settle, then compensation runs). */
+  stop(reason: unknown): void {
+    this.stopping = true;
+    for (const controller of this.controllers) controller.abort(reason);
+  }
+
+  /** Counts work that settles soon (a body, a read-back) while `work` runs. */
+  async track<T>(work: () => Promise<T>): Promise<T> {
+    this.busy++;
+    try {
+      return await work();
+    } finally {
+      if (--this.busy === 0) for (const resolve of this.#idle.splice(0)) resolve();
+    }
+  }
+
+  /** Resolves when no body runs and no journaled output is being read back. */
+  async quiesce(): Promise<void> {
+    for (;;) {
+      if (this.busy > 0) await new Promise<void>((resolve) => this.#idle.push(resolve));
+      // A macrotask turn: replayed steps resolve and their callers go on to their next call.
+      await new Promise<void>((resolve) => setTimeout(resolve, 0));
+      if (this.busy === 0 || this.dead) return;
+    }
   }
 }
 
@@ -326,6 +360,9 @@ export class Engine {
           : false;
         if (!stopped) await Promise.race([start().then(noop, noop), run.frontier]);
         if (run.dead) return;
+        run.stop(new BatonError("CANCELLED", "The execution was cancelled."));
+        await run.quiesce();
+        if (run.dead) return;
         const compensation = await this.#compensate(run, row);
         if (run.dead) return;
         if (compensation) this.#setCompensation(compensation);
@@ -365,7 +402,11 @@ export class Engine {
       if (run.dead) return;
       const failure = toExecutionError(error, run.current);
       // Saga: undo what the completed steps did (not after a NONDETERMINISM: replay is unsound).
+      // First stop: steps running in parallel see their abort signal and settle.
       if (failure.code !== "NONDETERMINISM") {
+        run.stop(new BatonError("CANCELLED", `The execution is failing: ${failure.message}`));
+        await run.quiesce();
+        if (run.dead) return;
         const compensation = await this.#compensate(run, row);
         if (run.dead) return;
         if (compensation) failure.compensation = compensation;
@@ -722,7 +763,15 @@ export class Engine {
     run: Run,
     name: string,
     kind: StepKind,
+    compensating = false,
   ): { seq: number; occurrence: number; row: StepRow | undefined } | null {
+    if (!compensating) {
+      // A step the workflow calls after it started failing or cancelling does not start; nor does
+      // one whose place the journal gives to a compensation (the original run stopped it there).
+      // Parked calls claim no position, so the compensations keep theirs.
+      const next = run.seq <= run.journaled ? this.stepRow(run.seq) : undefined;
+      if (next?.name.startsWith(COMPENSATE_PREFIX) || (run.stopping && !next)) return null;
+    }
     const seq = run.seq++;
     const occurrence = run.occurrences.get(name) ?? 0;
     run.occurrences.set(name, occurrence + 1);
@@ -792,7 +841,7 @@ export class Engine {
     } = {},
   ): Promise<T> {
     if (run.dead) return never();
-    const begun = this.#begin(run, name, "do");
+    const begun = this.#begin(run, name, "do", extra.compensating);
     if (!begun) return never();
     const { seq, occurrence, row } = begun;
     const done = (value: T): T => {
@@ -801,9 +850,11 @@ export class Engine {
       return value;
     };
     if (row?.status === "completed") {
-      return this.#replayed(run, done((await this.#readOutput(row)) as T));
+      return this.#replayed(run, done((await run.track(() => this.#readOutput(row))) as T));
     }
     if (row?.status === "failed") throw failedError(row);
+    // Stopped by a failure or cancel elsewhere in the original run: it stays stopped on replay.
+    if (row?.status === "cancelled" && !extra.compensating) return never();
     if (run.cancelling && !extra.compensating) return this.#frontier(run);
     // A step that was in flight when the execution was paused finishes; others wait. A cancel
     // overrides a pause: compensations run at once.
@@ -818,6 +869,8 @@ export class Engine {
     let recovering = row?.status === "running";
     for (;;) {
       if (run.dead) return never();
+      // Failing or cancelling: no new attempt (one cut short by a crash still runs again).
+      if (run.stopping && !extra.compensating && !recovering) return never();
       if (recovering && attempts >= maxAttempts) {
         const error: StepError = {
           name: "BatonError",
@@ -855,16 +908,18 @@ export class Engine {
       recovering = false;
       const controller = new AbortController();
       run.controllers.add(controller);
-      const outcome = await attempt(
-        fn,
-        {
-          attempt: attempts,
-          idempotencyKey,
-          signal: controller.signal,
-          ...(previousError ? { previousError } : {}),
-        },
-        timeoutMs,
-        controller,
+      const outcome = await run.track(() =>
+        attempt(
+          fn,
+          {
+            attempt: attempts,
+            idempotencyKey,
+            signal: controller.signal,
+            ...(previousError ? { previousError } : {}),
+          },
+          timeoutMs,
+          controller,
+        ),
       );
       run.controllers.delete(controller);
       if (run.dead) return never();
@@ -887,6 +942,17 @@ export class Engine {
         return done(outcome.value);
       }
       const stepError = toStepError(outcome.error);
+      if (run.stopping && !extra.compensating) {
+        // Aborted because the execution is failing or cancelling: no retry, and not a failure
+        // of its own. It is journaled as cancelled (and stays so on a replay).
+        sql.run(
+          "UPDATE _baton_steps SET status = 'cancelled', ended_at = ?, error = ? WHERE seq = ?",
+          this.#host.now(),
+          JSON.stringify(stepError),
+          seq,
+        );
+        return never();
+      }
       if (stepError.nonRetryable || attempts >= maxAttempts) {
         this.#stepFailed(seq, attempts, stepError);
         throw new StepFailedError(name, attempts, stepError);
@@ -956,7 +1022,10 @@ export class Engine {
     if (!begun) return never();
     const { seq, occurrence, row } = begun;
     if (row?.status === "completed") {
-      return this.#replayed(run, (await this.#readOutput(row)) as ChildResult<unknown>);
+      return this.#replayed(
+        run,
+        (await run.track(() => this.#readOutput(row))) as ChildResult<unknown>,
+      );
     }
     if (run.cancelling) return this.#frontier(run);
     // Deterministic, so a replay finds the same child; per run, so a restart starts fresh ones.
@@ -1027,15 +1096,25 @@ export class Engine {
    */
   async childReport(seq: number, childId: string, result: ChildResult<unknown>): Promise<boolean> {
     const bytes = await encode(result);
-    const applied = this.#host.sql.run(
-      `UPDATE _baton_steps SET status = 'completed', output = ?, ended_at = ?
-       WHERE seq = ? AND kind = 'child' AND status = 'waiting' AND event_type = ?`,
-      this.storeBlob(`step:${seq}`, bytes),
-      this.#host.now(),
-      seq,
-      childId,
-    );
-    if (applied === 0) return false;
+    // Check, then write (the output may go to the value store): a late or repeated report
+    // changes nothing, not even a stored blob.
+    const applied = this.#host.sql.transaction(() => {
+      const open = this.#host.sql.one(
+        `SELECT seq FROM _baton_steps
+         WHERE seq = ? AND kind = 'child' AND status = 'waiting' AND event_type = ?`,
+        seq,
+        childId,
+      );
+      if (!open) return false;
+      this.#host.sql.run(
+        "UPDATE _baton_steps SET status = 'completed', output = ?, ended_at = ? WHERE seq = ?",
+        this.storeBlob(`step:${seq}`, bytes),
+        this.#host.now(),
+        seq,
+      );
+      return true;
+    });
+    if (!applied) return false;
     this.wake(seq);
     await this.ensureHeartbeat();
     return true;
@@ -1138,7 +1217,10 @@ export class Engine {
     if (!begun) return never();
     const { seq, occurrence, row } = begun;
     if (row?.status === "completed") {
-      return this.#replayed(run, (await this.#readOutput(row)) as WorkflowEvent<T>);
+      return this.#replayed(
+        run,
+        (await run.track(() => this.#readOutput(row))) as WorkflowEvent<T>,
+      );
     }
     if (row?.status === "timed_out") throw eventTimeout(name, type);
     if (run.cancelling) return this.#frontier(run);
