@@ -419,8 +419,8 @@ export const raceSaga = workflow(
     const p = () => probe(ctx.env, input.probe);
     const undo =
       (name: string) =>
-      async (output: string, { attempt }: { attempt: number }) => {
-        await p().record("undo", { name, output, attempt });
+      async (output: unknown, { attempt }: { attempt: number }) => {
+        await p().record("undo", { name, output: String(output), attempt });
         if (input.gateUndo === name) await p().waitGate(`undo-${name}`);
       };
     await Promise.all([
