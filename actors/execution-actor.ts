@@ -115,7 +115,8 @@ export abstract class ExecutionActor<Env = unknown> extends Actor<Env, Execution
       .on("report", async () => {
         await this.#engine.reportToParent();
       })
-      .on("cancel-child", (payload) => this.#engine.cancelChild(payload))
+      .on("cancel-child", (payload, timer) => this.#engine.cancelChild(payload, timer.attempts))
+      .on("check-children", (payload) => this.#engine.checkChildren(payload))
       .on("permit", (payload) => this.#engine.returnPermit(payload));
   }
 
@@ -246,6 +247,24 @@ export abstract class ExecutionActor<Env = unknown> extends Actor<Env, Execution
       typeof parent.binding !== "string"
     ) {
       invalidArgument("parent", "must be { id, seq, binding }", parent);
+    }
+    // A child is its parent's step: once it exists, that parent step gets it back whatever input
+    // a replay computes now; anyone else is refused.
+    const existing = this.#engine.row();
+    if (existing) {
+      if (
+        existing.parent_id !== parent.id ||
+        existing.parent_seq !== parent.seq ||
+        existing.parent_binding !== parent.binding
+      ) {
+        throw new BatonError(
+          "EXECUTION_CONFLICT",
+          `Execution "${existing.execution_id}" already exists and is not the child of step ${parent.seq} of "${parent.id}".`,
+          { id: existing.execution_id, parent: existing.parent_id },
+        );
+      }
+      this.#engine.kick();
+      return this.#info(existing);
     }
     return this.#info(await this.#start(workflow, input, { id: options.id }, parent));
   }

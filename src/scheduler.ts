@@ -305,13 +305,14 @@ export class Scheduler<T extends TimerMap = TimerMap> {
     checkIdOrKey(idOrKey);
     const where = typeof idOrKey === "number" ? "id = ?" : "key = ?";
     const running = this.#inFlight;
+    let hitRunning = false;
     if (running !== null) {
-      const hit = this.#sql.one(
+      hitRunning = !!this.#sql.one(
         `SELECT 1 AS hit FROM ${TABLE} WHERE ${where} AND id = ?`,
         idOrKey,
         running,
       );
-      if (hit) this.#inFlightCancelled = true;
+      if (hitRunning) this.#inFlightCancelled = true;
     }
     const removed = this.#sql.run(
       `DELETE FROM ${TABLE} WHERE ${where} AND id IS NOT ?`,
@@ -319,7 +320,7 @@ export class Scheduler<T extends TimerMap = TimerMap> {
       running,
     );
     if (removed > 0) await this.#rearm();
-    return removed > 0 || this.#inFlightCancelled;
+    return removed > 0 || hitRunning;
   }
 
   /** Cancels every timer of a kind (as {@link Scheduler.cancel}); returns how many. */

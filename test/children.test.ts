@@ -6,8 +6,15 @@ import {
 } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
 import { executions } from "../src/index.ts";
-import { eventually, executionStub, probe } from "./helpers.ts";
-import { detachedChild, fanout, grandparent } from "./workflows.ts";
+import {
+  advance,
+  eventually,
+  executionStub,
+  expectBatonError,
+  probe,
+  uniqueName,
+} from "./helpers.ts";
+import { detachedChild, fanout, grandparent, oddChildren } from "./workflows.ts";
 
 const client = () => executions(env.TestExecutions);
 
@@ -100,6 +107,84 @@ describe("child executions", () => {
       });
       expect(await client().get(`${id}/bg/0`).status()).toMatchObject({ status: "completed" });
     }
+  });
+
+  it("derives distinct, valid child ids from any step name", async () => {
+    const p = probe();
+    const { id } = executionStub("odd");
+    const run = await client().start(oddChildren, { probe: p.name }, { id });
+    expect(await run.result({ timeout: "5s" })).toEqual({
+      ok: true,
+      status: "completed",
+      value: [2, 4, 6],
+    });
+    const ids = (await run.journal()).map((e) => e.eventType as string);
+    expect(new Set(ids).size).toBe(3);
+    expect(ids[0]).toBe(`${id}/a%2F0%2Fb/0`);
+    expect(ids[1]).toBe(`${id}/a/0`);
+    expect(ids[2]?.length).toBeLessThanOrEqual(256);
+    for (const childId of ids)
+      expect(await client().get(childId).status()).toMatchObject({ status: "completed" });
+  });
+
+  it("refuses bad child calls over RPC, and a second parent; a replay gets its child back", async () => {
+    const { id, stub } = executionStub("child-rpc");
+    const parent = { id: uniqueName("parent"), seq: 0, binding: "TestExecutions" };
+    const input = { probe: probe().name, n: 5 };
+    const cases: Array<[() => Promise<unknown>, string]> = [
+      // @ts-expect-error no parent
+      [() => stub.startChild("childWork", input, { id }), "INVALID_ARGUMENT"],
+      [
+        () => stub.startChild("childWork", input, { id, parent: { ...parent, seq: 1.5 } }),
+        "INVALID_ARGUMENT",
+      ],
+      [() => stub.startChild("nope", input, { id, parent }), "UNKNOWN_WORKFLOW"],
+      [() => stub.childDone(0, "x", { ok: true, id: "x", value: 1 }), "EXECUTION_NOT_FOUND"],
+    ];
+    for (const [call, code] of cases) await expectBatonError(call(), code as "INVALID_ARGUMENT");
+    await expectBatonError(client().get(id).status(), "EXECUTION_NOT_FOUND");
+    await stub.startChild("childWork", input, { id, parent });
+    // The same parent step, even with another input (a replay that computed it anew): the child.
+    expect(await stub.startChild("childWork", { ...input, n: 6 }, { id, parent })).toMatchObject({
+      id,
+      workflow: "childWork",
+    });
+    await expectBatonError(
+      stub.startChild("childWork", input, { id, parent: { ...parent, seq: 1 } }),
+      "EXECUTION_CONFLICT",
+    );
+    for (const bad of [null, { ok: true }, { ok: false, id: "y" }, { ok: "yes", id: "y" }]) {
+      // @ts-expect-error malformed reports
+      await expectBatonError(stub.childDone(0, "y", bad), "INVALID_ARGUMENT");
+    }
+    expect(await stub.childDone(0, "y", { ok: true, id: "y", value: 1 })).toBe(false);
+  });
+
+  it("finds out by itself when a child's report never arrives", async () => {
+    const p = probe();
+    const { id, stub } = executionStub("lost-report");
+    const run = await client().start(fanout, { probe: p.name, count: 1, gate: true }, { id });
+    await eventually(
+      () => p.stub.counts(),
+      (c) => c["child-0"] === 1,
+    );
+    // Point the child's report at a binding that does not exist: its report goes nowhere.
+    const childId = `${id}/kids#0/0`;
+    await runInDurableObject(env.TestExecutions.getByName(childId), (_i, state) => {
+      state.storage.sql.exec("UPDATE _baton_execution SET parent_binding = 'Nowhere'");
+    });
+    await p.stub.openGate("child-0");
+    await eventually(
+      () => client().get(childId).status(),
+      (s) => s.status === "completed",
+    );
+    expect((await run.status()).status).toBe("waiting");
+    // The parent's check on its children (a minute after it started them) pulls the outcome.
+    await advance(stub, 60_000);
+    expect(await run.result({ timeout: "5s" })).toMatchObject({
+      ok: true,
+      value: { values: [0], failed: [] },
+    });
   });
 
   it("shows a grandchild's failure at the grandparent's finalize", async () => {

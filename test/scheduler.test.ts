@@ -366,6 +366,7 @@ describe("scheduler: timers over one alarm", () => {
     await stub.advanceClock(10 * 60_000);
     await drainAlarms(stub);
     expect(await stub.fired("c")).toHaveLength(1);
+    expect(await stub.fired("c:self=true:other=false")).toHaveLength(1);
     expect(await stub.list()).toEqual([]);
   });
 

@@ -127,7 +127,10 @@ export class TimerActor extends Actor<Env, TestTimers> {
       })
       .on("cancelSelfThenThrow", async (p, t) => {
         this.#log(p.tag, t);
-        await this.timers.cancel(t.id);
+        const self = await this.timers.cancel(t.id);
+        // Cancelling something else that does not exist says so, even after the self-cancel.
+        const other = await this.timers.cancel("no-such-timer");
+        this.#log(`${p.tag}:self=${self}:other=${other}`, t);
         throw new Error("fails after cancelling itself");
       })
       .on("repeat", async (p, t) => {

@@ -309,6 +309,14 @@ export const detachedChild = workflow(
   },
 );
 
+/** Children whose step names have a slash, or make an id over the 256-character limit. */
+export const oddChildren = workflow("oddChildren", async (input: { probe: string }, step) => {
+  const a = await step.child("a/0/b", childWork, { probe: input.probe, n: 1 });
+  const b = await step.child("a", childWork, { probe: input.probe, n: 2 });
+  const c = await step.child("long-".repeat(48), childWork, { probe: input.probe, n: 3 });
+  return [a, b, c];
+});
+
 /** Fans out to `count` children, then finalizes over every outcome in order. */
 export const fanout = workflow(
   "fanout",
@@ -506,6 +514,7 @@ export const allWorkflows = [
   childWork,
   fanout,
   detachedChild,
+  oddChildren,
   middle,
   grandparent,
   forkEdges,

@@ -45,6 +45,11 @@ export type ExecutionTimers = {
   report: Record<string, never>;
   /** A failed or cancelled parent cancels an unfinished child (retried). */
   "cancel-child": { binding: string; childId: string };
+  /**
+   * A parent with unfinished children asks them how they are (every minute at first, then less
+   * often, up to hourly): the safety net under their reports.
+   */
+  "check-children": { interval: number };
   /** Gives a finished execution's concurrency permit back (retried by the scheduler). */
   permit: { binding: string; lock: string; waiter: string; lease: Lease | null };
 };
@@ -58,6 +63,9 @@ export const DEFAULT_RETRIES = {
 } as const;
 /** How often a running execution's heartbeat checks that its runner is alive. */
 export const HEARTBEAT_MS = 30_000;
+/** First and longest interval of a parent's check on its unfinished children. */
+const CHILD_CHECK_MS = 60_000;
+const MAX_CHILD_CHECK_MS = 3_600_000;
 /** Outputs and inputs larger than this (encoded) are stored in the value store, not inline. */
 const INLINE_MAX = 1_000_000;
 /** Event payloads larger than this (encoded) are refused. */
@@ -187,6 +195,8 @@ export class Engine {
   readonly #waiters = new Map<number, Set<() => void>>();
   #resultWaiters: Array<() => void> = [];
   #gate: { promise: Promise<void>; open: () => void } | null = null;
+  /** startChild calls on their way (a cancel of that child waits for them). */
+  readonly #starting = new Set<Promise<unknown>>();
 
   constructor(host: EngineHost) {
     this.#host = host;
@@ -1028,8 +1038,9 @@ export class Engine {
       );
     }
     if (run.cancelling) return this.#frontier(run);
-    // Deterministic, so a replay finds the same child; per run, so a restart starts fresh ones.
-    const childId = `${exec.execution_id}/${exec.run > 1 ? `r${exec.run}/` : ""}${name}/${occurrence}`;
+    // Deterministic, so a replay finds the same child (the journal keeps it); per run, so a
+    // restart starts fresh ones.
+    const childId = row?.event_type ?? (await childExecutionId(exec, name, occurrence));
     if (!row) {
       await this.#passGate(run);
       this.#host.sql.run(
@@ -1048,12 +1059,21 @@ export class Engine {
       if (run.dead) return never();
       try {
         const stub = this.#childNamespace().getByName(childId);
-        const info = await stub.startChild(workflow, input as Value, {
+        const starting = stub.startChild(workflow, input as Value, {
           id: childId,
           parent: { id: exec.execution_id, seq, binding: this.#host.childBinding() },
         });
+        this.#starting.add(starting);
+        const info = await starting.finally(() => this.#starting.delete(starting));
         if (TERMINAL.has(info.status as StoredStatus)) {
           await this.childReport(seq, childId, toChildResult(childId, await stub.result()));
+        } else {
+          await this.#host.timers.schedule(
+            "check-children",
+            { interval: CHILD_CHECK_MS },
+            { after: CHILD_CHECK_MS },
+            { key: "check-children" },
+          );
         }
         break;
       } catch (error) {
@@ -1152,18 +1172,71 @@ export class Engine {
     return true;
   }
 
-  /** The `cancel-child` timer. */
-  async cancelChild(payload: ExecutionTimers["cancel-child"]): Promise<void> {
+  /**
+   * The `cancel-child` timer. A child not found may still have its start on the way: the starts
+   * this instance sent are awaited first, and "not found" is retried twice before it counts.
+   */
+  async cancelChild(payload: ExecutionTimers["cancel-child"], attempt = 1): Promise<void> {
     const ns = (this.#host.env as Record<string, unknown> | undefined)?.[payload.binding] as
       | DurableObjectNamespace<ExecutionActorLike>
       | undefined;
     if (typeof ns?.getByName !== "function") return;
+    await Promise.allSettled([...this.#starting]);
     await ns
       .getByName(payload.childId)
       .cancel()
       .catch((error: unknown) => {
         if (!isBatonError(error, "EXECUTION_NOT_FOUND")) throw error;
+        if (attempt < 3) throw new Error(`child "${payload.childId}" not found yet`);
       });
+  }
+
+  /**
+   * The `check-children` timer: the safety net under child reports. With no live run, a replay
+   * asks every unfinished child again (and starts one whose start was lost); with one, the
+   * children are asked here. Then it checks again later, less often, while any is unfinished.
+   */
+  async checkChildren(payload: ExecutionTimers["check-children"]): Promise<void> {
+    const row = this.row();
+    if (!row || row.mode !== "workflow" || TERMINAL.has(row.status)) return;
+    const open = this.#host.sql.all<{ seq: number; event_type: string }>(
+      "SELECT seq, event_type FROM _baton_steps WHERE kind = 'child' AND status = 'waiting' ORDER BY seq",
+    );
+    if (open.length === 0) return;
+    if (!this.#run) this.kick();
+    else {
+      const ns = this.#childNamespace();
+      for (const child of open) {
+        const stub = ns.getByName(child.event_type);
+        try {
+          const info = await stub.status();
+          if (TERMINAL.has(info.status as StoredStatus)) {
+            const result = toChildResult(child.event_type, await stub.result());
+            await this.childReport(child.seq, child.event_type, result);
+          }
+        } catch (error) {
+          // Gone (its retention ran out before the parent heard): a failed child.
+          if (!isBatonError(error, "EXECUTION_NOT_FOUND")) throw error;
+          await this.childReport(child.seq, child.event_type, {
+            ok: false,
+            id: child.event_type,
+            error: {
+              code: "CHILD_LOST",
+              message: `Child execution "${child.event_type}" no longer exists and its outcome never reached the parent.`,
+              name: "BatonError",
+              step: null,
+            },
+          });
+        }
+      }
+    }
+    const interval = Math.min(payload.interval * 2, MAX_CHILD_CHECK_MS);
+    await this.#host.timers.schedule(
+      "check-children",
+      { interval },
+      { after: interval },
+      { key: "check-children" },
+    );
   }
 
   #stepFailed(seq: number, attempts: number, error: StepError): void {
@@ -1516,6 +1589,25 @@ interface ExecutionActorLike extends Rpc.DurableObjectBranded {
   result(): Promise<{ ok: boolean; value?: unknown; error?: ExecutionError; status: string }>;
   childDone(seq: number, childId: string, result: ChildResult<Value>): Promise<boolean>;
   cancel(): Promise<object>;
+  status(): Promise<{ status: string }>;
+}
+
+/**
+ * The id of a child execution: `<parent id>/[r<run>/]<step name>/<occurrence>`, with `%` and `/`
+ * in the step name escaped (so no two steps share an id). An id over the 256-character limit
+ * keeps its first 190 characters and ends in a hash of the whole.
+ */
+export async function childExecutionId(
+  parent: { execution_id: string; run: number },
+  name: string,
+  occurrence: number,
+): Promise<string> {
+  const escaped = name.replaceAll("%", "%25").replaceAll("/", "%2F");
+  const id = `${parent.execution_id}/${parent.run > 1 ? `r${parent.run}/` : ""}${escaped}/${occurrence}`;
+  if (id.length <= 256) return id;
+  const hash = new Uint8Array(await crypto.subtle.digest("SHA-256", new TextEncoder().encode(id)));
+  const hex = Array.from(hash.subarray(0, 16), (b) => b.toString(16).padStart(2, "0")).join("");
+  return `${id.slice(0, 190)}~${hex}`;
 }
 
 function workflowName(workflow: unknown): string {
