@@ -117,7 +117,7 @@ const SUITES: Suite[] = [
     name: "children",
     title: "Composition: fan-out to 100 and 1000 trivial children",
     description:
-      "A parent execution fans out to `n` child executions of one trivial step each and finalizes over all their outputs (the count of distinct outputs must be `n`); start to result. Baton: `step.children` (each child its own Execution actor, reporting back through the actor). Cloudflare Workflows (local engine, same dev server): the closest pattern it allows — the parent workflow creates `n` child instances with `createBatch` (100 per call) in a step, then polls the unfinished ones from a step every 50 ms (`step.sleep`) until all are complete.",
+      "A parent execution fans out to `n` child executions of one trivial step each and finalizes over all their outputs (the count of distinct outputs must be `n`); start to result. Baton: `step.children` (each child its own Execution actor, reporting back through the actor). Cloudflare Workflows (local engine, same dev server): the closest pattern it allows — the parent workflow creates `n` child instances with `createBatch` (100 per call) in a step, then polls the unfinished ones from a step every 50 ms (`step.sleep`) until all are complete. Both create one new SQLite-backed object per child (Cloudflare's local engine runs each instance in its own object); the floor row is the cost of creating 1000 new objects that answer one RPC and store nothing, measured in the same run. Cloudflare's engine logs requests \"cancelled as hung\" on a fresh state; the instances still complete.",
     unit: "children",
     metric: "time",
     reps: 3,

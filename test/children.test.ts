@@ -160,6 +160,27 @@ describe("child executions", () => {
     expect(await stub.childDone(0, "y", { ok: true, id: "y", value: 1 })).toBe(false);
   });
 
+  it("survives a reset of the parent in the middle of its fan-out; each child body once", async () => {
+    const p = probe();
+    const { id } = executionStub("fan-reset");
+    await client().start(fanout, { probe: p.name, count: 20 }, { id });
+    // Reset while it is still starting children (and they report back).
+    await runInDurableObject(env.TestExecutions.getByName(id), (_i, state) =>
+      state.abort("reset: test"),
+    ).catch(() => undefined);
+    const revived = env.TestExecutions.getByName(id);
+    await revived.advanceClock(30_000);
+    await runDurableObjectAlarm(revived);
+    const result = await client().get(fanout, id).result({ timeout: "10s" });
+    expect(result).toMatchObject({
+      ok: true,
+      value: { values: Array.from({ length: 20 }, (_, n) => n * 2), failed: [] },
+    });
+    const counts = await p.stub.counts();
+    expect(Object.keys(counts)).toHaveLength(20);
+    expect(Object.values(counts).every((c) => c === 1)).toBe(true);
+  });
+
   it("finds out by itself when a child's report never arrives", async () => {
     const p = probe();
     const { id, stub } = executionStub("lost-report");

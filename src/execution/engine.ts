@@ -158,15 +158,17 @@ class Run {
     for (const controller of this.controllers) controller.abort(reason);
   }
 
-  /** Counts work that settles soon (a body, a read-back) while `work` runs. */
-  async track<T>(work: () => Promise<T>): Promise<T> {
+  /** Counts work that settles soon (a body, a read-back) until it has settled. */
+  track<T>(work: Promise<T>): Promise<T> {
     this.busy++;
-    try {
-      return await work();
-    } finally {
-      if (--this.busy === 0) for (const resolve of this.#idle.splice(0)) resolve();
-    }
+    return work.finally(this.#done);
   }
+
+  readonly #done = (): void => {
+    if (--this.busy === 0 && this.#idle.length > 0) {
+      for (const resolve of this.#idle.splice(0)) resolve();
+    }
+  };
 
   /** Resolves when no body runs and no journaled output is being read back. */
   async quiesce(): Promise<void> {
@@ -775,18 +777,17 @@ export class Engine {
     kind: StepKind,
     compensating = false,
   ): { seq: number; occurrence: number; row: StepRow | undefined } | null {
-    if (!compensating) {
-      // A step the workflow calls after it started failing or cancelling does not start; nor does
-      // one whose place the journal gives to a compensation (the original run stopped it there).
-      // Parked calls claim no position, so the compensations keep theirs.
-      const next = run.seq <= run.journaled ? this.stepRow(run.seq) : undefined;
-      if (next?.name.startsWith(COMPENSATE_PREFIX) || (run.stopping && !next)) return null;
+    const row = run.seq <= run.journaled ? this.stepRow(run.seq) : undefined;
+    // A step the workflow calls after it started failing or cancelling does not start; nor does
+    // one whose place the journal gives to a compensation (the original run stopped it there).
+    // Parked calls claim no position, so the compensations keep theirs.
+    if (!compensating && (row?.name.startsWith(COMPENSATE_PREFIX) || (run.stopping && !row))) {
+      return null;
     }
     const seq = run.seq++;
     const occurrence = run.occurrences.get(name) ?? 0;
     run.occurrences.set(name, occurrence + 1);
     run.current = name;
-    const row = seq <= run.journaled ? this.stepRow(seq) : undefined;
     if (row && (row.name !== name || row.kind !== kind)) {
       const error = nondeterminism(
         `step ${seq} is "${row.name}" (${row.kind}) in the journal but the code now calls "${name}" (${kind}): steps were renamed, reordered or removed`,
@@ -860,7 +861,7 @@ export class Engine {
       return value;
     };
     if (row?.status === "completed") {
-      return this.#replayed(run, done((await run.track(() => this.#readOutput(row))) as T));
+      return this.#replayed(run, done((await run.track(this.#readOutput(row))) as T));
     }
     if (row?.status === "failed") throw failedError(row);
     // Stopped by a failure or cancel elsewhere in the original run: it stays stopped on replay.
@@ -918,7 +919,7 @@ export class Engine {
       recovering = false;
       const controller = new AbortController();
       run.controllers.add(controller);
-      const outcome = await run.track(() =>
+      const outcome = await run.track(
         attempt(
           fn,
           {
@@ -1032,10 +1033,7 @@ export class Engine {
     if (!begun) return never();
     const { seq, occurrence, row } = begun;
     if (row?.status === "completed") {
-      return this.#replayed(
-        run,
-        (await run.track(() => this.#readOutput(row))) as ChildResult<unknown>,
-      );
+      return this.#replayed(run, (await run.track(this.#readOutput(row))) as ChildResult<unknown>);
     }
     if (run.cancelling) return this.#frontier(run);
     // Deterministic, so a replay finds the same child (the journal keeps it); per run, so a
@@ -1198,7 +1196,7 @@ export class Engine {
    */
   async checkChildren(payload: ExecutionTimers["check-children"]): Promise<void> {
     const row = this.row();
-    if (!row || row.mode !== "workflow" || TERMINAL.has(row.status)) return;
+    if (row?.mode !== "workflow" || TERMINAL.has(row.status)) return;
     const open = this.#host.sql.all<{ seq: number; event_type: string }>(
       "SELECT seq, event_type FROM _baton_steps WHERE kind = 'child' AND status = 'waiting' ORDER BY seq",
     );
@@ -1290,10 +1288,7 @@ export class Engine {
     if (!begun) return never();
     const { seq, occurrence, row } = begun;
     if (row?.status === "completed") {
-      return this.#replayed(
-        run,
-        (await run.track(() => this.#readOutput(row))) as WorkflowEvent<T>,
-      );
+      return this.#replayed(run, (await run.track(this.#readOutput(row))) as WorkflowEvent<T>);
     }
     if (row?.status === "timed_out") throw eventTimeout(name, type);
     if (run.cancelling) return this.#frontier(run);
