@@ -1,9 +1,4 @@
-import {
-  env,
-  evictDurableObject,
-  runDurableObjectAlarm,
-  runInDurableObject,
-} from "cloudflare:test";
+import { env, evictDurableObject, runInDurableObject } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
 import { executions } from "../src/index.ts";
 import {
@@ -12,6 +7,8 @@ import {
   executionStub,
   expectBatonError,
   probe,
+  resetExecution,
+  reviveByHeartbeat,
   uniqueName,
 } from "./helpers.ts";
 import { detachedChild, fanout, grandparent, oddChildren } from "./workflows.ts";
@@ -48,12 +45,8 @@ describe("child executions", () => {
     // wait for its outgoing call) and comes back by its heartbeat alarm.
     await evictDurableObject(stub);
     const first = `${id}/kids#0/0`;
-    await runInDurableObject(env.TestExecutions.getByName(first), (_i, state) =>
-      state.abort("reset: test"),
-    ).catch(() => undefined);
-    const revived = env.TestExecutions.getByName(first);
-    await revived.advanceClock(30_000);
-    await runDurableObjectAlarm(revived);
+    await resetExecution(first);
+    await reviveByHeartbeat(first);
     await eventually(
       () => p.stub.count("child-0"),
       (n) => n === 2,
@@ -165,12 +158,8 @@ describe("child executions", () => {
     const { id } = executionStub("fan-reset");
     await client().start(fanout, { probe: p.name, count: 20 }, { id });
     // Reset while it is still starting children (and they report back).
-    await runInDurableObject(env.TestExecutions.getByName(id), (_i, state) =>
-      state.abort("reset: test"),
-    ).catch(() => undefined);
-    const revived = env.TestExecutions.getByName(id);
-    await revived.advanceClock(30_000);
-    await runDurableObjectAlarm(revived);
+    await resetExecution(id);
+    await reviveByHeartbeat(id);
     const result = await client().get(fanout, id).result({ timeout: "10s" });
     expect(result).toMatchObject({
       ok: true,

@@ -1,4 +1,4 @@
-import { env, runDurableObjectAlarm } from "cloudflare:test";
+import { env, runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
 import { expect } from "vitest";
 import { type ErrorCode, isBatonError } from "../src/index.ts";
 import type { Probe, TestExecutions, TimerActor } from "./worker.ts";
@@ -129,4 +129,21 @@ export function randomBytes(n: number): Uint8Array {
   const out = new Uint8Array(n);
   for (let i = 0; i < n; i += 65_536) crypto.getRandomValues(out.subarray(i, i + 65_536));
   return out;
+}
+
+/**
+ * Resets an execution's actor as a crash or a deploy would (`evictDurableObject` would wait for
+ * its outgoing calls instead).
+ */
+export async function resetExecution(id: string): Promise<void> {
+  await runInDurableObject(env.TestExecutions.getByName(id), (_i, state) =>
+    state.abort("reset: test"),
+  ).catch(() => undefined);
+}
+
+/** Brings a reset execution back as production does: by its heartbeat alarm, 30 s later. */
+export async function reviveByHeartbeat(id: string): Promise<void> {
+  const revived = env.TestExecutions.getByName(id);
+  await revived.advanceClock(30_000);
+  await runDurableObjectAlarm(revived);
 }

@@ -1,7 +1,14 @@
-import { env, runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
+import { env } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
 import { executions } from "../src/index.ts";
-import { advance, eventually, executionStub, probe } from "./helpers.ts";
+import {
+  advance,
+  eventually,
+  executionStub,
+  probe,
+  resetExecution,
+  reviveByHeartbeat,
+} from "./helpers.ts";
 import { parallelSaga, raceSaga, saga } from "./workflows.ts";
 
 const client = () => executions(env.TestExecutions);
@@ -36,13 +43,9 @@ describe("saga compensation", () => {
       () => p.stub.records("undo"),
       (u) => u.some((e) => e.name === "B"),
     );
-    await runInDurableObject(env.TestExecutions.getByName(id), (_i, state) =>
-      state.abort("reset: test"),
-    ).catch(() => undefined);
+    await resetExecution(id);
     await p.stub.openGate("undo-B");
-    const revived = env.TestExecutions.getByName(id);
-    await revived.advanceClock(30_000);
-    await runDurableObjectAlarm(revived);
+    await reviveByHeartbeat(id);
     expect(await run.result({ timeout: "5s" })).toMatchObject({
       ok: false,
       error: { compensation: "completed" },
@@ -71,14 +74,10 @@ describe("saga compensation", () => {
     );
     // Reset while P2's compensation runs: the replay completes P1 and P2 in call order, and must
     // still line up with the journal's compensation entries.
-    await runInDurableObject(env.TestExecutions.getByName(id), (_i, state) =>
-      state.abort("reset: test"),
-    ).catch(() => undefined);
+    await resetExecution(id);
     await p.stub.openGate("undo-P2");
     await p.stub.openGate("undo-P1");
-    const revived = env.TestExecutions.getByName(id);
-    await revived.advanceClock(30_000);
-    await runDurableObjectAlarm(revived);
+    await reviveByHeartbeat(id);
     expect(await run.result({ timeout: "5s" })).toMatchObject({
       ok: false,
       status: "failed",
@@ -158,13 +157,9 @@ describe("saga compensation", () => {
       () => p.stub.records("undo"),
       (u) => u.length === 1,
     );
-    await runInDurableObject(env.TestExecutions.getByName(id), (_i, state) =>
-      state.abort("reset: test"),
-    ).catch(() => undefined);
+    await resetExecution(id);
     await p.stub.openGate("undo-A");
-    const revived = env.TestExecutions.getByName(id);
-    await revived.advanceClock(30_000);
-    await runDurableObjectAlarm(revived);
+    await reviveByHeartbeat(id);
     expect(await run.result({ timeout: "5s" })).toMatchObject({
       ok: false,
       error: { message: "B failed", compensation: "completed" },
