@@ -30,10 +30,23 @@ import type {
   Value,
 } from "../src/execution/types.ts";
 import type { StateMachine } from "../src/fsm.ts";
+import {
+  type CancelledEvent,
+  type CompletedEvent,
+  type FailedEvent,
+  type InitialStateEvent,
+  jsonIfSmall,
+  MAX_LIVE_OUTPUT_BYTES,
+  MAX_LIVE_RESULT_BYTES,
+  OMITTED,
+  type ProgressEvent,
+} from "../src/live.ts";
 import { runMigrations } from "../src/migrations.ts";
 import { type AnyWorkflow, type ChildResult, WorkflowRegistry } from "../src/workflow.ts";
 
 const MAX_ID = 256;
+/** Tag of live-progress WebSockets. */
+const LIVE_TAG = "live";
 const DEFAULT_RETENTION = "7 days";
 /** How long `cancel()` waits for compensations before answering (they go on after). */
 const CANCEL_WAIT_MS = 10_000;
@@ -104,6 +117,8 @@ export abstract class ExecutionActor<Env = unknown> extends Actor<Env, Execution
       env,
       childBinding: () => this.childBinding,
       now: () => this.now(),
+      stepDone: (seq, step, output) => this.#stepDone(seq, step, output),
+      ended: () => this.#ended(),
     };
     this.#engine = new Engine(host);
     this.timers
@@ -118,6 +133,127 @@ export abstract class ExecutionActor<Env = unknown> extends Actor<Env, Execution
       .on("cancel-child", (payload, timer) => this.#engine.cancelChild(payload, timer.attempts))
       .on("check-children", (payload) => this.#engine.checkChildren(payload))
       .on("permit", (payload) => this.#engine.returnPermit(payload));
+    // Keep-alive pings of live subscribers are answered without waking the actor.
+    ctx.setWebSocketAutoResponse(new WebSocketRequestResponsePair("ping", "pong"));
+  }
+
+  // ---- live progress ---------------------------------------------------------------------------
+
+  /**
+   * Live progress over a WebSocket: `initial_state` first, then a `progress` event per finished
+   * step, then exactly one terminal event (`completed`, `failed` or `cancelled`), after which the
+   * socket is closed. Sockets use the Hibernation API: an idle subscriber does not keep the
+   * actor awake, and the socket survives the actor's eviction. Reach it from a Worker route with
+   * {@link liveProgress} (or the gateway's live route); this is the actor's only `fetch` use.
+   */
+  override async fetch(request: Request): Promise<Response> {
+    if (request.headers.get("Upgrade")?.toLowerCase() !== "websocket") {
+      return Response.json(
+        {
+          code: "INVALID_ARGUMENT",
+          message: "Live progress is a WebSocket: send the request with `Upgrade: websocket`.",
+        },
+        { status: 426 },
+      );
+    }
+    const row = this.#engine.row();
+    if (!row) {
+      return Response.json(
+        {
+          code: "EXECUTION_NOT_FOUND",
+          message: "No such execution: it was never started, or its retention ran out.",
+        },
+        { status: 404 },
+      );
+    }
+    const { 0: client, 1: server } = new WebSocketPair();
+    this.ctx.acceptWebSocket(server, [LIVE_TAG]);
+    const initial: InitialStateEvent = { type: "initial_state", state: this.#info(row) };
+    server.send(JSON.stringify(initial));
+    if (TERMINAL.has(row.status)) {
+      // Ended already: its terminal event, then close (#ended() did not see this socket).
+      server.send(await this.#terminalMessage(row));
+      server.close(1000, "The execution has ended.");
+    }
+    return new Response(null, { status: 101, webSocket: client });
+  }
+
+  /** Subscribers send nothing but pings (answered automatically); anything else is ignored. */
+  override webSocketMessage(_ws: WebSocket, _message: string | ArrayBuffer): void {}
+
+  override webSocketClose(ws: WebSocket, code: number, reason: string): void {
+    try {
+      ws.close(code === 1005 || code === 1006 ? 1000 : code, reason);
+    } catch {
+      // Already closed.
+    }
+  }
+
+  override webSocketError(): void {}
+
+  #stepDone(seq: number, step: string, output: () => unknown, index = seq): void {
+    const sockets = this.ctx.getWebSockets(LIVE_TAG);
+    if (sockets.length === 0) return;
+    const row = this.#engine.row();
+    if (!row) return;
+    const { json, omitted } = jsonIfSmall(output(), MAX_LIVE_OUTPUT_BYTES);
+    const head = JSON.stringify({
+      type: "progress",
+      executionId: row.execution_id,
+      step,
+      stepIndex: index,
+      totalSteps: row.total_steps,
+      ...(omitted ? { outputOmitted: true } : {}),
+      timestamp: this.now(),
+    } satisfies ProgressEvent);
+    broadcast(sockets, json === undefined ? head : `${head.slice(0, -1)},"output":${json}}`);
+  }
+
+  /** The terminal event goes to the sockets open now (a later one gets it from fetch()). */
+  #ended(): void {
+    const sockets = this.ctx.getWebSockets(LIVE_TAG);
+    const row = this.#engine.row();
+    if (sockets.length === 0 || !row) return;
+    void this.#terminalMessage(row).then((message) => {
+      broadcast(sockets, message);
+      for (const ws of sockets) {
+        try {
+          ws.close(1000, "The execution has ended.");
+        } catch {
+          // Closed by the client meanwhile.
+        }
+      }
+    });
+  }
+
+  async #terminalMessage(row: ExecutionRow): Promise<string> {
+    const base = { executionId: row.execution_id, timestamp: row.ended_at ?? this.now() };
+    if (row.status === "completed") {
+      let result: unknown = OMITTED;
+      try {
+        result = await this.#engine.readOutput(row);
+      } catch {
+        // Unreadable: leave it out; result() reports the error.
+      }
+      const { json, omitted } = jsonIfSmall(result, MAX_LIVE_RESULT_BYTES);
+      const head = JSON.stringify({
+        type: "completed",
+        ...base,
+        ...(omitted ? { resultOmitted: true } : {}),
+      } satisfies CompletedEvent);
+      return json === undefined ? head : `${head.slice(0, -1)},"result":${json}}`;
+    }
+    if (row.status === "cancelled") {
+      return JSON.stringify({ type: "cancelled", ...base } satisfies CancelledEvent);
+    }
+    const error = row.error ? parseError(row.error) : null;
+    return JSON.stringify({
+      type: "failed",
+      ...base,
+      error: error?.message ?? `The execution ${row.status}.`,
+      code: error?.code ?? (row.status === "timed_out" ? "TIMED_OUT" : "FAILED"),
+      step: error?.step ?? null,
+    } satisfies FailedEvent);
   }
 
   // ---- workflow executions ---------------------------------------------------------------------
@@ -661,6 +797,7 @@ export abstract class ExecutionActor<Env = unknown> extends Actor<Env, Execution
       bytes === null ? null : this.#engine.storeBlob(`step:${seq}`, bytes),
     );
     this.sql.run("UPDATE _baton_execution SET updated_at = ? WHERE id = 1", now);
+    this.#stepDone(seq, step, () => options?.output, index ?? seq);
     return this.#info(this.#requireRow());
   }
 
@@ -818,4 +955,15 @@ function parseError(text: string | null): ExecutionError {
       attempt: null,
     };
   return JSON.parse(text) as ExecutionError;
+}
+
+/** Sends `message` to every socket; a socket closing meanwhile is skipped. */
+function broadcast(sockets: WebSocket[], message: string): void {
+  for (const ws of sockets) {
+    try {
+      ws.send(message);
+    } catch {
+      // Closed by the client meanwhile.
+    }
+  }
 }

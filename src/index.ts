@@ -82,6 +82,18 @@ export {
   type Transition,
   type Transitions,
 } from "./fsm.ts";
+export {
+  type CancelledEvent,
+  type CompletedEvent,
+  type FailedEvent,
+  type InitialStateEvent,
+  isTerminalEvent,
+  type LiveEvent,
+  liveProgress,
+  MAX_LIVE_OUTPUT_BYTES,
+  MAX_LIVE_RESULT_BYTES,
+  type ProgressEvent,
+} from "./live.ts";
 export { LocksClient, locks } from "./locks.ts";
 export { type Migration, runMigrations, schemaVersion } from "./migrations.ts";
 export { loop, Pipeline, type PipelineFailure, pipeline, sequence } from "./pipeline.ts";

@@ -1,8 +1,9 @@
 import { type Lease, type LockActor, MAX_LEASE_TTL } from "../../actors/lock-actor.ts";
-import { decode, encode, encodeText } from "../codec.ts";
+import { decode, decodeSync, encode, encodeText } from "../codec.ts";
 import { parseDuration } from "../duration.ts";
 import { BatonError, invalidArgument, isBatonError } from "../errors.ts";
 import type { StateMachine } from "../fsm.ts";
+import { OMITTED } from "../live.ts";
 import { LocksClient } from "../locks.ts";
 import type { Scheduler } from "../scheduler.ts";
 import type { Sql } from "../sql.ts";
@@ -88,6 +89,13 @@ export interface EngineHost {
   /** The binding name of this Execution actor's own namespace (for children and reports). */
   childBinding(): string;
   now(): number;
+  /**
+   * A step finished in this run (not a replay): live subscribers hear of it. `output` is read
+   * only if someone listens; it returns {@link OMITTED} for an output that cannot be shown.
+   */
+  stepDone(seq: number, step: string, output: () => unknown): void;
+  /** The execution reached a terminal state: live subscribers get the terminal event. */
+  ended(): void;
 }
 
 /** Thrown into the workflow when a step has failed for good (it may catch it). */
@@ -522,6 +530,7 @@ export class Engine {
     });
     const row = this.row();
     const runNumber = row?.run;
+    this.#host.ended();
     // Durable follow-ups, queued before any await: cancel unfinished children, tell the parent.
     // The report is tried at once below; its timer is the retry, due a heartbeat from now, so it
     // falls in the alarm already armed (no alarm write on the way out).
@@ -950,6 +959,7 @@ export class Engine {
           this.#host.now(),
           seq,
         );
+        this.#host.stepDone(seq, name, () => outcome.value);
         return done(outcome.value);
       }
       const stepError = toStepError(outcome.error);
@@ -1114,16 +1124,18 @@ export class Engine {
    */
   async childReport(seq: number, childId: string, result: ChildResult<unknown>): Promise<boolean> {
     const bytes = await encode(result);
+    let step = "";
     // Check, then write (the output may go to the value store): a late or repeated report
     // changes nothing, not even a stored blob.
     const applied = this.#host.sql.transaction(() => {
-      const open = this.#host.sql.one(
-        `SELECT seq FROM _baton_steps
+      const open = this.#host.sql.one<{ name: string }>(
+        `SELECT name FROM _baton_steps
          WHERE seq = ? AND kind = 'child' AND status = 'waiting' AND event_type = ?`,
         seq,
         childId,
       );
       if (!open) return false;
+      step = open.name;
       this.#host.sql.run(
         "UPDATE _baton_steps SET status = 'completed', output = ?, ended_at = ? WHERE seq = ?",
         this.storeBlob(`step:${seq}`, bytes),
@@ -1133,6 +1145,7 @@ export class Engine {
       return true;
     });
     if (!applied) return false;
+    this.#host.stepDone(seq, step, () => result);
     this.wake(seq);
     await this.ensureHeartbeat();
     return true;
@@ -1270,11 +1283,12 @@ export class Engine {
       );
     }
     await this.#until(run, seq, wakeAt ?? 0);
-    this.#host.sql.run(
-      "UPDATE _baton_steps SET status = 'completed', ended_at = ?, wake_at = NULL WHERE seq = ?",
+    const completed = this.#host.sql.run(
+      "UPDATE _baton_steps SET status = 'completed', ended_at = ?, wake_at = NULL WHERE seq = ? AND status <> 'completed'",
       this.#host.now(),
       seq,
     );
+    if (completed > 0) this.#host.stepDone(seq, name, () => undefined);
   }
 
   async #wait<T>(
@@ -1313,7 +1327,7 @@ export class Engine {
         "SELECT * FROM _baton_events WHERE type = ? AND consumed_by IS NULL ORDER BY id LIMIT 1",
         type,
       );
-      if (buffered) this.#deliver(buffered, seq);
+      if (buffered) this.#deliver(buffered, seq, name);
     }
     for (;;) {
       if (run.dead) return never();
@@ -1399,14 +1413,14 @@ export class Engine {
       this.#host.now(),
     );
     if (!waiting) return { id: event.id, delivered: false, step: null, duplicate: false };
-    this.#deliver(event, waiting.seq);
+    this.#deliver(event, waiting.seq, waiting.name);
     await this.#host.timers.cancel(`wake:${waiting.seq}`);
     this.wake(waiting.seq);
     return { id: event.id, delivered: true, step: waiting.name, duplicate: false };
   }
 
   /** Marks `event` consumed by the wait at `seq` and completes that wait, atomically. */
-  #deliver(event: EventRow, seq: number): void {
+  #deliver(event: EventRow, seq: number, step: string): void {
     // The wait's output refers to the event row, so the payload is stored once.
     this.#host.sql.transaction(() => {
       this.#host.sql.run("UPDATE _baton_events SET consumed_by = ? WHERE id = ?", seq, event.id);
@@ -1416,6 +1430,17 @@ export class Engine {
         `event:${event.id}`,
         seq,
       );
+    });
+    this.#host.stepDone(seq, step, () => {
+      try {
+        return {
+          type: event.type,
+          payload: decodeSync(event.payload),
+          receivedAt: event.received_at,
+        };
+      } catch {
+        return OMITTED; // a compressed (big) payload
+      }
     });
   }
 

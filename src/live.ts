@@ -1,0 +1,147 @@
+import type { ExecutionInfo } from "./execution/types.ts";
+
+/**
+ * The live progress protocol of an execution (the seed `ExecutionState` protocol): a subscriber
+ * gets `initial_state` first, then ordered `progress` events, then exactly one terminal event
+ * (`completed`, `failed` or `cancelled`), after which the server closes the socket.
+ *
+ * Every event is one JSON text message on the WebSocket, and the same objects reach capnweb
+ * subscribers (`api.subscribe(id, callback)`).
+ */
+export type LiveEvent =
+  | InitialStateEvent
+  | ProgressEvent
+  | CompletedEvent
+  | FailedEvent
+  | CancelledEvent;
+
+/** Sent first, on connection: the execution's state as `status()` returns it. */
+export interface InitialStateEvent {
+  type: "initial_state";
+  state: ExecutionInfo;
+}
+
+/** A step finished (or, for a tracked execution, was reported). */
+export interface ProgressEvent {
+  type: "progress";
+  executionId: string;
+  step: string;
+  /** Position of the step in the journal (0-based). */
+  stepIndex: number;
+  /** The total the execution declared (tracked executions), or null. */
+  totalSteps: number | null;
+  /** The step's output as JSON, when it is at most {@link MAX_LIVE_OUTPUT_BYTES}. */
+  output?: unknown;
+  /** True when the output exists but was left out (too big, or not JSON); read the journal. */
+  outputOmitted?: true;
+  /** When the step finished (ms since the epoch, actor clock). */
+  timestamp: number;
+}
+
+/** The execution completed. */
+export interface CompletedEvent {
+  type: "completed";
+  executionId: string;
+  /** The result as JSON, when it is at most {@link MAX_LIVE_RESULT_BYTES}. */
+  result?: unknown;
+  /** True when the result was left out (too big, or not JSON); read it with `result()`. */
+  resultOmitted?: true;
+  timestamp: number;
+}
+
+/** The execution failed. */
+export interface FailedEvent {
+  type: "failed";
+  executionId: string;
+  /** The error message. */
+  error: string;
+  code: string;
+  step: string | null;
+  timestamp: number;
+}
+
+/** The execution was cancelled. */
+export interface CancelledEvent {
+  type: "cancelled";
+  executionId: string;
+  timestamp: number;
+}
+
+/** Marks an output that exists but cannot be carried in an event (read it from the journal). */
+export const OMITTED: unique symbol = Symbol("omitted");
+
+/** Largest step output carried in a `progress` event, as JSON bytes. */
+export const MAX_LIVE_OUTPUT_BYTES = 16 * 1024;
+/** Largest result carried in a `completed` event, as JSON bytes. */
+export const MAX_LIVE_RESULT_BYTES = 512 * 1024;
+
+/**
+ * `value` as JSON when it fits in `limit` bytes (what a JSON client would get), or `undefined`
+ * with `omitted` when it does not (too big, a BigInt, a cycle ...).
+ */
+export function jsonIfSmall(value: unknown, limit: number): { json?: string; omitted: boolean } {
+  if (value === undefined) return { omitted: false };
+  if (value === OMITTED) return { omitted: true };
+  let json: string | undefined;
+  try {
+    json = JSON.stringify(value);
+  } catch {
+    return { omitted: true };
+  }
+  if (json === undefined) return { omitted: false };
+  // Length in UTF-16 units is at most the UTF-8 byte length times one; check bytes only near the limit.
+  if (
+    json.length > limit ||
+    (json.length * 3 > limit && new TextEncoder().encode(json).byteLength > limit)
+  ) {
+    return { omitted: true };
+  }
+  return { json, omitted: false };
+}
+
+/** Whether `event` ends the stream. */
+export function isTerminalEvent(
+  event: LiveEvent,
+): event is CompletedEvent | FailedEvent | CancelledEvent {
+  return event.type === "completed" || event.type === "failed" || event.type === "cancelled";
+}
+
+/**
+ * Forwards a WebSocket upgrade request to execution `id`'s live progress (a Worker route).
+ * Authenticate the request before calling it. Answers 426 without `Upgrade: websocket`, and 404
+ * (JSON with code `EXECUTION_NOT_FOUND`) for an execution that does not exist.
+ *
+ * @example
+ * ```ts
+ * const match = /^\/executions\/([^/]+)\/live$/.exec(url.pathname);
+ * if (match) return liveProgress(request, env.Executions, decodeURIComponent(match[1]));
+ * // browser: new WebSocket(`wss://example.com/executions/${id}/live`).onmessage = (m) => JSON.parse(m.data)
+ * ```
+ */
+export async function liveProgress(
+  request: Request,
+  ns: DurableObjectNamespace<
+    Rpc.DurableObjectBranded & { fetch(request: Request): Promise<Response> }
+  >,
+  id: string,
+): Promise<Response> {
+  if (typeof id !== "string" || id.length === 0 || id.length > 256) {
+    return Response.json(
+      {
+        code: "INVALID_ARGUMENT",
+        message: "The execution id must be a string of 1 to 256 characters.",
+      },
+      { status: 400 },
+    );
+  }
+  if (request.headers.get("Upgrade")?.toLowerCase() !== "websocket") {
+    return Response.json(
+      {
+        code: "INVALID_ARGUMENT",
+        message: "Live progress is a WebSocket: send the request with `Upgrade: websocket`.",
+      },
+      { status: 426 },
+    );
+  }
+  return ns.getByName(id).fetch(request);
+}
