@@ -8,6 +8,7 @@ import {
   type EngineHost,
   type ExecutionTimers,
   type ForkSnapshot,
+  HEARTBEAT_MS,
 } from "../src/execution/engine.ts";
 import {
   EXECUTION_MIGRATIONS,
@@ -43,6 +44,7 @@ import {
 } from "../src/live.ts";
 import { runMigrations } from "../src/migrations.ts";
 import { type AnyWorkflow, type ChildResult, WorkflowRegistry } from "../src/workflow.ts";
+import { type ExecutionIndex, INDEX_SHARD, type IndexUpdate } from "./execution-index.ts";
 
 const MAX_ID = 256;
 /** Tag of live-progress WebSockets. */
@@ -83,6 +85,12 @@ export abstract class ExecutionActor<Env = unknown> extends Actor<Env, Execution
    */
   protected readonly childBinding: string = "Executions";
 
+  /**
+   * The binding of the {@link ExecutionIndex} this actor reports its executions to, for
+   * listing. When the env has no such binding, executions are not indexed.
+   */
+  protected readonly indexBinding: string = "ExecutionIndex";
+
   readonly #engine: Engine;
   readonly #lifecycle: StateMachine<StoredStatus, LifecycleEvent>;
   #registry: WorkflowRegistry | undefined;
@@ -94,6 +102,8 @@ export abstract class ExecutionActor<Env = unknown> extends Actor<Env, Execution
       name: "execution",
       initial: "pending",
       transitions: LIFECYCLE,
+      // Every change of status reaches the index through the outbox, in the same transaction.
+      onTransition: () => this.#recordChange(false),
       // The state is the execution row's own status column.
       store: {
         read: () =>
@@ -119,6 +129,8 @@ export abstract class ExecutionActor<Env = unknown> extends Actor<Env, Execution
       now: () => this.now(),
       stepDone: (seq, step, output) => this.#stepDone(seq, step, output),
       ended: () => this.#ended(),
+      flushIndex: () => this.#deliverIndex().catch(() => {}),
+      recordChange: (deleted) => this.#recordChange(deleted),
     };
     this.#engine = new Engine(host);
     this.timers
@@ -132,9 +144,80 @@ export abstract class ExecutionActor<Env = unknown> extends Actor<Env, Execution
       })
       .on("cancel-child", (payload, timer) => this.#engine.cancelChild(payload, timer.attempts))
       .on("check-children", (payload) => this.#engine.checkChildren(payload))
-      .on("permit", (payload) => this.#engine.returnPermit(payload));
+      .on("permit", (payload) => this.#engine.returnPermit(payload))
+      .on("index", () => this.#deliverIndex());
     // Keep-alive pings of live subscribers are answered without waking the actor.
     ctx.setWebSocketAutoResponse(new WebSocketRequestResponsePair("ping", "pong"));
+  }
+
+  // ---- the index --------------------------------------------------------------------------------
+
+  #indexNs(): DurableObjectNamespace<ExecutionIndex> | null {
+    const ns = (this.env as Record<string, unknown> | undefined)?.[this.indexBinding];
+    return typeof (ns as { getByName?: unknown })?.getByName === "function"
+      ? (ns as DurableObjectNamespace<ExecutionIndex>)
+      : null;
+  }
+
+  /**
+   * Outbox entry for the index, written inside the transaction of the change (or of the purge):
+   * the change and its index update cannot diverge. A retry timer goes with it; the delivery is
+   * tried right after this synchronous block.
+   */
+  #recordChange(deleted: boolean): void {
+    if (!this.#indexNs()) return;
+    const id = this.sql.value<string>("SELECT execution_id FROM _baton_execution WHERE id = 1");
+    if (id === undefined) return;
+    this.sql.run(
+      "INSERT INTO _baton_index_outbox (execution_id, deleted) VALUES (?, ?)",
+      id,
+      deleted ? 1 : 0,
+    );
+    this.timers.enqueue("index", {}, { after: HEARTBEAT_MS }, { key: "index", maxAttempts: 1000 });
+    queueMicrotask(() => void this.#deliverIndex().catch(() => {}));
+  }
+
+  #indexing: Promise<void> | null = null;
+
+  /** Delivers the outbox (one delivery at a time; a change meanwhile is picked up by its loop). */
+  #deliverIndex(): Promise<void> {
+    this.#indexing ??= this.#sendIndex().finally(() => {
+      this.#indexing = null;
+    });
+    return this.#indexing;
+  }
+
+  async #sendIndex(): Promise<void> {
+    for (;;) {
+      const ns = this.#indexNs();
+      const top = this.sql.one<{ version: number; execution_id: string; deleted: number }>(
+        "SELECT * FROM _baton_index_outbox ORDER BY version DESC LIMIT 1",
+      );
+      if (!ns || !top) return;
+      // The latest state (or the deletion) stands for every change up to `top.version`.
+      const row = top.deleted ? undefined : this.#engine.row();
+      const update: IndexUpdate = {
+        id: top.execution_id,
+        version: top.version,
+        execution: row
+          ? {
+              id: row.execution_id,
+              workflow: row.workflow,
+              status: row.status,
+              mode: row.mode,
+              createdAt: row.created_at,
+              updatedAt: row.updated_at,
+              endedAt: row.ended_at,
+            }
+          : null,
+      };
+      await ns.getByName(INDEX_SHARD).apply([update]);
+      this.sql.run("DELETE FROM _baton_index_outbox WHERE version <= ?", top.version);
+      if (this.sql.value<number>("SELECT COUNT(*) FROM _baton_index_outbox") === 0) {
+        await this.timers.cancel("index");
+        return;
+      }
+    }
   }
 
   // ---- live progress ---------------------------------------------------------------------------

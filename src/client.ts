@@ -300,7 +300,7 @@ export interface ExecutionService {
  */
 export function connector<S>(
   target: unknown,
-  method: "execution" | "lock" | "checkpointScope",
+  method: "execution" | "lock" | "checkpointScope" | "indexShard",
 ): (name: string) => S {
   const t = target as { getByName?: (name: string) => unknown } & Record<string, unknown>;
   // A service binding (`Fetcher`) answers every property name with an RPC method, `getByName`

@@ -20,6 +20,14 @@ export {
 } from "../actors/checkpoint-actor.ts";
 export { ExecutionActor } from "../actors/execution-actor.ts";
 export {
+  ExecutionIndex,
+  type IndexedExecution,
+  type IndexedStatus,
+  type IndexUpdate,
+  type ListPage,
+  type ListQuery,
+} from "../actors/execution-index.ts";
+export {
   type AcquireOptions,
   type AcquireResult,
   type Holder,
@@ -82,6 +90,7 @@ export {
   type Transition,
   type Transitions,
 } from "./fsm.ts";
+export { ExecutionIndexClient, executionIndex } from "./listing.ts";
 export {
   type CancelledEvent,
   type CompletedEvent,
@@ -114,6 +123,7 @@ export {
   BatonService,
   CheckpointRef,
   ExecutionRef,
+  IndexRef,
   LockRef,
   type ServiceBindings,
 } from "./service.ts";

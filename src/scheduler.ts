@@ -252,6 +252,45 @@ export class Scheduler<T extends TimerMap = TimerMap> {
   async scheduleMany<K extends keyof T & string>(
     timers: ReadonlyArray<{ kind: K; payload: T[K]; when: When } & ScheduleOptions>,
   ): Promise<Array<TimerInfo<K, T[K]>>> {
+    const stored = this.#store(timers);
+    let earliest = Number.POSITIVE_INFINITY;
+    for (const row of stored) if (row.due_at < earliest) earliest = row.due_at;
+    if (stored.length > 0) await this.#armFor(earliest);
+    return stored.map((row) => toInfo(row) as TimerInfo<K, T[K]>);
+  }
+
+  /**
+   * Stores a timer synchronously, so it can be part of a `sql.transaction` with the change it
+   * follows up (an outbox): both commit or neither does. The alarm is armed right after the
+   * current synchronous block; if the object dies first, the timer runs at the next alarm the
+   * object already had (or when it next wakes). Otherwise like {@link Scheduler.schedule}.
+   *
+   * @example
+   * ```ts
+   * this.sql.transaction(() => {
+   *   this.sql.run("UPDATE orders SET status = 'paid' WHERE id = ?", id);
+   *   this.timers.enqueue("notify", { id }, { after: 0 }, { key: `notify:${id}` });
+   * });
+   * ```
+   */
+  enqueue<K extends keyof T & string>(
+    kind: K,
+    payload: T[K],
+    when: When,
+    options: ScheduleOptions = {},
+  ): TimerInfo<K, T[K]> {
+    const [row] = this.#store([{ kind, payload, when, ...options }]) as [TimerRow];
+    queueMicrotask(() => {
+      this.#armFor(row.due_at).catch(() => {
+        // Arming failed (the object is going away): the next wake re-arms from the table.
+      });
+    });
+    return toInfo(row) as TimerInfo<K, T[K]>;
+  }
+
+  #store<K extends keyof T & string>(
+    timers: ReadonlyArray<{ kind: K; payload: T[K]; when: When } & ScheduleOptions>,
+  ): TimerRow[] {
     if (!Array.isArray(timers)) invalidArgument("timers", "must be an array", timers);
     const now = this.#now();
     const prepared = timers.map((timer) => {
@@ -290,10 +329,7 @@ export class Scheduler<T extends TimerMap = TimerMap> {
         return row as TimerRow;
       }),
     );
-    let earliest = Number.POSITIVE_INFINITY;
-    for (const row of stored) if (row.due_at < earliest) earliest = row.due_at;
-    if (stored.length > 0) await this.#armFor(earliest);
-    return stored.map((row) => toInfo(row) as TimerInfo<K, T[K]>);
+    return stored;
   }
 
   /**

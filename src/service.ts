@@ -1,6 +1,7 @@
 import { RpcTarget, WorkerEntrypoint } from "cloudflare:workers";
 import type { CheckpointActor, SaveOptions } from "../actors/checkpoint-actor.ts";
 import type { ExecutionActor } from "../actors/execution-actor.ts";
+import type { ExecutionIndex, ListQuery } from "../actors/execution-index.ts";
 import type { AcquireOptions, Lease, LockActor } from "../actors/lock-actor.ts";
 import type { Duration } from "./duration.ts";
 import { BatonError, invalidArgument } from "./errors.ts";
@@ -122,11 +123,27 @@ export class CheckpointRef extends RpcTarget {
   }
 }
 
+/** The execution index, handed across a service binding. */
+export class IndexRef extends RpcTarget {
+  readonly #stub: DurableObjectStub<ExecutionIndex>;
+  constructor(stub: DurableObjectStub<ExecutionIndex>) {
+    super();
+    this.#stub = stub;
+  }
+  async list(query: ListQuery = {}) {
+    return await this.#stub.list(query);
+  }
+  async get(id: string) {
+    return await this.#stub.get(id);
+  }
+}
+
 /** Binding names a {@link BatonService} serves from. */
 export interface ServiceBindings {
   executions?: string;
   locks?: string;
   checkpoints?: string;
+  index?: string;
 }
 
 /**
@@ -155,6 +172,7 @@ export class BatonService<Env = unknown, A = unknown> extends WorkerEntrypoint<E
     executions: "Executions",
     locks: "Locks",
     checkpoints: "Checkpoints",
+    index: "ExecutionIndex",
   };
 
   /** The execution `id`. */
@@ -174,6 +192,11 @@ export class BatonService<Env = unknown, A = unknown> extends WorkerEntrypoint<E
     return new CheckpointRef(
       this.#ns<CheckpointActor>("checkpoints").getByName(checkId(scope, "Checkpoint scope")),
     );
+  }
+
+  /** The execution index (its one shard, `name`). */
+  indexShard(name: string): IndexRef {
+    return new IndexRef(this.#ns<ExecutionIndex>("index").getByName(checkId(name, "Index shard")));
   }
 
   #ns<T extends Rpc.DurableObjectBranded>(kind: keyof ServiceBindings): DurableObjectNamespace<T> {

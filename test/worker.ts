@@ -11,6 +11,8 @@ import {
   BatonService,
   CheckpointActor,
   ExecutionActor,
+  ExecutionIndex,
+  type IndexUpdate,
   type ListTimersOptions,
   LockActor,
   type Migration,
@@ -33,6 +35,7 @@ export interface Env {
   Payments: DurableObjectNamespace<Payments>;
   Locks: DurableObjectNamespace<TestLocks>;
   Checkpoints: DurableObjectNamespace<TestCheckpoints>;
+  ExecutionIndex: DurableObjectNamespace<TestIndex>;
   ORDERS: Fetcher;
   PLATFORM: Service<Platform>;
 }
@@ -505,7 +508,27 @@ export class Platform extends BatonService<Env, TestExecutions> {
     executions: "TestExecutions",
     locks: "Locks",
     checkpoints: "Checkpoints",
+    index: "ExecutionIndex",
   };
+}
+
+/** The execution index, with a switch that makes it refuse updates (an outage). */
+export class TestIndex extends ExecutionIndex<Env> {
+  protected override migrations(): Migration[] {
+    return [{ version: 1, up: (sql) => sql.run("CREATE TABLE test_outage (down INTEGER)") }];
+  }
+
+  override async apply(updates: IndexUpdate[]): Promise<number> {
+    if (this.sql.value<number>("SELECT COUNT(*) FROM test_outage")) {
+      throw new Error("the index is down (test)");
+    }
+    return super.apply(updates);
+  }
+
+  setDown(down: boolean): void {
+    this.sql.run("DELETE FROM test_outage");
+    if (down) this.sql.run("INSERT INTO test_outage VALUES (1)");
+  }
 }
 
 /** The Lock actor under test, with a clock the tests move. */

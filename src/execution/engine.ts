@@ -51,6 +51,8 @@ export type ExecutionTimers = {
    * often, up to hourly): the safety net under their reports.
    */
   "check-children": { interval: number };
+  /** Delivers the index outbox to the ExecutionIndex (tried at once; this is the retry). */
+  index: Record<string, never>;
   /** Gives a finished execution's concurrency permit back (retried by the scheduler). */
   permit: { binding: string; lock: string; waiter: string; lease: Lease | null };
 };
@@ -96,6 +98,10 @@ export interface EngineHost {
   stepDone(seq: number, step: string, output: () => unknown): void;
   /** The execution reached a terminal state: live subscribers get the terminal event. */
   ended(): void;
+  /** Delivers pending index updates now (resolves when done or failed; never rejects). */
+  flushIndex(): Promise<void>;
+  /** Writes an index outbox entry (the execution's state changed, or it was deleted). */
+  recordChange(deleted: boolean): void;
 }
 
 /** Thrown into the workflow when a step has failed for good (it may catch it). */
@@ -562,18 +568,20 @@ export class Engine {
     // Cancelling children is due now: start it in this event rather than one alarm later (the
     // rows are committed, so the alarm still runs them if this is cut short).
     if (openChildren.length > 0) void this.#host.timers.runDue().catch(() => {});
-    if (row?.parent_id) void this.#reportNow();
-    // Done for a long while: the alarm goes to the retention time now rather than waking early.
-    else await this.#host.timers.syncAlarm();
+    // Tell the parent and the index now, then (done for a long while) move the alarm to the
+    // retention time rather than waking early. A child does not make its parent wait for that.
+    const tail = async () => {
+      await Promise.all([row?.parent_id ? this.#reportNow() : null, this.#host.flushIndex()]);
+      await this.#host.timers.syncAlarm();
+    };
+    if (row?.parent_id) void tail().catch(() => {});
+    else await tail();
   }
 
   /** Tells the parent now; once it has the outcome, the retry timer goes. */
   async #reportNow(): Promise<void> {
     try {
-      if (await this.reportToParent()) {
-        await this.#host.timers.cancel("report");
-        await this.#host.timers.syncAlarm();
-      }
+      if (await this.reportToParent()) await this.#host.timers.cancel("report");
     } catch {
       // The parent is unreachable for now: the "report" timer retries.
     }
@@ -1574,6 +1582,7 @@ export class Engine {
   /** Deletes every trace of the execution (retention); the object keeps only empty tables. */
   purge(): void {
     const { sql } = this.#host;
+    this.#host.recordChange(true);
     this.#host.timers.purgeDeadLetters();
     sql.run("DELETE FROM _baton_steps");
     sql.run("DELETE FROM _baton_events");

@@ -65,6 +65,19 @@ export const EXECUTION_MIGRATIONS: readonly Migration[] = [
       );
     },
   },
+  {
+    version: 2,
+    name: "index outbox",
+    up: (sql) => {
+      // Changes not yet delivered to the ExecutionIndex, written in the transaction of the change
+      // itself. `version` only grows (AUTOINCREMENT), also across a purge and a new start.
+      sql.run(`CREATE TABLE _baton_index_outbox (
+        version INTEGER PRIMARY KEY AUTOINCREMENT,
+        execution_id TEXT NOT NULL,
+        deleted INTEGER NOT NULL DEFAULT 0
+      ) STRICT`);
+    },
+  },
 ];
 
 /** Lifecycle states stored for an execution. */

@@ -1,0 +1,345 @@
+import { Actor } from "../src/actor.ts";
+import { invalidArgument } from "../src/errors.ts";
+import type { Migration } from "../src/migrations.ts";
+import { runMigrations } from "../src/migrations.ts";
+
+/** Lifecycle statuses an execution has in the index (`waiting`/`sleeping` are `running`). */
+export type IndexedStatus =
+  | "pending"
+  | "running"
+  | "paused"
+  | "completed"
+  | "failed"
+  | "cancelled"
+  | "timed_out";
+
+const STATUSES: readonly IndexedStatus[] = [
+  "pending",
+  "running",
+  "paused",
+  "completed",
+  "failed",
+  "cancelled",
+  "timed_out",
+];
+
+/** One execution as the index knows it. */
+export interface IndexedExecution {
+  id: string;
+  workflow: string;
+  status: IndexedStatus;
+  /** `workflow` (run by Baton) or `tracked` (reported by outside code). */
+  mode: "workflow" | "tracked";
+  /** When it started (ms since the epoch). */
+  createdAt: number;
+  updatedAt: number;
+  endedAt: number | null;
+}
+
+/** An update an Execution actor delivers: its state at `version`, or its deletion. */
+export interface IndexUpdate {
+  id: string;
+  /** Increases with every change of that execution; an older update never overwrites a newer. */
+  version: number;
+  /** The execution's state, or `null` once its retention ran out and it was deleted. */
+  execution: IndexedExecution | null;
+}
+
+/** Filters and paging of {@link ExecutionIndex.list}. */
+export interface ListQuery {
+  workflow?: string;
+  /** One status or several. */
+  status?: IndexedStatus | readonly IndexedStatus[];
+  /** Started at or after this time (ms since the epoch, or a Date). */
+  startedAfter?: number | Date;
+  /** Started before this time. */
+  startedBefore?: number | Date;
+  /** Page size, 1–1000 (default 50). */
+  limit?: number;
+  /** From a previous page's `cursor`. */
+  cursor?: string;
+}
+
+/** A page of executions, newest first. */
+export interface ListPage {
+  executions: IndexedExecution[];
+  /** Pass it as `cursor` for the next page; `null` on the last page. */
+  cursor: string | null;
+}
+
+const SCHEMA = "baton.index";
+/** The name of the one index object (see the README's sharding plan). */
+export const INDEX_SHARD = "executions";
+/** Deleted executions leave a tombstone this long, so a late, older update cannot revive them. */
+const TOMBSTONE_MS = 7 * 24 * 60 * 60 * 1000;
+const MAX_LIMIT = 1000;
+
+const MIGRATIONS: readonly Migration[] = [
+  {
+    version: 1,
+    name: "executions index",
+    up: (sql) => {
+      sql.run(`CREATE TABLE _baton_index (
+        id TEXT PRIMARY KEY,
+        version INTEGER NOT NULL,
+        workflow TEXT,
+        status TEXT,
+        mode TEXT,
+        created_at INTEGER,
+        updated_at INTEGER,
+        ended_at INTEGER,
+        -- Set when the execution was deleted (a tombstone until deleted_at + TOMBSTONE_MS).
+        deleted_at INTEGER
+      ) STRICT`);
+      sql.run(
+        "CREATE INDEX _baton_index_by_start ON _baton_index (created_at DESC, id DESC) WHERE deleted_at IS NULL",
+      );
+      sql.run(
+        "CREATE INDEX _baton_index_by_workflow ON _baton_index (workflow, created_at DESC, id DESC) WHERE deleted_at IS NULL",
+      );
+      sql.run(
+        "CREATE INDEX _baton_index_by_status ON _baton_index (status, created_at DESC, id DESC) WHERE deleted_at IS NULL",
+      );
+    },
+  },
+];
+
+interface IndexRow {
+  id: string;
+  version: number;
+  workflow: string;
+  status: IndexedStatus;
+  mode: "workflow" | "tracked";
+  created_at: number;
+  updated_at: number;
+  ended_at: number | null;
+  [column: string]: string | number | null;
+}
+
+type IndexTimers = { prune: Record<string, never> };
+
+/**
+ * The index of executions, for listing and filtering them from code. Execution actors keep it
+ * up to date through an outbox: every change of an execution's status writes an outbox row in
+ * the same transaction as the change, and a timer delivers it here (at least once; an update
+ * carries a version, so a repeated or late one changes nothing). No row is lost and none is a
+ * phantom, even if an actor is evicted between its change and the delivery.
+ *
+ * Bind it as `ExecutionIndex` (the Execution actor's `indexBinding`) and read it with
+ * {@link executionIndex}. One object holds the whole index; see the README for the sharding
+ * plan past one object's write rate.
+ *
+ * @example
+ * ```ts
+ * export { ExecutionIndex } from "baton";
+ * // wrangler.toml: [[durable_objects.bindings]] name = "ExecutionIndex", class_name = "ExecutionIndex"
+ * const page = await executionIndex(env.ExecutionIndex).list({ workflow: "orders", status: "failed" });
+ * ```
+ */
+export class ExecutionIndex<Env = unknown> extends Actor<Env, IndexTimers> {
+  constructor(ctx: DurableObjectState, env: Env) {
+    super(ctx, env);
+    runMigrations(this.sql, SCHEMA, MIGRATIONS);
+    this.timers.on("prune", () => {
+      this.sql.run(
+        "DELETE FROM _baton_index WHERE deleted_at IS NOT NULL AND deleted_at < ?",
+        this.now() - TOMBSTONE_MS,
+      );
+    });
+  }
+
+  /**
+   * Applies updates from Execution actors: each replaces what the index has for its execution
+   * if its version is newer. Returns how many changed something.
+   *
+   * @throws BatonError `INVALID_ARGUMENT` for a malformed update (nothing is applied).
+   */
+  async apply(updates: IndexUpdate[]): Promise<number> {
+    if (!Array.isArray(updates) || updates.length > MAX_LIMIT) {
+      invalidArgument("updates", `must be an array of at most ${MAX_LIMIT} index updates`, updates);
+    }
+    for (const update of updates) checkUpdate(update);
+    let tombstones = false;
+    const changed = this.sql.transaction(() => {
+      let count = 0;
+      for (const { id, version, execution } of updates) {
+        const current = this.sql.value<number>("SELECT version FROM _baton_index WHERE id = ?", id);
+        if (current !== undefined && current >= version) continue;
+        count++;
+        if (execution === null) {
+          tombstones = true;
+          this.sql.run(
+            `INSERT INTO _baton_index (id, version, deleted_at) VALUES (?, ?, ?)
+             ON CONFLICT (id) DO UPDATE SET version = excluded.version, workflow = NULL,
+               status = NULL, mode = NULL, created_at = NULL, updated_at = NULL, ended_at = NULL,
+               deleted_at = excluded.deleted_at`,
+            id,
+            version,
+            this.now(),
+          );
+          continue;
+        }
+        this.sql.run(
+          `INSERT INTO _baton_index (id, version, workflow, status, mode, created_at, updated_at, ended_at, deleted_at)
+           VALUES (?, ?, ?, ?, ?, ?, ?, ?, NULL)
+           ON CONFLICT (id) DO UPDATE SET version = excluded.version, workflow = excluded.workflow,
+             status = excluded.status, mode = excluded.mode, created_at = excluded.created_at,
+             updated_at = excluded.updated_at, ended_at = excluded.ended_at, deleted_at = NULL`,
+          id,
+          version,
+          execution.workflow,
+          execution.status,
+          execution.mode,
+          execution.createdAt,
+          execution.updatedAt,
+          execution.endedAt,
+        );
+      }
+      return count;
+    });
+    if (tombstones) {
+      await this.timers.schedule("prune", {}, { after: TOMBSTONE_MS + 60_000 }, { key: "prune" });
+    }
+    return changed;
+  }
+
+  /**
+   * Executions newest first (by start time), filtered, a page at a time.
+   *
+   * @throws BatonError `INVALID_ARGUMENT` for a bad filter, limit or cursor.
+   */
+  list(query: ListQuery = {}): ListPage {
+    if (typeof query !== "object" || query === null)
+      invalidArgument("query", "must be an object", query);
+    const limit = query.limit ?? 50;
+    if (!Number.isSafeInteger(limit) || limit < 1 || limit > MAX_LIMIT) {
+      invalidArgument("limit", `must be an integer from 1 to ${MAX_LIMIT}`, limit);
+    }
+    const where: string[] = ["deleted_at IS NULL"];
+    const params: Array<string | number> = [];
+    if (query.workflow !== undefined) {
+      if (typeof query.workflow !== "string" || query.workflow.length === 0) {
+        invalidArgument("workflow", "must be a non-empty string", query.workflow);
+      }
+      where.push("workflow = ?");
+      params.push(query.workflow);
+    }
+    if (query.status !== undefined) {
+      const statuses = Array.isArray(query.status) ? query.status : [query.status];
+      if (statuses.length === 0 || !statuses.every((s) => STATUSES.includes(s as IndexedStatus))) {
+        invalidArgument("status", `must be one or more of ${STATUSES.join(", ")}`, query.status);
+      }
+      where.push(`status IN (${statuses.map(() => "?").join(", ")})`);
+      params.push(...(statuses as string[]));
+    }
+    const after = toTime("startedAfter", query.startedAfter);
+    if (after !== undefined) {
+      where.push("created_at >= ?");
+      params.push(after);
+    }
+    const before = toTime("startedBefore", query.startedBefore);
+    if (before !== undefined) {
+      where.push("created_at < ?");
+      params.push(before);
+    }
+    if (query.cursor !== undefined) {
+      const [at, id] = decodeCursor(query.cursor);
+      where.push("(created_at < ? OR (created_at = ? AND id < ?))");
+      params.push(at, at, id);
+    }
+    const rows = this.sql.all<IndexRow>(
+      `SELECT * FROM _baton_index WHERE ${where.join(" AND ")}
+       ORDER BY created_at DESC, id DESC LIMIT ?`,
+      ...params,
+      limit + 1,
+    );
+    const page = rows.slice(0, limit);
+    const last = page.at(-1);
+    return {
+      executions: page.map(toExecution),
+      cursor: rows.length > limit && last ? encodeCursor(last.created_at, last.id) : null,
+    };
+  }
+
+  /** One execution as indexed, or `null`. */
+  get(id: string): IndexedExecution | null {
+    if (typeof id !== "string" || id.length === 0 || id.length > 256) {
+      invalidArgument("id", "must be a string of 1 to 256 characters", id);
+    }
+    const row = this.sql.one<IndexRow>(
+      "SELECT * FROM _baton_index WHERE id = ? AND deleted_at IS NULL",
+      id,
+    );
+    return row ? toExecution(row) : null;
+  }
+}
+
+function toExecution(row: IndexRow): IndexedExecution {
+  return {
+    id: row.id,
+    workflow: row.workflow,
+    status: row.status,
+    mode: row.mode,
+    createdAt: row.created_at,
+    updatedAt: row.updated_at,
+    endedAt: row.ended_at,
+  };
+}
+
+function checkUpdate(update: IndexUpdate): void {
+  const u = update as Partial<IndexUpdate> | null;
+  const e = u?.execution;
+  const ok =
+    typeof u?.id === "string" &&
+    u.id.length > 0 &&
+    u.id.length <= 256 &&
+    Number.isSafeInteger(u.version) &&
+    (u.version as number) > 0 &&
+    (e === null ||
+      (typeof e === "object" &&
+        e.id === u.id &&
+        typeof e.workflow === "string" &&
+        STATUSES.includes(e.status as IndexedStatus) &&
+        (e.mode === "workflow" || e.mode === "tracked") &&
+        Number.isSafeInteger(e.createdAt) &&
+        Number.isSafeInteger(e.updatedAt) &&
+        (e.endedAt === null || Number.isSafeInteger(e.endedAt))));
+  if (!ok) invalidArgument("index update", "must be { id, version, execution | null }", update);
+}
+
+function toTime(name: string, value: number | Date | undefined): number | undefined {
+  if (value === undefined) return undefined;
+  const ms = value instanceof Date ? value.getTime() : value;
+  if (typeof ms !== "number" || !Number.isFinite(ms)) {
+    invalidArgument(name, "must be a Date or a time in ms since the epoch", value);
+  }
+  return ms;
+}
+
+function encodeCursor(at: number, id: string): string {
+  const bytes = new TextEncoder().encode(JSON.stringify([at, id]));
+  return btoa(String.fromCharCode(...bytes))
+    .replaceAll("+", "-")
+    .replaceAll("/", "_")
+    .replace(/=+$/, "");
+}
+
+function decodeCursor(cursor: string): [number, string] {
+  try {
+    if (typeof cursor !== "string" || cursor.length > 2048) throw new Error("bad cursor");
+    const binary = atob(cursor.replaceAll("-", "+").replaceAll("_", "/"));
+    const text = new TextDecoder().decode(Uint8Array.from(binary, (c) => c.charCodeAt(0)));
+    const parsed = JSON.parse(text) as unknown;
+    if (
+      Array.isArray(parsed) &&
+      parsed.length === 2 &&
+      Number.isSafeInteger(parsed[0]) &&
+      typeof parsed[1] === "string"
+    ) {
+      return parsed as [number, string];
+    }
+  } catch {
+    // fall through
+  }
+  return invalidArgument("cursor", "must be a cursor returned by list()", cursor);
+}

@@ -1,0 +1,191 @@
+import { env } from "cloudflare:test";
+import { describe, expect, it } from "vitest";
+import { executionIndex, executions, type IndexedExecution } from "../src/index.ts";
+import {
+  advance,
+  eventually,
+  executionStub,
+  expectBatonError,
+  probe,
+  resetExecution,
+  reviveByHeartbeat,
+} from "./helpers.ts";
+import { counted, greet, validated } from "./workflows.ts";
+
+const client = () => executions(env.TestExecutions);
+const index = () => executionIndex(env.ExecutionIndex);
+const indexShard = () => env.ExecutionIndex.getByName("executions");
+
+/** Waits until the index shows `id` in `status` (it follows the executions by an outbox). */
+const indexedAs = (id: string, status: string | null) =>
+  eventually(
+    () => index().get(id),
+    (e) => (status === null ? e === null : e?.status === status),
+  );
+
+describe("listing executions", () => {
+  it("lists newest first, filters by workflow, status and start time, and pages by cursor", async () => {
+    const before = Date.now() - 60_000;
+    const p = probe();
+    const done: string[] = [];
+    for (let i = 0; i < 5; i++) {
+      const { id } = executionStub(`list-counted-${i}`);
+      await (await client().start(counted, { n: 1, probe: p.name }, { id })).result({
+        timeout: "5s",
+      });
+      done.push(id);
+    }
+    const waiting: string[] = [];
+    for (let i = 0; i < 2; i++) {
+      const { id } = executionStub(`list-greet-${i}`);
+      await client().start(greet, { name: `n${i}` }, { id });
+      waiting.push(id);
+    }
+    for (const id of done) await indexedAs(id, "completed");
+    for (const id of waiting) await indexedAs(id, "running");
+
+    const all = await index().list({ workflow: "counted" });
+    expect(all.cursor).toBeNull();
+    expect(all.executions.map((e) => e.id).sort()).toEqual([...done].sort());
+    expect(all.executions[0]).toMatchObject({ workflow: "counted", status: "completed" });
+    // Newest first: by start time, then id, both descending.
+    const order = (a: IndexedExecution, b: IndexedExecution) =>
+      b.createdAt - a.createdAt || (a.id < b.id ? 1 : -1);
+    expect(all.executions).toEqual([...all.executions].sort(order));
+
+    // Pages of two: 2 + 2 + 1, no repeats, nothing missed.
+    const seen: string[] = [];
+    let cursor: string | undefined;
+    let pages = 0;
+    do {
+      const page = await index().list({
+        workflow: "counted",
+        limit: 2,
+        ...(cursor ? { cursor } : {}),
+      });
+      seen.push(...page.executions.map((e) => e.id));
+      cursor = page.cursor ?? undefined;
+      pages++;
+    } while (cursor);
+    expect(pages).toBe(3);
+    expect(seen).toEqual(all.executions.map((e) => e.id));
+
+    const running = await index().list({ status: "running" });
+    expect(running.executions.map((e) => e.id).sort()).toEqual([...waiting].sort());
+    const finished = await index().list({ status: ["completed", "failed"], workflow: "greet" });
+    expect(finished.executions).toEqual([]);
+    expect((await index().list({ startedAfter: before })).executions.length).toBeGreaterThanOrEqual(
+      7,
+    );
+    expect((await index().list({ startedBefore: new Date(before) })).executions).toEqual([]);
+  });
+
+  it("refuses bad queries and bad updates with INVALID_ARGUMENT", async () => {
+    const cases: Array<Parameters<ReturnType<typeof index>["list"]>[0]> = [
+      { limit: 0 },
+      { limit: 1001 },
+      { limit: 1.5 },
+      // @ts-expect-error not an indexed status
+      { status: "waiting" },
+      { status: [] },
+      { workflow: "" },
+      { startedAfter: Number.NaN },
+      { cursor: "not a cursor" },
+      { cursor: btoa("[1]") },
+    ];
+    for (const query of cases) await expectBatonError(index().list(query), "INVALID_ARGUMENT");
+    // @ts-expect-error not an object
+    await expectBatonError(index().list("x"), "INVALID_ARGUMENT");
+    await expectBatonError(index().get(""), "INVALID_ARGUMENT");
+    const shard = indexShard();
+    for (const bad of [
+      null,
+      [{ id: "", version: 1, execution: null }],
+      [{ id: "a", version: 0, execution: null }],
+      [{ id: "a", version: 1, execution: { id: "b" } }],
+      [{ id: "a", version: 1, execution: { id: "a", workflow: "w", status: "waiting" } }],
+    ]) {
+      // @ts-expect-error malformed updates
+      await expectBatonError(shard.apply(bad), "INVALID_ARGUMENT");
+    }
+    expect(await index().get("a")).toBeNull();
+  });
+
+  it("applies an update only if it is newer: repeated and late updates change nothing", async () => {
+    const shard = indexShard();
+    const execution = (status: "running" | "completed") => ({
+      id: "manual-1",
+      workflow: "w",
+      status,
+      mode: "workflow" as const,
+      createdAt: 1,
+      updatedAt: 2,
+      endedAt: null,
+    });
+    expect(
+      await shard.apply([{ id: "manual-1", version: 2, execution: execution("completed") }]),
+    ).toBe(1);
+    expect(
+      await shard.apply([{ id: "manual-1", version: 1, execution: execution("running") }]),
+    ).toBe(0);
+    expect(
+      await shard.apply([{ id: "manual-1", version: 2, execution: execution("running") }]),
+    ).toBe(0);
+    expect(await index().get("manual-1")).toMatchObject({ status: "completed" });
+    // A deletion leaves a tombstone: an older update cannot bring the row back.
+    expect(await shard.apply([{ id: "manual-1", version: 3, execution: null }])).toBe(1);
+    expect(
+      await shard.apply([{ id: "manual-1", version: 2, execution: execution("running") }]),
+    ).toBe(0);
+    expect(await index().get("manual-1")).toBeNull();
+  });
+
+  it("keeps the index consistent when the actor dies between a change and its index update", async () => {
+    const { id, stub } = executionStub("list-outage");
+    const run = await client().start(greet, { name: "Ada" }, { id });
+    await indexedAs(id, "running");
+    // The index is down: the pause commits with its outbox entry; its delivery fails.
+    await indexShard().setDown(true);
+    expect((await run.pause()).status).toBe("paused");
+    await eventually(
+      async () => (await stub.timerList()).map((t) => t.kind),
+      (kinds) => kinds.includes("index"),
+    );
+    expect(await index().get(id)).toMatchObject({ status: "running" });
+    // The actor dies before the update gets through; then the index is back.
+    await resetExecution(id);
+    await indexShard().setDown(false);
+    // Its alarm brings it back (nobody calls it) and the outbox is delivered: nothing lost.
+    await reviveByHeartbeat(id);
+    await indexedAs(id, "paused");
+    await run.resume();
+    const revived = env.TestExecutions.getByName(id); // stubs from before the reset are broken
+    await advance(revived, 1_000);
+    await eventually(
+      () => run.status(),
+      (s) => s.status === "waiting",
+    );
+    await run.sendEvent("approve", { ok: true });
+    await run.result({ timeout: "5s" });
+    await indexedAs(id, "completed");
+    // Retention over: the execution is deleted, and so is its index row (no phantom).
+    await advance(revived, 8 * 24 * 60 * 60 * 1000);
+    await expectBatonError(run.status(), "EXECUTION_NOT_FOUND");
+    await indexedAs(id, null);
+  });
+
+  it("indexes nothing for a start that was refused", async () => {
+    const { id } = executionStub("list-refused");
+    await expectBatonError(
+      // @ts-expect-error count must be a number
+      client().start(validated, { email: "not-an-email", count: "x" }, { id }),
+      "INVALID_INPUT",
+    );
+    await expectBatonError(
+      client().start("nope" as "greet", { name: "x" }, { id }),
+      "UNKNOWN_WORKFLOW",
+    );
+    expect(await index().get(id)).toBeNull();
+    expect((await index().list({ workflow: "nope" })).executions).toEqual([]);
+  });
+});
