@@ -8,12 +8,10 @@
  *
  * Add a suite by adding routes to bench/worker/index.ts and an entry to SUITES below.
  */
-import { type ChildProcess, spawn } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { createServer } from "node:net";
-import { tmpdir } from "node:os";
+import { readFileSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { startDevServer } from "../scripts/wrangler-dev.ts";
 
 interface Case {
   /** Route of the bench Worker. */
@@ -273,18 +271,16 @@ async function main(): Promise<void> {
     );
     process.exit(2);
   }
-  const port = await freePort();
   // Fresh local state for every run (removed afterwards): objects of earlier runs neither pile up
   // (a full run creates tens of thousands) nor slow this one down.
-  const state = mkdtempSync(join(tmpdir(), "baton-bench-"));
-  const server = startWrangler(port, state);
+  const server = await startDevServer({ config: "bench/wrangler.toml" });
+  const port = server.port;
   const results: Array<{
     suite: Suite;
     rows: Measured[];
     ratios: Array<Ratio & { value: number }>;
   }> = [];
   try {
-    await waitForServer(`http://127.0.0.1:${port}/`, server);
     for (const suite of suites) {
       const rows = await runSuite(suite, port);
       const ratios = suite.ratios.map((ratio) => {
@@ -308,8 +304,7 @@ async function main(): Promise<void> {
       results.push({ suite, rows, ratios });
     }
   } finally {
-    await stop(server);
-    rmSync(state, { recursive: true, force: true });
+    await server.stop();
   }
   writeReport(results, wanted);
 }
@@ -439,88 +434,6 @@ function writeReport(
   }
   writeFileSync(join(root, "BENCHMARKS.md"), `${lines.join("\n")}\n`);
   console.error(`Wrote BENCHMARKS.md (${command}).`);
-}
-
-function startWrangler(port: number, state: string): ChildProcess {
-  const wrangler = join(root, "node_modules", "wrangler", "bin", "wrangler.js");
-  const child = spawn(
-    process.execPath,
-    [
-      wrangler,
-      "dev",
-      "--config",
-      "bench/wrangler.toml",
-      "--ip",
-      "127.0.0.1",
-      "--port",
-      String(port),
-      "--persist-to",
-      state,
-      "--log-level",
-      "warn",
-      "--show-interactive-dev-session=false",
-    ],
-    {
-      cwd: root,
-      env: {
-        ...process.env,
-        X_LOCAL_OBSERVABILITY: "false",
-        WRANGLER_SEND_METRICS: "false",
-        CI: "true",
-      },
-      stdio: ["ignore", "pipe", "pipe"],
-      detached: true,
-    },
-  );
-  child.stdout?.on("data", (d: Buffer) => process.stderr.write(`[wrangler] ${d}`));
-  child.stderr?.on("data", (d: Buffer) => process.stderr.write(`[wrangler] ${d}`));
-  return child;
-}
-
-async function waitForServer(url: string, child: ChildProcess): Promise<void> {
-  const deadline = Date.now() + 90_000;
-  while (Date.now() < deadline) {
-    if (child.exitCode !== null) throw new Error(`wrangler dev exited with code ${child.exitCode}`);
-    try {
-      const response = await fetch(url);
-      if (response.ok) return;
-    } catch {
-      // not up yet
-    }
-    await new Promise((r) => setTimeout(r, 250));
-  }
-  throw new Error("wrangler dev did not answer within 90 s");
-}
-
-async function stop(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null || child.pid === undefined) return;
-  const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
-  try {
-    process.kill(-child.pid, "SIGTERM");
-  } catch {
-    child.kill("SIGTERM");
-  }
-  const timeout = new Promise<"timeout">((r) => setTimeout(() => r("timeout"), 5_000));
-  if ((await Promise.race([exited, timeout])) === "timeout") {
-    try {
-      process.kill(-child.pid, "SIGKILL");
-    } catch {
-      child.kill("SIGKILL");
-    }
-  }
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.unref();
-    server.on("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      const address = server.address();
-      const port = typeof address === "object" && address ? address.port : 0;
-      server.close(() => resolve(port));
-    });
-  });
 }
 
 function round(value: number, digits: number): number {

@@ -90,6 +90,16 @@ export {
   type Transition,
   type Transitions,
 } from "./fsm.ts";
+export {
+  BatonApi,
+  type Gateway,
+  type GatewayAuth,
+  type GatewayInfo,
+  type GatewayOptions,
+  type GatewaySubscription,
+  gateway,
+  type WorkflowApi,
+} from "./gateway.ts";
 export { ExecutionIndexClient, executionIndex } from "./listing.ts";
 export {
   type CancelledEvent,

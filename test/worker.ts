@@ -8,10 +8,12 @@ import { Orders, Payments } from "../examples/orders/orders.ts";
 import { Reminders } from "../examples/reminders/reminders.ts";
 import {
   Actor,
+  type BatonApi,
   BatonService,
   CheckpointActor,
   ExecutionActor,
   ExecutionIndex,
+  gateway,
   type IndexUpdate,
   type ListTimersOptions,
   LockActor,
@@ -38,6 +40,8 @@ export interface Env {
   ExecutionIndex: DurableObjectNamespace<TestIndex>;
   ORDERS: Fetcher;
   PLATFORM: Service<Platform>;
+  TEST_TOKEN: string;
+  BATON_TOKEN: string;
 }
 
 declare global {
@@ -675,5 +679,32 @@ export class Probe extends DurableObject<Env> {
   }
 }
 
-// The dev Worker's routes, so tests can call them through SELF.
-export default devWorker;
+/** The gateway the tests call through SELF: the test workflows, behind a token. */
+export const testGateway = gateway({
+  workflows: allWorkflows,
+  auth: { secret: "TEST_TOKEN" },
+  bindings: { executions: "TestExecutions" },
+  path: "/test/rpc",
+  livePrefix: "/test",
+});
+/** The same API behind an `authorize` hook (a header) instead of a token. */
+const hookGateway = gateway({
+  workflows: allWorkflows,
+  auth: { authorize: (request) => request.headers.get("X-Test-User") === "ada" },
+  bindings: { executions: "TestExecutions" },
+  path: "/hook/rpc",
+  livePrefix: "/hook",
+  origins: ["https://app.example"],
+});
+export type TestApi = BatonApi<typeof allWorkflows>;
+
+// The test gateways, then the dev Worker's routes, so tests can call them through SELF.
+export default {
+  async fetch(request: Request, env: Env): Promise<Response> {
+    return (
+      (await testGateway.fetch(request, env)) ??
+      (await hookGateway.fetch(request, env)) ??
+      devWorker.fetch(request, env as never)
+    );
+  },
+} satisfies ExportedHandler<Env>;

@@ -8,13 +8,29 @@
  * - `POST /orders` with JSON `{ orderId, items, amount }` — start the order workflow.
  * - `GET /orders/:id`, `GET /orders/:id/journal`, `GET /orders/:id/result` — follow it.
  * - `POST /orders/:id/approve` with JSON `{ approved, by }` — send the approval event.
+ * - `/rpc` — the Cap'n Web gateway (WebSocket or HTTP batch) serving the order workflow, locks,
+ *   checkpoints and listing to browsers and Node (examples/node-client); token `BATON_TOKEN`
+ *   (wrangler.toml sets a dev value).
+ * - `GET /executions/:id/live` — an execution's live progress (WebSocket), same token.
  */
-import { type CheckpointActor, executions, isBatonError, type LockActor } from "../../src/index.ts";
+import {
+  type BatonApi,
+  type CheckpointActor,
+  type ExecutionIndex,
+  executions,
+  gateway,
+  isBatonError,
+  type LockActor,
+} from "../../src/index.ts";
 import { type Order, Orders, orderFlow, Payments } from "../orders/orders.ts";
 import { Reminders } from "../reminders/reminders.ts";
 
-// Baton's Lock and Checkpoint actors, bound as they are.
-export { CheckpointActor as Checkpoints, LockActor as Locks } from "../../src/index.ts";
+// Baton's Lock and Checkpoint actors and the execution index, bound as they are.
+export {
+  CheckpointActor as Checkpoints,
+  ExecutionIndex,
+  LockActor as Locks,
+} from "../../src/index.ts";
 export { Orders, Payments, Reminders };
 
 export interface Env {
@@ -23,7 +39,20 @@ export interface Env {
   Payments: DurableObjectNamespace<Payments>;
   Locks: DurableObjectNamespace<LockActor>;
   Checkpoints: DurableObjectNamespace<CheckpointActor>;
+  ExecutionIndex: DurableObjectNamespace<ExecutionIndex>;
+  /** The gateway's token (a dev value in wrangler.toml; a secret in production). */
+  BATON_TOKEN: string;
 }
+
+/** The Cap'n Web gateway: the order workflow, locks, checkpoints and listing, behind a token. */
+const api = gateway({
+  workflows: [orderFlow],
+  auth: { secret: "BATON_TOKEN" },
+  bindings: { executions: "Orders" },
+});
+
+/** What a client imports (type only): `newWebSocketRpcSession<DevApi>(url)`. */
+export type DevApi = BatonApi<[typeof orderFlow]>;
 
 const ROUTES = [
   "GET /",
@@ -34,11 +63,15 @@ const ROUTES = [
   "GET /orders/:id/journal",
   "GET /orders/:id/result",
   "POST /orders/:id/approve",
+  "POST|WS /rpc (capnweb; Authorization: Bearer <BATON_TOKEN>)",
+  "WS /executions/:id/live (Authorization: Bearer <BATON_TOKEN>)",
 ];
 
 export default {
   async fetch(request: Request, env: Env): Promise<Response> {
     const url = new URL(request.url);
+    const served = await api.fetch(request, env);
+    if (served) return served;
     try {
       if (url.pathname === "/" && request.method === "GET") {
         return Response.json({ name: "baton-dev", actors: boundActors(env), routes: ROUTES });

@@ -1,0 +1,525 @@
+import { newWorkersRpcResponse, RpcTarget } from "capnweb";
+import type { CheckpointActor, SaveOptions } from "../actors/checkpoint-actor.ts";
+import type { ExecutionActor } from "../actors/execution-actor.ts";
+import { type ExecutionIndex, INDEX_SHARD, type ListQuery } from "../actors/execution-index.ts";
+import type { AcquireOptions, Lease, LockActor } from "../actors/lock-actor.ts";
+import type { Duration } from "./duration.ts";
+import { BatonError, invalidArgument } from "./errors.ts";
+import type { ExecutionResult, StartOptions, Value } from "./execution/types.ts";
+import { type LiveEvent, liveProgress } from "./live.ts";
+import type { AnyWorkflow, InputOf, OutputOf } from "./workflow.ts";
+
+/** How the gateway tells callers it may serve from anonymous ones. */
+export type GatewayAuth<Env> =
+  /**
+   * A bearer token kept in a Worker secret (`wrangler secret put BATON_TOKEN`), named here.
+   * Callers send `Authorization: Bearer <token>`, or (browsers, whose WebSockets cannot set
+   * headers) `?token=<token>` on the URL. Compared in constant time.
+   */
+  | { secret: string }
+  /** Your own check (a session cookie, a JWT, mTLS ...); `true` lets the request through. */
+  | { authorize: (request: Request, env: Env) => boolean | Promise<boolean> }
+  /** No authentication at all: only for local development or a private network. */
+  | { anonymous: true };
+
+/** Options of {@link gateway}. */
+export interface GatewayOptions<Env, W extends readonly AnyWorkflow[]> {
+  /** The workflows the gateway serves (typed as `api.workflows.<name>`). */
+  workflows: W;
+  /** Who may call. Required: there is no anonymous default. */
+  auth: GatewayAuth<Env>;
+  /** Names of the bindings in the Worker's env (defaults shown). */
+  bindings?: {
+    /** Default `"Executions"`. */
+    executions?: string;
+    /** Default `"Locks"`. */
+    locks?: string;
+    /** Default `"Checkpoints"`. */
+    checkpoints?: string;
+    /** Default `"ExecutionIndex"`. */
+    index?: string;
+  };
+  /** Where the capnweb endpoint is served (WebSocket and HTTP batch). Default `"/rpc"`. */
+  path?: string;
+  /**
+   * Prefix of the live-progress WebSocket route `<prefix>/executions/<id>/live`. Default `""`.
+   */
+  livePrefix?: string;
+  /**
+   * Browser origins allowed to call (their `Origin` header). Requests from other origins get
+   * 403; requests without an `Origin` (Node, other servers) are not affected. Set it whenever
+   * `authorize` relies on cookies, which a browser sends from any site. Default: any origin.
+   */
+  origins?: readonly string[];
+}
+
+/** A gateway: call `fetch` from your Worker's fetch handler. */
+export interface Gateway<Env> {
+  /**
+   * Serves the gateway's routes; returns `null` for any other path (serve it yourself).
+   * Unauthorized requests get 401 before any actor is reached.
+   */
+  fetch(request: Request, env: Env): Promise<Response | null>;
+}
+
+/** One workflow through the gateway, typed by its definition. */
+export interface WorkflowApi<I, O> {
+  /** Starts it as execution `options.id` (idempotent for the same input). */
+  start(input: I, options: StartOptions): Promise<GatewayInfo>;
+  /** Starts it and waits for its result (`timeout` bounds the wait). */
+  execute(input: I, options: StartOptions & { timeout?: Duration }): Promise<ExecutionResult<O>>;
+  /** The result of execution `id` of this workflow. */
+  result(id: string, options?: { timeout?: Duration }): Promise<ExecutionResult<O>>;
+}
+
+/** What `status()` returns, through the gateway. */
+export type GatewayInfo = Awaited<ReturnType<ExecutionActor["status"]>>;
+
+/** The live subscription `subscribe()` returns; `close()` (or disposing it) ends it. */
+export interface GatewaySubscription {
+  close(): void;
+}
+
+/** One entry per workflow with a literal name (a name typed only as `string` cannot be a key). */
+type WorkflowApis<W extends readonly AnyWorkflow[]> = {
+  [K in W[number] as string extends K["name"] ? never : K["name"]]: WorkflowApi<
+    InputOf<K>,
+    OutputOf<K>
+  >;
+};
+
+/**
+ * The API a gateway serves to capnweb clients. Clients import its type only:
+ *
+ * @example
+ * ```ts
+ * // Node or browser
+ * import { newWebSocketRpcSession } from "capnweb";
+ * import type { Api } from "../src/worker"; // export type Api = BatonApi<typeof workflows>
+ * const api = newWebSocketRpcSession<Api>("wss://example.com/rpc?token=...");
+ * const run = await api.workflows.greet.start({ name: "Ada" }, { id: "greet-1" });
+ * await api.subscribe(run.id, (event) => console.log(event.type));
+ * ```
+ */
+export class BatonApi<W extends readonly AnyWorkflow[] = readonly AnyWorkflow[]> extends RpcTarget {
+  readonly #env: Record<string, unknown>;
+  readonly #names: readonly string[];
+  readonly #bindings: Required<NonNullable<GatewayOptions<unknown, W>["bindings"]>>;
+
+  constructor(env: unknown, options: GatewayOptions<unknown, W>) {
+    super();
+    this.#env = (env ?? {}) as Record<string, unknown>;
+    this.#names = options.workflows.map((w) => w.name);
+    this.#bindings = {
+      executions: options.bindings?.executions ?? "Executions",
+      locks: options.bindings?.locks ?? "Locks",
+      checkpoints: options.bindings?.checkpoints ?? "Checkpoints",
+      index: options.bindings?.index ?? "ExecutionIndex",
+    };
+  }
+
+  /** The served workflows by name: `api.workflows.greet.start(input, { id })`. */
+  get workflows(): WorkflowApis<W> {
+    const map: Record<string, WorkflowTarget> = {};
+    for (const name of this.#names) map[name] = new WorkflowTarget(name, () => this.#executions());
+    return map as unknown as WorkflowApis<W>;
+  }
+
+  /** The state of execution `id`. */
+  async status(id: string): Promise<GatewayInfo> {
+    return await this.#execution(id).status();
+  }
+
+  /** The result of execution `id` (untyped; `workflows.<name>.result` is typed). */
+  async result(id: string, options: { timeout?: Duration } = {}): Promise<ExecutionResult<Value>> {
+    return (await this.#execution(id).result(options ?? {})) as ExecutionResult<Value>;
+  }
+
+  /** Sends an event to execution `id`. */
+  async sendEvent(id: string, type: string, payload?: Value, options: { dedupeKey?: string } = {}) {
+    return await this.#execution(id).sendEvent(type, payload, options ?? {});
+  }
+
+  /** The journal of execution `id`, a page at a time. */
+  async journal(id: string, options: { from?: number; limit?: number } = {}) {
+    return await this.#execution(id).journal(options ?? {});
+  }
+
+  async pause(id: string): Promise<GatewayInfo> {
+    return await this.#execution(id).pause();
+  }
+
+  async resume(id: string): Promise<GatewayInfo> {
+    return await this.#execution(id).resume();
+  }
+
+  async cancel(id: string): Promise<GatewayInfo> {
+    return await this.#execution(id).cancel();
+  }
+
+  async restart(id: string): Promise<GatewayInfo> {
+    return await this.#execution(id).restart();
+  }
+
+  /** Executions newest first, filtered, a page at a time (needs the ExecutionIndex binding). */
+  async list(query: ListQuery = {}) {
+    return await this.#ns<ExecutionIndex>("index")
+      .getByName(INDEX_SHARD)
+      .list(query ?? {});
+  }
+
+  /**
+   * Calls `callback` with execution `id`'s live events, in order: `initial_state`, `progress`
+   * events, then one terminal event. Over the WebSocket transport only (an HTTP batch ends, and
+   * its callback with it, when the batch returns). Ends at the terminal event, on `close()`, or
+   * when the session ends.
+   */
+  async subscribe(
+    id: string,
+    callback: (event: LiveEvent) => void | Promise<void>,
+  ): Promise<GatewaySubscription> {
+    if (typeof callback !== "function") invalidArgument("callback", "must be a function", callback);
+    const response = await liveProgress(
+      new Request("https://baton.internal/live", { headers: { Upgrade: "websocket" } }),
+      this.#executions(),
+      checkId(id, "Execution id"),
+    );
+    const ws = response.webSocket;
+    if (response.status !== 101 || !ws) {
+      const body = (await response.json().catch(() => ({}))) as { code?: string; message?: string };
+      throw new BatonError(
+        (body.code as "EXECUTION_NOT_FOUND") ?? "INVALID_ARGUMENT",
+        body.message ?? `Cannot subscribe to execution "${id}".`,
+        { id },
+      );
+    }
+    // A stub passed as a parameter is released when this call returns: keep a copy.
+    const listener = (callback as { dup?: () => typeof callback }).dup?.() ?? callback;
+    return new Subscription(ws, listener);
+  }
+
+  /** Locks: the Lock actor's operations, by lock name. */
+  get locks(): LocksApi {
+    return new LocksApi(() => this.#ns<LockActor>("locks"));
+  }
+
+  /** Checkpoints: the Checkpoint actor's operations, by scope. */
+  get checkpoints(): CheckpointsApi {
+    return new CheckpointsApi(() => this.#ns<CheckpointActor>("checkpoints"));
+  }
+
+  #executions(): DurableObjectNamespace<ExecutionActor<never>> {
+    return this.#ns<ExecutionActor<never>>("executions");
+  }
+
+  #execution(id: string): DurableObjectStub<ExecutionActor<never>> {
+    return this.#executions().getByName(checkId(id, "Execution id"));
+  }
+
+  #ns<T extends Rpc.DurableObjectBranded>(
+    kind: "executions" | "locks" | "checkpoints" | "index",
+  ): DurableObjectNamespace<T> {
+    const binding = this.#bindings[kind];
+    const ns = this.#env[binding];
+    if (typeof (ns as { getByName?: unknown })?.getByName !== "function") {
+      throw new BatonError(
+        "INVALID_ARGUMENT",
+        `This gateway has no ${kind} binding (looked for "${binding}" in the Worker's env).`,
+        { kind, binding },
+      );
+    }
+    return ns as DurableObjectNamespace<T>;
+  }
+}
+
+/** One workflow's typed operations. */
+class WorkflowTarget extends RpcTarget {
+  readonly #name: string;
+  readonly #ns: () => DurableObjectNamespace<ExecutionActor<never>>;
+
+  constructor(name: string, ns: () => DurableObjectNamespace<ExecutionActor<never>>) {
+    super();
+    this.#name = name;
+    this.#ns = ns;
+  }
+
+  async start(input: Value, options: StartOptions) {
+    return await this.#stub(options).start(this.#name, input, options);
+  }
+
+  async execute(input: Value, options: StartOptions & { timeout?: Duration }) {
+    return await this.#stub(options).execute(this.#name, input, options);
+  }
+
+  async result(id: string, options: { timeout?: Duration } = {}) {
+    const stub = this.#ns().getByName(checkId(id, "Execution id"));
+    const info = await stub.status();
+    if (info.workflow !== this.#name) {
+      throw new BatonError(
+        "EXECUTION_CONFLICT",
+        `Execution "${id}" runs workflow "${info.workflow}", not "${this.#name}".`,
+        { id, workflow: info.workflow },
+      );
+    }
+    return await stub.result(options ?? {});
+  }
+
+  #stub(options: StartOptions) {
+    if (typeof options !== "object" || options === null) {
+      invalidArgument("options", "must be { id, retention? }", options);
+    }
+    return this.#ns().getByName(checkId(options.id, "id"));
+  }
+}
+
+/** A live subscription: relays the execution's WebSocket events to the client's callback. */
+class Subscription extends RpcTarget {
+  readonly #ws: WebSocket;
+  readonly #listener: (event: LiveEvent) => unknown;
+  #closed = false;
+
+  constructor(ws: WebSocket, listener: (event: LiveEvent) => unknown) {
+    super();
+    this.#ws = ws;
+    this.#listener = listener;
+    // Calls are chained, so the client sees the events in the order the actor sent them.
+    let chain: Promise<unknown> = Promise.resolve();
+    ws.addEventListener("message", (message) => {
+      const event = JSON.parse(String(message.data)) as LiveEvent;
+      chain = chain.then(() => this.#listener(event)).catch(() => this.close());
+    });
+    ws.addEventListener("close", () => {
+      chain = chain.finally(() => this.#release());
+    });
+    ws.accept();
+  }
+
+  close(): void {
+    if (!this.#closed) {
+      try {
+        this.#ws.close(1000, "Unsubscribed.");
+      } catch {
+        // Closed already.
+      }
+    }
+    this.#release();
+  }
+
+  [Symbol.dispose](): void {
+    this.close();
+  }
+
+  #release(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    (this.#listener as Partial<Disposable>)[Symbol.dispose]?.();
+  }
+}
+
+/** Lock operations through the gateway. */
+class LocksApi extends RpcTarget {
+  readonly #ns: () => DurableObjectNamespace<LockActor>;
+  constructor(ns: () => DurableObjectNamespace<LockActor>) {
+    super();
+    this.#ns = ns;
+  }
+  #lock(name: string) {
+    return this.#ns().getByName(checkId(name, "Lock name"));
+  }
+  async acquire(name: string, options: AcquireOptions) {
+    return await this.#lock(name).acquire(options);
+  }
+  async renew(name: string, lease: Lease, ttl: Duration) {
+    return await this.#lock(name).renew(lease, ttl);
+  }
+  async release(name: string, lease: Lease) {
+    return await this.#lock(name).release(lease);
+  }
+  async status(name: string) {
+    return await this.#lock(name).status();
+  }
+  async isLocked(name: string) {
+    return await this.#lock(name).isLocked();
+  }
+}
+
+/** Checkpoint operations through the gateway. */
+class CheckpointsApi extends RpcTarget {
+  readonly #ns: () => DurableObjectNamespace<CheckpointActor>;
+  constructor(ns: () => DurableObjectNamespace<CheckpointActor>) {
+    super();
+    this.#ns = ns;
+  }
+  #scope(scope: string) {
+    return this.#ns().getByName(checkId(scope, "Checkpoint scope"));
+  }
+  async save(scope: string, name: string, value: Value, options: SaveOptions = {}) {
+    return await this.#scope(scope).save(name, value, options ?? {});
+  }
+  async load(scope: string, name: string, options: { version?: number } = {}) {
+    return await this.#scope(scope).load(name, options ?? {});
+  }
+  async list(scope: string) {
+    return await this.#scope(scope).list();
+  }
+  async history(scope: string, name: string) {
+    return await this.#scope(scope).history(name);
+  }
+  async delete(scope: string, name: string) {
+    return await this.#scope(scope).delete(name);
+  }
+}
+
+/**
+ * A Cap'n Web gateway: serves {@link BatonApi} at `path` (WebSocket and HTTP batch) and the
+ * live-progress WebSocket at `<livePrefix>/executions/<id>/live`, both behind `auth`.
+ *
+ * @example
+ * ```ts
+ * const api = gateway({ workflows: [greet, orderFlow], auth: { secret: "BATON_TOKEN" } });
+ * export type Api = BatonApi<[typeof greet, typeof orderFlow]>;
+ * export default {
+ *   async fetch(request, env) {
+ *     return (await api.fetch(request, env)) ?? new Response("Not found", { status: 404 });
+ *   },
+ * };
+ * ```
+ */
+export function gateway<Env, const W extends readonly AnyWorkflow[]>(
+  options: GatewayOptions<Env, W>,
+): Gateway<Env> {
+  checkAuth(options?.auth);
+  if (!Array.isArray(options.workflows)) {
+    invalidArgument(
+      "workflows",
+      "must be the array of workflows the gateway serves",
+      options.workflows,
+    );
+  }
+  const path = options.path ?? "/rpc";
+  const live = new RegExp(`^${escapeRegExp(options.livePrefix ?? "")}/executions/([^/]+)/live$`);
+  return {
+    async fetch(request: Request, env: Env): Promise<Response | null> {
+      const url = new URL(request.url);
+      const liveMatch = live.exec(url.pathname);
+      if (url.pathname !== path && !liveMatch) return null;
+      const origin = request.headers.get("Origin");
+      if (origin && options.origins && !options.origins.includes(origin)) {
+        return Response.json(
+          { code: "FORBIDDEN", message: `Origin ${origin} may not call this gateway.` },
+          { status: 403 },
+        );
+      }
+      // A browser's CORS preflight carries no credentials: answer it before authentication.
+      if (request.method === "OPTIONS") {
+        return new Response(null, {
+          status: 204,
+          headers: {
+            "Access-Control-Allow-Origin": origin ?? "*",
+            "Access-Control-Allow-Methods": "POST, GET, OPTIONS",
+            "Access-Control-Allow-Headers": "Authorization, Content-Type",
+            "Access-Control-Max-Age": "86400",
+          },
+        });
+      }
+      const verdict = await authorize(request, env, options.auth);
+      if (verdict) return verdict;
+      if (liveMatch) {
+        const name = options.bindings?.executions ?? "Executions";
+        const ns = (env as Record<string, unknown>)[name] as
+          | DurableObjectNamespace<ExecutionActor<never>>
+          | undefined;
+        if (typeof ns?.getByName !== "function") {
+          return Response.json(
+            { code: "INVALID_ARGUMENT", message: `No "${name}" binding in the Worker's env.` },
+            { status: 500 },
+          );
+        }
+        return liveProgress(request, ns, decodeURIComponent(liveMatch[1] as string));
+      }
+      return newWorkersRpcResponse(
+        request,
+        new BatonApi(env, options as GatewayOptions<unknown, W>),
+      );
+    },
+  };
+}
+
+/** `null` when the request may go on, else the 401 (or 500, misconfigured) response. */
+async function authorize<Env>(
+  request: Request,
+  env: Env,
+  auth: GatewayAuth<Env>,
+): Promise<Response | null> {
+  if ("anonymous" in auth) return auth.anonymous === true ? null : unauthorized("Not authorized.");
+  if ("authorize" in auth) {
+    let ok = false;
+    try {
+      ok = (await auth.authorize(request, env)) === true;
+    } catch {
+      ok = false;
+    }
+    return ok ? null : unauthorized("The request is not authorized.");
+  }
+  const secret = (env as Record<string, unknown>)[auth.secret];
+  if (typeof secret !== "string" || secret.length === 0) {
+    return Response.json(
+      {
+        code: "UNAUTHORIZED",
+        message: `The gateway's secret "${auth.secret}" is not set: set it (wrangler secret put ${auth.secret}, or .dev.vars locally). Every call is refused until then.`,
+      },
+      { status: 500 },
+    );
+  }
+  const header = request.headers.get("Authorization");
+  const presented = header?.startsWith("Bearer ")
+    ? header.slice("Bearer ".length).trim()
+    : new URL(request.url).searchParams.get("token");
+  if (!presented) return unauthorized("A token is required: send `Authorization: Bearer <token>`.");
+  return (await sameSecret(presented, secret)) ? null : unauthorized("The token is not valid.");
+}
+
+function unauthorized(message: string): Response {
+  return Response.json(
+    { code: "UNAUTHORIZED", message },
+    { status: 401, headers: { "WWW-Authenticate": 'Bearer realm="baton"' } },
+  );
+}
+
+/** Constant-time comparison: both sides are hashed to equal lengths first. */
+async function sameSecret(presented: string, secret: string): Promise<boolean> {
+  const encoder = new TextEncoder();
+  const [a, b] = await Promise.all([
+    crypto.subtle.digest("SHA-256", encoder.encode(presented)),
+    crypto.subtle.digest("SHA-256", encoder.encode(secret)),
+  ]);
+  return crypto.subtle.timingSafeEqual(a, b);
+}
+
+function checkAuth(auth: unknown): void {
+  const a = auth as Record<string, unknown> | undefined;
+  const ok =
+    typeof a === "object" &&
+    a !== null &&
+    ((typeof a.secret === "string" && a.secret.length > 0) ||
+      typeof a.authorize === "function" ||
+      a.anonymous === true);
+  if (!ok) {
+    invalidArgument(
+      "auth",
+      "must be { secret: '<name of a Worker secret>' }, { authorize(request, env) } or, explicitly, { anonymous: true }",
+      auth,
+    );
+  }
+}
+
+function checkId(id: unknown, what: string): string {
+  if (typeof id !== "string" || id.length === 0 || id.length > 256) {
+    invalidArgument(what, "must be a string of 1 to 256 characters", id);
+  }
+  return id;
+}
+
+function escapeRegExp(text: string): string {
+  return text.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+}
