@@ -9,6 +9,7 @@ import {
   type ExecutionTimers,
   type ForkSnapshot,
   HEARTBEAT_MS,
+  ROW_COLUMNS,
 } from "../src/execution/engine.ts";
 import {
   EXECUTION_MIGRATIONS,
@@ -47,6 +48,23 @@ import { type AnyWorkflow, type ChildResult, WorkflowRegistry } from "../src/wor
 import { type ExecutionIndex, INDEX_SHARD, type IndexUpdate } from "./execution-index.ts";
 
 const MAX_ID = 256;
+
+/** Counts over the journal that status() reports, and its latest step. */
+interface JournalStats {
+  steps: number;
+  done: number | null;
+  attempts: number | null;
+  busy: number | null;
+  waiting: number | null;
+  sleeping: number | null;
+  current: string | null;
+  [column: string]: string | number | ArrayBuffer | null;
+}
+const JOURNAL_STATS = `SELECT COUNT(*) AS steps, SUM(status = 'completed') AS done,
+  SUM(attempts) AS attempts, SUM(status IN ('running', 'backoff')) AS busy,
+  SUM(status = 'waiting') AS waiting, SUM(status = 'sleeping') AS sleeping,
+  (SELECT name FROM _baton_steps ORDER BY seq DESC LIMIT 1) AS current
+FROM _baton_steps`;
 /** Tag of live-progress WebSockets. */
 const LIVE_TAG = "live";
 const DEFAULT_RETENTION = "7 days";
@@ -592,9 +610,13 @@ export abstract class ExecutionActor<Env = unknown> extends Actor<Env, Execution
    * @throws BatonError `EXECUTION_NOT_FOUND` if it never existed or its retention ran out.
    */
   status(): ExecutionInfo {
-    const row = this.#requireRow();
-    this.#engine.kick();
-    return this.#info(row);
+    // The hottest read (clients poll it): the row and the journal's counts in one statement.
+    const snapshot = this.sql.one<ExecutionRow & JournalStats>(
+      `SELECT ${ROW_COLUMNS}, stats.* FROM _baton_execution, (${JOURNAL_STATS}) AS stats WHERE id = 1`,
+    );
+    const row = snapshot ?? this.#requireRow();
+    this.#engine.kick(row);
+    return this.#info(row, snapshot);
   }
 
   /**
@@ -994,17 +1016,22 @@ export abstract class ExecutionActor<Env = unknown> extends Actor<Env, Execution
     );
   }
 
-  #info(row: ExecutionRow): ExecutionInfo {
-    const stats = this.sql.one<{ steps: number; done: number; attempts: number | null }>(
-      "SELECT COUNT(*) AS steps, SUM(status = 'completed') AS done, SUM(attempts) AS attempts FROM _baton_steps",
-    );
+  #info(row: ExecutionRow, known?: JournalStats): ExecutionInfo {
+    // One pass over the journal for the counts and for what the open steps are doing.
+    const stats = known ?? this.sql.one<JournalStats>(JOURNAL_STATS);
+    let status: ExecutionStatus = row.status;
+    // Running with every open step parked: say what it waits for.
+    if (row.status === "running" && !stats?.busy) {
+      if (stats?.waiting) status = "waiting";
+      else if (stats?.sleeping) status = "sleeping";
+    }
     return {
       id: row.execution_id,
       workflow: row.workflow,
       version: row.version,
       mode: row.mode,
-      status: this.#displayStatus(row.status),
-      currentStep: this.#currentStep(),
+      status,
+      currentStep: stats?.current ?? null,
       stepCount: stats?.steps ?? 0,
       completedSteps: stats?.done ?? 0,
       totalSteps: row.total_steps,
@@ -1015,16 +1042,6 @@ export abstract class ExecutionActor<Env = unknown> extends Actor<Env, Execution
       endedAt: row.ended_at,
       error: row.error ? parseError(row.error) : null,
     };
-  }
-
-  #displayStatus(status: StoredStatus): ExecutionStatus {
-    if (status !== "running") return status;
-    const open = this.sql.all<{ status: string }>(
-      "SELECT DISTINCT status FROM _baton_steps WHERE status IN ('running', 'backoff', 'sleeping', 'waiting')",
-    );
-    if (open.length === 0 || open.some((s) => s.status === "running" || s.status === "backoff"))
-      return "running";
-    return open.some((s) => s.status === "waiting") ? "waiting" : "sleeping";
   }
 }
 

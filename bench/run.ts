@@ -12,6 +12,12 @@ import { readFileSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { startDevServer } from "../scripts/wrangler-dev.ts";
+import {
+  type Measurement,
+  progressLatency,
+  statusOverBatch,
+  statusOverWebSocket,
+} from "./client.ts";
 
 interface Case {
   /** Route of the bench Worker. */
@@ -24,6 +30,8 @@ interface Case {
   units?: number;
   /** Label in the table. */
   label: string;
+  /** Measured from here (Node) instead of by the Worker route: gets the server's base URL. */
+  measure?: (base: string, n: number, run: string) => Promise<Measurement>;
 }
 
 interface Ratio {
@@ -151,6 +159,82 @@ const SUITES: Suite[] = [
         targetText: "Baton at least 5× as fast",
       },
     ],
+  },
+  {
+    name: "gateway",
+    title: "Gateway: `status()` round trips over Cap'n Web",
+    description:
+      "From Node (the runner) to the bench Worker under `wrangler dev`: Baton's gateway (`/rpc`: token check at connection, then `status(id)` → the Execution actor over native RPC → SQLite) against a bare capnweb target in the same Worker whose `status(id)` returns a constant of the same shape. WebSocket: sequential calls on one session. HTTP batch: 100 `status()` calls in one batch (one POST), repeated.",
+    unit: "calls",
+    metric: "time",
+    reps: 5,
+    warmups: 1,
+    cases: [
+      {
+        route: "rpc",
+        key: "gateway-ws",
+        n: 300,
+        label: "Baton gateway, WebSocket, sequential",
+        measure: (base, n, run) => statusOverWebSocket(base, n, run, "gateway"),
+      },
+      {
+        route: "echo-rpc",
+        key: "echo-ws",
+        n: 300,
+        label: "bare capnweb echo, WebSocket, sequential",
+        measure: (base, n, run) => statusOverWebSocket(base, n, run, "echo"),
+      },
+      {
+        route: "rpc",
+        key: "gateway-batch",
+        n: 20,
+        units: 2000,
+        label: "Baton gateway, HTTP batches of 100",
+        measure: (base, n, run) => statusOverBatch(base, n, run, "gateway"),
+      },
+      {
+        route: "echo-rpc",
+        key: "echo-batch",
+        n: 20,
+        units: 2000,
+        label: "bare capnweb echo, HTTP batches of 100",
+        measure: (base, n, run) => statusOverBatch(base, n, run, "echo"),
+      },
+    ],
+    ratios: [
+      {
+        faster: "gateway-ws",
+        than: "echo-ws",
+        target: 1 / 1.5,
+        targetText: "at most 1.5× the bare round trip",
+      },
+      {
+        faster: "gateway-batch",
+        than: "echo-batch",
+        target: 1 / 1.5,
+        targetText: "at most 1.5× the bare round trip",
+      },
+    ],
+  },
+  {
+    name: "live",
+    title: "Live progress: from a step's end to the WebSocket subscriber",
+    description:
+      "A workflow of 100 steps, each returning the time it ended, with 20 ms of durable sleep between them, followed by a Node subscriber on the live-progress WebSocket route (`/executions/:id/live`); per `progress` event, its arrival time minus the step's end (one machine, one clock; workerd's clock advances at I/O, so the step's end reads slightly early and the latency slightly long). The time column is the median run's p50.",
+    unit: "events",
+    metric: "time",
+    reps: 3,
+    warmups: 1,
+    cases: [
+      {
+        route: "executions/:id/live",
+        key: "live",
+        n: 100,
+        label: "step end → subscriber (p50 per event)",
+        measure: progressLatency,
+      },
+    ],
+    ratios: [],
   },
   {
     name: "sleep",
@@ -309,6 +393,13 @@ async function main(): Promise<void> {
   writeReport(results, wanted);
 }
 
+async function viaRoute(port: number, c: Case, run: string): Promise<Measurement> {
+  const response = await fetch(`http://127.0.0.1:${port}/${c.route}?n=${c.n}&run=${run}`);
+  if (!response.ok)
+    throw new Error(`${c.route}: HTTP ${response.status}: ${await response.text()}`);
+  return (await response.json()) as Measurement;
+}
+
 async function runSuite(suite: Suite, port: number): Promise<Measured[]> {
   const samples = new Map<string, number[]>(suite.cases.map((c) => [keyOf(c), []]));
   const extras = new Map<string, Array<Record<string, number>>>(
@@ -317,14 +408,9 @@ async function runSuite(suite: Suite, port: number): Promise<Measured[]> {
   for (let rep = -suite.warmups; rep < suite.reps; rep++) {
     for (const c of suite.cases) {
       const run = `${suite.name}-${rep}-${Date.now()}`;
-      const response = await fetch(`http://127.0.0.1:${port}/${c.route}?n=${c.n}&run=${run}`);
-      if (!response.ok)
-        throw new Error(`${c.route}: HTTP ${response.status}: ${await response.text()}`);
-      const { ms, count, extra } = (await response.json()) as {
-        ms: number;
-        count: number;
-        extra?: Record<string, number>;
-      };
+      const { ms, count, extra } = c.measure
+        ? await c.measure(`http://127.0.0.1:${port}`, c.n, run)
+        : await viaRoute(port, c, run);
       const units = c.units ?? c.n;
       if (count !== units)
         throw new Error(`${c.route}: expected ${units} ${suite.unit}, got ${count}`);

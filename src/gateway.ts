@@ -105,6 +105,9 @@ export class BatonApi<W extends readonly AnyWorkflow[] = readonly AnyWorkflow[]>
   readonly #env: Record<string, unknown>;
   readonly #names: readonly string[];
   readonly #bindings: Required<NonNullable<GatewayOptions<unknown, W>["bindings"]>>;
+  /** status() calls in flight, by execution id (see {@link BatonApi.status}). */
+  readonly #reads = new Map<string, Promise<GatewayInfo>>();
+  readonly #stubs = new Map<string, DurableObjectStub<ExecutionActor<never>>>();
 
   constructor(env: unknown, options: GatewayOptions<unknown, W>) {
     super();
@@ -121,13 +124,32 @@ export class BatonApi<W extends readonly AnyWorkflow[] = readonly AnyWorkflow[]>
   /** The served workflows by name: `api.workflows.greet.start(input, { id })`. */
   get workflows(): WorkflowApis<W> {
     const map: Record<string, WorkflowTarget> = {};
-    for (const name of this.#names) map[name] = new WorkflowTarget(name, () => this.#executions());
+    const wrote = (id: string) => this.#reads.delete(id);
+    for (const name of this.#names) {
+      map[name] = new WorkflowTarget(name, () => this.#executions(), wrote);
+    }
     return map as unknown as WorkflowApis<W>;
   }
 
-  /** The state of execution `id`. */
+  /**
+   * The state of execution `id`. Within one session, `status()` calls for the same execution
+   * that overlap share one call to its actor (a batch of them costs one), unless a call that
+   * changes that execution was made between them: a read made after a write never sees the
+   * state from before it.
+   */
   async status(id: string): Promise<GatewayInfo> {
-    return await this.#execution(id).status();
+    const stub = this.#execution(id);
+    let read = this.#reads.get(id);
+    if (!read) {
+      read = stub.status();
+      this.#reads.set(id, read);
+      const done = read;
+      void done.then(
+        () => this.#reads.get(id) === done && this.#reads.delete(id),
+        () => this.#reads.get(id) === done && this.#reads.delete(id),
+      );
+    }
+    return await read;
   }
 
   /** The result of execution `id` (untyped; `workflows.<name>.result` is typed). */
@@ -137,7 +159,7 @@ export class BatonApi<W extends readonly AnyWorkflow[] = readonly AnyWorkflow[]>
 
   /** Sends an event to execution `id`. */
   async sendEvent(id: string, type: string, payload?: Value, options: { dedupeKey?: string } = {}) {
-    return await this.#execution(id).sendEvent(type, payload, options ?? {});
+    return await this.#write(id).sendEvent(type, payload, options ?? {});
   }
 
   /** The journal of execution `id`, a page at a time. */
@@ -146,19 +168,19 @@ export class BatonApi<W extends readonly AnyWorkflow[] = readonly AnyWorkflow[]>
   }
 
   async pause(id: string): Promise<GatewayInfo> {
-    return await this.#execution(id).pause();
+    return await this.#write(id).pause();
   }
 
   async resume(id: string): Promise<GatewayInfo> {
-    return await this.#execution(id).resume();
+    return await this.#write(id).resume();
   }
 
   async cancel(id: string): Promise<GatewayInfo> {
-    return await this.#execution(id).cancel();
+    return await this.#write(id).cancel();
   }
 
   async restart(id: string): Promise<GatewayInfo> {
-    return await this.#execution(id).restart();
+    return await this.#write(id).restart();
   }
 
   /** Executions newest first, filtered, a page at a time (needs the ExecutionIndex binding). */
@@ -213,7 +235,21 @@ export class BatonApi<W extends readonly AnyWorkflow[] = readonly AnyWorkflow[]>
   }
 
   #execution(id: string): DurableObjectStub<ExecutionActor<never>> {
-    return this.#executions().getByName(checkId(id, "Execution id"));
+    // A session tends to call the same executions again: keep their stubs (a bounded few).
+    let stub = this.#stubs.get(id);
+    if (!stub) {
+      stub = this.#executions().getByName(checkId(id, "Execution id"));
+      if (this.#stubs.size >= 256) this.#stubs.clear();
+      this.#stubs.set(id, stub);
+    }
+    return stub;
+  }
+
+  /** The stub for a call that changes execution `id`: later status() calls read anew. */
+  #write(id: string): DurableObjectStub<ExecutionActor<never>> {
+    const stub = this.#execution(id);
+    this.#reads.delete(id);
+    return stub;
   }
 
   #ns<T extends Rpc.DurableObjectBranded>(
@@ -236,11 +272,17 @@ export class BatonApi<W extends readonly AnyWorkflow[] = readonly AnyWorkflow[]>
 class WorkflowTarget extends RpcTarget {
   readonly #name: string;
   readonly #ns: () => DurableObjectNamespace<ExecutionActor<never>>;
+  readonly #wrote: (id: string) => void;
 
-  constructor(name: string, ns: () => DurableObjectNamespace<ExecutionActor<never>>) {
+  constructor(
+    name: string,
+    ns: () => DurableObjectNamespace<ExecutionActor<never>>,
+    wrote: (id: string) => void,
+  ) {
     super();
     this.#name = name;
     this.#ns = ns;
+    this.#wrote = wrote;
   }
 
   async start(input: Value, options: StartOptions) {
@@ -268,7 +310,9 @@ class WorkflowTarget extends RpcTarget {
     if (typeof options !== "object" || options === null) {
       invalidArgument("options", "must be { id, retention? }", options);
     }
-    return this.#ns().getByName(checkId(options.id, "id"));
+    const stub = this.#ns().getByName(checkId(options.id, "id"));
+    this.#wrote(options.id);
+    return stub;
   }
 }
 

@@ -114,6 +114,28 @@ describe("Cap'n Web gateway", () => {
     expect(result).toMatchObject({ ok: true, value: 1 });
   });
 
+  it("never answers a status() made after a change in the same batch with the state before it", async () => {
+    const { id, stub } = executionStub("gw-order");
+    const setup = await wsSession();
+    await setup.workflows.greet.start({ name: "Ada" }, { id });
+    setup[Symbol.dispose]();
+    await advance(stub, 1_000);
+    await eventually(
+      () => stub.status(),
+      (s) => s.status === "waiting",
+    );
+    const api = batchSession();
+    const [before, again, , after] = await Promise.all([
+      api.status(id),
+      api.status(id),
+      api.sendEvent(id, "approve", { ok: true }),
+      api.status(id),
+    ]);
+    expect(before.status).toBe("waiting");
+    expect(again.status).toBe("waiting");
+    expect(after.status).not.toBe("waiting");
+  });
+
   it("serves the live route, listing, locks and checkpoints", async () => {
     const api = await wsSession();
     const p = probe();

@@ -11,14 +11,17 @@ import {
   type WorkflowEvent,
   type WorkflowStep,
 } from "cloudflare:workers";
+import { newWorkersRpcResponse, RpcTarget } from "capnweb";
 import { FRAMEWORK_MIGRATIONS } from "../../src/actor.ts";
 import { EXECUTION_MIGRATIONS, EXECUTION_SCHEMA } from "../../src/execution/schema.ts";
 import {
   Actor,
+  type BatonApi,
   CheckpointActor,
   checkpoints,
   ExecutionActor,
   executions,
+  gateway,
   LockActor,
   locks,
   runMigrations,
@@ -37,6 +40,7 @@ export interface Env {
   BenchCheckpoints: DurableObjectNamespace<BenchCheckpoints>;
   PlainBlobs: DurableObjectNamespace<PlainBlobs>;
   CF_BENCH: Workflow<CfParams>;
+  BENCH_TOKEN: string;
   EmptyObject: DurableObjectNamespace<EmptyObject>;
 }
 
@@ -85,9 +89,22 @@ function distinctOutputs(values: number[]): number {
   return new Set(values.filter((v) => Number.isInteger(v) && v >= 0)).size;
 }
 
+/** `n` steps, each returning the time it finished, `gapMs` of durable sleep between them. */
+const ticker = workflow(
+  "ticker",
+  async (input: { n: number; gapMs: number; delayMs: number }, step) => {
+    // Time for the subscriber to connect before the first step.
+    await step.sleep("delay", input.delayMs);
+    for (let i = 0; i < input.n; i++) {
+      await step.do(`t${i}`, async () => Date.now());
+      if (i < input.n - 1) await step.sleep(`gap${i}`, input.gapMs);
+    }
+    return input.n;
+  },
+);
+
 export class BenchExecutions extends ExecutionActor<Env> {
-  readonly workflows = [steps, nap, flaky, kid, brood];
-  protected override readonly childBinding = "BenchExecutions";
+  readonly workflows = [steps, nap, flaky, kid, brood, ticker];
 }
 
 type CfParams = { mode: "steps" | "nap" | "flaky" | "kid" | "brood"; n: number };
@@ -400,6 +417,7 @@ const benches: Record<string, (env: Env, n: number, run: string) => Promise<Resu
         Array.from({ length: n }, (_, i) => env.EmptyObject.getByName(`empty-${run}-${i}`).ping()),
       ),
     ),
+
   "locks/uncontended": async (env, n, run) => {
     const lock = locks(env.BenchLocks);
     const name = `u-${run}`;
@@ -491,9 +509,45 @@ const benches: Record<string, (env: Env, n: number, run: string) => Promise<Resu
   },
 };
 
+/** The gateway under test: the bench workflows, behind the token in bench/wrangler.toml. */
+const api = gateway({
+  workflows: [steps, ticker],
+  auth: { secret: "BENCH_TOKEN" },
+  bindings: { executions: "BenchExecutions" },
+});
+export type BenchApi = BatonApi<[typeof steps, typeof ticker]>;
+
+/** The bare baseline: a capnweb target answering `status(id)` with a constant of the same shape. */
+class Echo extends RpcTarget {
+  status(id: string) {
+    return { ...ECHO_INFO, id };
+  }
+}
+const ECHO_INFO = {
+  id: "",
+  workflow: "steps",
+  version: 1,
+  mode: "workflow",
+  status: "completed",
+  currentStep: "s0",
+  stepCount: 1,
+  completedSteps: 1,
+  totalSteps: null,
+  attempts: 1,
+  run: 1,
+  createdAt: 0,
+  updatedAt: 0,
+  endedAt: 0,
+  error: null,
+};
+export type EchoApi = Echo;
+
 export default {
   async fetch(request: Request, env: Env): Promise<Response> {
     const url = new URL(request.url);
+    const served = await api.fetch(request, env);
+    if (served) return served;
+    if (url.pathname === "/echo-rpc") return newWorkersRpcResponse(request, new Echo());
     if (url.pathname === "/") return Response.json({ benches: Object.keys(benches) });
     const bench = benches[url.pathname.slice(1)];
     if (!bench) return Response.json({ error: "unknown bench" }, { status: 404 });

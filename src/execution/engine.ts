@@ -195,6 +195,11 @@ class Run {
   }
 }
 
+/** Every column of the execution row but its (possibly big) input and output. */
+export const ROW_COLUMNS = `execution_id, workflow, version, mode, status, input_digest, error, total_steps,
+  run, retention_ms, parent_id, parent_seq, parent_binding, cancel_requested, created_at, updated_at,
+  ended_at`;
+
 const never = <T>(): Promise<T> => new Promise<T>(() => {});
 const noop = (): void => {};
 
@@ -220,8 +225,11 @@ export class Engine {
 
   // ---- reading state -------------------------------------------------------------------------
 
+  /** The execution's row, without its input and output (read them with readInput/readOutput). */
   row(): ExecutionRow | undefined {
-    return this.#host.sql.one<ExecutionRow>("SELECT * FROM _baton_execution WHERE id = 1");
+    return this.#host.sql.one<ExecutionRow>(
+      `SELECT ${ROW_COLUMNS} FROM _baton_execution WHERE id = 1`,
+    );
   }
 
   stepRow(seq: number): StepRow | undefined {
@@ -241,8 +249,7 @@ export class Engine {
    * Starts a run if the execution should be running and none is. A paused execution is replayed
    * too when a step was in flight (it finishes; the next step waits at the gate).
    */
-  kick(): void {
-    const row = this.row();
+  kick(row: ExecutionRow | undefined = this.row()): void {
     if (row?.mode !== "workflow" || this.#run || TERMINAL.has(row.status)) return;
     const cancelling = row.cancel_requested === 1;
     if (
@@ -1486,12 +1493,20 @@ export class Engine {
     return this.#readBlob(row.output as ArrayBuffer | string | null);
   }
 
-  readInput(row: ExecutionRow): Promise<unknown> {
-    return this.#readBlob(row.input as ArrayBuffer | string | null);
+  readInput(_row?: ExecutionRow): Promise<unknown> {
+    return this.#readBlob(
+      this.#host.sql.value<ArrayBuffer | string>(
+        "SELECT input FROM _baton_execution WHERE id = 1",
+      ) ?? null,
+    );
   }
 
-  readOutput(row: ExecutionRow): Promise<unknown> {
-    return this.#readBlob(row.output as ArrayBuffer | string | null);
+  readOutput(_row?: ExecutionRow): Promise<unknown> {
+    return this.#readBlob(
+      this.#host.sql.value<ArrayBuffer | string>(
+        "SELECT output FROM _baton_execution WHERE id = 1",
+      ) ?? null,
+    );
   }
 
   readStepOutput(row: StepRow): Promise<unknown> {

@@ -96,9 +96,7 @@ export interface ExecutionRow {
   version: number;
   mode: "workflow" | "tracked";
   status: StoredStatus;
-  input: ArrayBuffer | string | null;
   input_digest: string;
-  output: ArrayBuffer | string | null;
   error: string | null;
   total_steps: number | null;
   run: number;
