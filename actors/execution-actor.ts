@@ -191,7 +191,13 @@ export abstract class ExecutionActor<Env = unknown> extends Actor<Env, Execution
       id,
       deleted ? 1 : 0,
     );
-    this.timers.enqueue("index", {}, { after: HEARTBEAT_MS }, { key: "index", maxAttempts: 1000 });
+    // Retried (every 5 minutes at most) for as long as it takes: the index must catch up.
+    this.timers.enqueue(
+      "index",
+      {},
+      { after: HEARTBEAT_MS },
+      { key: "index", maxAttempts: Number.MAX_SAFE_INTEGER },
+    );
     queueMicrotask(() => void this.#deliverIndex().catch(() => {}));
   }
 
@@ -231,9 +237,11 @@ export abstract class ExecutionActor<Env = unknown> extends Actor<Env, Execution
       };
       await ns.getByName(INDEX_SHARD).apply([update]);
       this.sql.run("DELETE FROM _baton_index_outbox WHERE version <= ?", top.version);
-      if (this.sql.value<number>("SELECT COUNT(*) FROM _baton_index_outbox") === 0) {
+      const pending = () => this.sql.value<number>("SELECT COUNT(*) FROM _baton_index_outbox");
+      if (pending() === 0) {
         await this.timers.cancel("index");
-        return;
+        // A change that came during that await goes now too, not at its retry timer.
+        if (pending() === 0) return;
       }
     }
   }
@@ -267,13 +275,18 @@ export abstract class ExecutionActor<Env = unknown> extends Actor<Env, Execution
         { status: 404 },
       );
     }
+    // Ended already: build its terminal event first, then (if it is still ended) accept, send
+    // and close with no await in between, so nothing from a restart slips in.
+    const ending = TERMINAL.has(row.status) ? await this.#terminalMessage(row) : null;
+    const current = this.#engine.row() ?? row;
+    const ended = ending !== null && TERMINAL.has(current.status) && current.run === row.run;
     const { 0: client, 1: server } = new WebSocketPair();
     this.ctx.acceptWebSocket(server, [LIVE_TAG]);
-    const initial: InitialStateEvent = { type: "initial_state", state: this.#info(row) };
+    const initial: InitialStateEvent = { type: "initial_state", state: this.#info(current) };
     server.send(JSON.stringify(initial));
-    if (TERMINAL.has(row.status)) {
-      // Ended already: its terminal event, then close (#ended() did not see this socket).
-      server.send(await this.#terminalMessage(row));
+    if (ended) {
+      server.serializeAttachment({ ended: true });
+      server.send(ending);
       server.close(1000, "The execution has ended.");
     }
     return new Response(null, { status: 101, webSocket: client });
@@ -293,7 +306,10 @@ export abstract class ExecutionActor<Env = unknown> extends Actor<Env, Execution
   override webSocketError(): void {}
 
   #stepDone(seq: number, step: string, output: () => unknown, index = seq): void {
-    const sockets = this.ctx.getWebSockets(LIVE_TAG);
+    // Sockets that got (or are getting) a terminal event hear nothing more.
+    const sockets = this.ctx
+      .getWebSockets(LIVE_TAG)
+      .filter((ws) => !(ws.deserializeAttachment() as { ended?: boolean } | null)?.ended);
     if (sockets.length === 0) return;
     const row = this.#engine.row();
     if (!row) return;
@@ -312,9 +328,13 @@ export abstract class ExecutionActor<Env = unknown> extends Actor<Env, Execution
 
   /** The terminal event goes to the sockets open now (a later one gets it from fetch()). */
   #ended(): void {
-    const sockets = this.ctx.getWebSockets(LIVE_TAG);
+    const sockets = this.ctx
+      .getWebSockets(LIVE_TAG)
+      .filter((ws) => !(ws.deserializeAttachment() as { ended?: boolean } | null)?.ended);
     const row = this.#engine.row();
     if (sockets.length === 0 || !row) return;
+    // Marked now, before the await below: a restart's progress never reaches them.
+    for (const ws of sockets) ws.serializeAttachment({ ended: true });
     void this.#terminalMessage(row).then((message) => {
       broadcast(sockets, message);
       for (const ws of sockets) {

@@ -140,11 +140,23 @@ export class ExecutionIndex<Env = unknown> extends Actor<Env, IndexTimers> {
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
     runMigrations(this.sql, SCHEMA, MIGRATIONS);
-    this.timers.on("prune", () => {
+    this.timers.on("prune", async () => {
       this.sql.run(
         "DELETE FROM _baton_index WHERE deleted_at IS NOT NULL AND deleted_at < ?",
         this.now() - TOMBSTONE_MS,
       );
+      // Tombstones made after this timer was scheduled get their own turn.
+      const oldest = this.sql.value<number>(
+        "SELECT MIN(deleted_at) FROM _baton_index WHERE deleted_at IS NOT NULL",
+      );
+      if (oldest !== undefined && oldest !== null) {
+        await this.timers.schedule(
+          "prune",
+          {},
+          { at: oldest + TOMBSTONE_MS + 60_000 },
+          { key: "prune" },
+        );
+      }
     });
   }
 
@@ -225,7 +237,7 @@ export class ExecutionIndex<Env = unknown> extends Actor<Env, IndexTimers> {
       params.push(query.workflow);
     }
     if (query.status !== undefined) {
-      const statuses = Array.isArray(query.status) ? query.status : [query.status];
+      const statuses = [...new Set(Array.isArray(query.status) ? query.status : [query.status])];
       if (statuses.length === 0 || !statuses.every((s) => STATUSES.includes(s as IndexedStatus))) {
         invalidArgument("status", `must be one or more of ${STATUSES.join(", ")}`, query.status);
       }
@@ -326,7 +338,7 @@ function encodeCursor(at: number, id: string): string {
 
 function decodeCursor(cursor: string): [number, string] {
   try {
-    if (typeof cursor !== "string" || cursor.length > 2048) throw new Error("bad cursor");
+    if (typeof cursor !== "string" || cursor.length > 4096) throw new Error("bad cursor");
     const binary = atob(cursor.replaceAll("-", "+").replaceAll("_", "/"));
     const text = new TextDecoder().decode(Uint8Array.from(binary, (c) => c.charCodeAt(0)));
     const parsed = JSON.parse(text) as unknown;

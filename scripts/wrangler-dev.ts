@@ -31,6 +31,8 @@ export interface DevServerOptions {
   log?: (line: string) => void;
   /** How long to wait for the server to answer `GET /` (default 90 s). */
   timeoutMs?: number;
+  /** Variables passed with `--var NAME:value` (local values such as a dev token). */
+  vars?: Record<string, string>;
 }
 
 /** Starts `wrangler dev` and resolves once it answers `GET /`. */
@@ -55,6 +57,10 @@ export async function startDevServer(options: DevServerOptions): Promise<DevServ
       "--log-level",
       "warn",
       "--show-interactive-dev-session=false",
+      ...Object.entries(options.vars ?? {}).flatMap(([name, value]) => [
+        "--var",
+        `${name}:${value}`,
+      ]),
     ],
     {
       cwd: root,

@@ -6,7 +6,13 @@ import type { AcquireOptions, Lease, LockActor } from "../actors/lock-actor.ts";
 import type { Duration } from "./duration.ts";
 import { BatonError, invalidArgument } from "./errors.ts";
 import type { ExecutionResult, StartOptions, Value } from "./execution/types.ts";
-import { type LiveEvent, liveProgress } from "./live.ts";
+import { type DisconnectedEvent, isTerminalEvent, type LiveEvent, liveProgress } from "./live.ts";
+
+/** Live subscriptions one session may hold at once (each holds a WebSocket to an actor). */
+const MAX_SUBSCRIPTIONS = 16;
+/** Events a subscription may have waiting for the client before it is dropped. */
+const MAX_BACKLOG = 1000;
+
 import type { AnyWorkflow, InputOf, OutputOf } from "./workflow.ts";
 
 /** How the gateway tells callers it may serve from anonymous ones. */
@@ -108,9 +114,15 @@ export class BatonApi<W extends readonly AnyWorkflow[] = readonly AnyWorkflow[]>
   /** status() calls in flight, by execution id (see {@link BatonApi.status}). */
   readonly #reads = new Map<string, Promise<GatewayInfo>>();
   readonly #stubs = new Map<string, DurableObjectStub<ExecutionActor<never>>>();
+  /** Calls that change an execution, in flight, by id: a later status() waits for them. */
+  readonly #writes = new Map<string, Promise<unknown>>();
+  readonly #batch: boolean;
+  #subscriptions = 0;
 
-  constructor(env: unknown, options: GatewayOptions<unknown, W>) {
+  /** `batch`: the session is an HTTP batch (no subscriptions). */
+  constructor(env: unknown, options: GatewayOptions<unknown, W>, batch = false) {
     super();
+    this.#batch = batch;
     this.#env = (env ?? {}) as Record<string, unknown>;
     this.#names = options.workflows.map((w) => w.name);
     this.#bindings = {
@@ -124,10 +136,11 @@ export class BatonApi<W extends readonly AnyWorkflow[] = readonly AnyWorkflow[]>
   /** The served workflows by name: `api.workflows.greet.start(input, { id })`. */
   get workflows(): WorkflowApis<W> {
     const map: Record<string, WorkflowTarget> = {};
-    const wrote = (id: string) => this.#reads.delete(id);
-    for (const name of this.#names) {
-      map[name] = new WorkflowTarget(name, () => this.#executions(), wrote);
-    }
+    const session: WorkflowSession = {
+      stub: (id) => this.#execution(id),
+      write: (id, change) => this.#write(id, change),
+    };
+    for (const name of this.#names) map[name] = new WorkflowTarget(name, session);
     return map as unknown as WorkflowApis<W>;
   }
 
@@ -141,7 +154,9 @@ export class BatonApi<W extends readonly AnyWorkflow[] = readonly AnyWorkflow[]>
     const stub = this.#execution(id);
     let read = this.#reads.get(id);
     if (!read) {
-      read = stub.status();
+      const write = this.#writes.get(id);
+      const readNow = () => stub.status();
+      read = write ? write.then(readNow, readNow) : readNow();
       this.#reads.set(id, read);
       const done = read;
       void done.then(
@@ -159,7 +174,7 @@ export class BatonApi<W extends readonly AnyWorkflow[] = readonly AnyWorkflow[]>
 
   /** Sends an event to execution `id`. */
   async sendEvent(id: string, type: string, payload?: Value, options: { dedupeKey?: string } = {}) {
-    return await this.#write(id).sendEvent(type, payload, options ?? {});
+    return await this.#write(id, (stub) => stub.sendEvent(type, payload, options ?? {}));
   }
 
   /** The journal of execution `id`, a page at a time. */
@@ -168,19 +183,19 @@ export class BatonApi<W extends readonly AnyWorkflow[] = readonly AnyWorkflow[]>
   }
 
   async pause(id: string): Promise<GatewayInfo> {
-    return await this.#write(id).pause();
+    return await this.#write(id, (stub) => stub.pause());
   }
 
   async resume(id: string): Promise<GatewayInfo> {
-    return await this.#write(id).resume();
+    return await this.#write(id, (stub) => stub.resume());
   }
 
   async cancel(id: string): Promise<GatewayInfo> {
-    return await this.#write(id).cancel();
+    return await this.#write(id, (stub) => stub.cancel());
   }
 
   async restart(id: string): Promise<GatewayInfo> {
-    return await this.#write(id).restart();
+    return await this.#write(id, (stub) => stub.restart());
   }
 
   /** Executions newest first, filtered, a page at a time (needs the ExecutionIndex binding). */
@@ -201,6 +216,20 @@ export class BatonApi<W extends readonly AnyWorkflow[] = readonly AnyWorkflow[]>
     callback: (event: LiveEvent) => void | Promise<void>,
   ): Promise<GatewaySubscription> {
     if (typeof callback !== "function") invalidArgument("callback", "must be a function", callback);
+    if (this.#batch) {
+      invalidArgument(
+        "subscribe",
+        "needs a WebSocket session (an HTTP batch ends, and its callback with it, when it returns)",
+        id,
+      );
+    }
+    if (this.#subscriptions >= MAX_SUBSCRIPTIONS) {
+      invalidArgument(
+        "subscribe",
+        `allows at most ${MAX_SUBSCRIPTIONS} live subscriptions per session; close() some first`,
+        id,
+      );
+    }
     const response = await liveProgress(
       new Request("https://baton.internal/live", { headers: { Upgrade: "websocket" } }),
       this.#executions(),
@@ -217,7 +246,8 @@ export class BatonApi<W extends readonly AnyWorkflow[] = readonly AnyWorkflow[]>
     }
     // A stub passed as a parameter is released when this call returns: keep a copy.
     const listener = (callback as { dup?: () => typeof callback }).dup?.() ?? callback;
-    return new Subscription(ws, listener);
+    this.#subscriptions++;
+    return new Subscription(ws, listener, id, () => this.#subscriptions--);
   }
 
   /** Locks: the Lock actor's operations, by lock name. */
@@ -245,11 +275,23 @@ export class BatonApi<W extends readonly AnyWorkflow[] = readonly AnyWorkflow[]>
     return stub;
   }
 
-  /** The stub for a call that changes execution `id`: later status() calls read anew. */
-  #write(id: string): DurableObjectStub<ExecutionActor<never>> {
+  /**
+   * Makes the call `change` on execution `id`: status() calls made after it read anew, once it
+   * has settled.
+   */
+  async #write<T>(
+    id: string,
+    change: (stub: DurableObjectStub<ExecutionActor<never>>) => Promise<T>,
+  ): Promise<T> {
     const stub = this.#execution(id);
     this.#reads.delete(id);
-    return stub;
+    const call = change(stub);
+    this.#writes.set(id, call);
+    try {
+      return await call;
+    } finally {
+      if (this.#writes.get(id) === call) this.#writes.delete(id);
+    }
   }
 
   #ns<T extends Rpc.DurableObjectBranded>(
@@ -271,30 +313,31 @@ export class BatonApi<W extends readonly AnyWorkflow[] = readonly AnyWorkflow[]>
 /** One workflow's typed operations. */
 class WorkflowTarget extends RpcTarget {
   readonly #name: string;
-  readonly #ns: () => DurableObjectNamespace<ExecutionActor<never>>;
-  readonly #wrote: (id: string) => void;
+  readonly #session: WorkflowSession;
 
-  constructor(
-    name: string,
-    ns: () => DurableObjectNamespace<ExecutionActor<never>>,
-    wrote: (id: string) => void,
-  ) {
+  constructor(name: string, session: WorkflowSession) {
     super();
     this.#name = name;
-    this.#ns = ns;
-    this.#wrote = wrote;
+    this.#session = session;
   }
 
   async start(input: Value, options: StartOptions) {
-    return await this.#stub(options).start(this.#name, input, options);
+    return await this.#session.write(idOf(options), (stub) =>
+      stub.start(this.#name, input, options),
+    );
   }
 
+  /** `start`, then the result (two calls, so a status() made after it sees the start). */
   async execute(input: Value, options: StartOptions & { timeout?: Duration }) {
-    return await this.#stub(options).execute(this.#name, input, options);
+    const id = idOf(options);
+    await this.#session.write(id, (stub) => stub.start(this.#name, input, options));
+    return await this.#session
+      .stub(id)
+      .result(options.timeout === undefined ? {} : { timeout: options.timeout });
   }
 
   async result(id: string, options: { timeout?: Duration } = {}) {
-    const stub = this.#ns().getByName(checkId(id, "Execution id"));
+    const stub = this.#session.stub(id);
     const info = await stub.status();
     if (info.workflow !== this.#name) {
       throw new BatonError(
@@ -305,35 +348,72 @@ class WorkflowTarget extends RpcTarget {
     }
     return await stub.result(options ?? {});
   }
+}
 
-  #stub(options: StartOptions) {
-    if (typeof options !== "object" || options === null) {
-      invalidArgument("options", "must be { id, retention? }", options);
-    }
-    const stub = this.#ns().getByName(checkId(options.id, "id"));
-    this.#wrote(options.id);
-    return stub;
+/** What a workflow's target needs from its session. */
+interface WorkflowSession {
+  stub(id: string): DurableObjectStub<ExecutionActor<never>>;
+  write<T>(
+    id: string,
+    change: (stub: DurableObjectStub<ExecutionActor<never>>) => Promise<T>,
+  ): Promise<T>;
+}
+
+function idOf(options: StartOptions): string {
+  if (typeof options !== "object" || options === null) {
+    invalidArgument("options", "must be { id, retention? }", options);
   }
+  return checkId(options.id, "id");
 }
 
 /** A live subscription: relays the execution's WebSocket events to the client's callback. */
 class Subscription extends RpcTarget {
   readonly #ws: WebSocket;
   readonly #listener: (event: LiveEvent) => unknown;
+  readonly #executionId: string;
+  readonly #onEnd: () => void;
   #closed = false;
+  #ended = false;
+  #backlog = 0;
 
-  constructor(ws: WebSocket, listener: (event: LiveEvent) => unknown) {
+  constructor(
+    ws: WebSocket,
+    listener: (event: LiveEvent) => unknown,
+    executionId: string,
+    onEnd: () => void,
+  ) {
     super();
     this.#ws = ws;
     this.#listener = listener;
+    this.#executionId = executionId;
+    this.#onEnd = onEnd;
     // Calls are chained, so the client sees the events in the order the actor sent them.
     let chain: Promise<unknown> = Promise.resolve();
+    const deliver = (event: LiveEvent) => {
+      if (++this.#backlog > MAX_BACKLOG) {
+        this.#disconnect(chain, "the subscriber fell too far behind");
+        return;
+      }
+      chain = chain
+        .then(() => this.#listener(event))
+        .then(
+          () => this.#backlog--,
+          () => this.close(),
+        );
+    };
     ws.addEventListener("message", (message) => {
+      if (this.#closed) return;
       const event = JSON.parse(String(message.data)) as LiveEvent;
-      chain = chain.then(() => this.#listener(event)).catch(() => this.close());
+      if (isTerminalEvent(event)) this.#ended = true;
+      deliver(event);
     });
     ws.addEventListener("close", () => {
-      chain = chain.finally(() => this.#release());
+      // Broken before its terminal event (the actor was reset, or redeployed): say so.
+      if (!this.#ended && !this.#closed) this.#disconnect(chain, "the live stream was cut");
+      else chain = chain.finally(() => this.#release());
+    });
+    ws.addEventListener("error", () => {
+      if (!this.#ended && !this.#closed) this.#disconnect(chain, "the live stream failed");
     });
     ws.accept();
   }
@@ -353,9 +433,24 @@ class Subscription extends RpcTarget {
     this.close();
   }
 
+  #disconnect(chain: Promise<unknown>, reason: string): void {
+    if (this.#ended) return;
+    this.#ended = true;
+    const event: DisconnectedEvent = {
+      type: "disconnected",
+      executionId: this.#executionId,
+      reason: `${reason}; subscribe again for the current state.`,
+    };
+    void chain
+      .then(() => this.#listener(event))
+      .catch(() => {})
+      .finally(() => this.close());
+  }
+
   #release(): void {
     if (this.#closed) return;
     this.#closed = true;
+    this.#onEnd();
     (this.#listener as Partial<Disposable>)[Symbol.dispose]?.();
   }
 }
@@ -479,11 +574,20 @@ export function gateway<Env, const W extends readonly AnyWorkflow[]>(
             { status: 500 },
           );
         }
-        return liveProgress(request, ns, decodeURIComponent(liveMatch[1] as string));
+        let id: string;
+        try {
+          id = decodeURIComponent(liveMatch[1] as string);
+        } catch {
+          return Response.json(
+            { code: "INVALID_ARGUMENT", message: "The execution id in the path is not valid." },
+            { status: 400 },
+          );
+        }
+        return liveProgress(request, ns, id);
       }
       return newWorkersRpcResponse(
         request,
-        new BatonApi(env, options as GatewayOptions<unknown, W>),
+        new BatonApi(env, options as GatewayOptions<unknown, W>, request.method === "POST"),
       );
     },
   };
@@ -507,18 +611,21 @@ async function authorize<Env>(
   }
   const secret = (env as Record<string, unknown>)[auth.secret];
   if (typeof secret !== "string" || secret.length === 0) {
+    // The name goes to the log only: a response must not echo configuration.
+    console.error(
+      `baton gateway: the secret named in auth.secret is not set in the env; set it with \`wrangler secret put <name>\` (or .dev.vars locally). Refusing every call.`,
+    );
     return Response.json(
-      {
-        code: "UNAUTHORIZED",
-        message: `The gateway's secret "${auth.secret}" is not set: set it (wrangler secret put ${auth.secret}, or .dev.vars locally). Every call is refused until then.`,
-      },
+      { code: "UNAUTHORIZED", message: "The gateway's token is not configured." },
       { status: 500 },
     );
   }
   const header = request.headers.get("Authorization");
-  const presented = header?.startsWith("Bearer ")
-    ? header.slice("Bearer ".length).trim()
-    : new URL(request.url).searchParams.get("token");
+  const bearer = /^Bearer\s+(\S+)\s*$/i.exec(header ?? "");
+  // Only a WebSocket upgrade (browsers cannot set its headers) may carry the token in the URL.
+  const websocket = request.headers.get("Upgrade")?.toLowerCase() === "websocket";
+  const presented =
+    bearer?.[1] ?? (websocket ? new URL(request.url).searchParams.get("token") : null);
   if (!presented) return unauthorized("A token is required: send `Authorization: Bearer <token>`.");
   return (await sameSecret(presented, secret)) ? null : unauthorized("The token is not valid.");
 }
@@ -542,12 +649,15 @@ async function sameSecret(presented: string, secret: string): Promise<boolean> {
 
 function checkAuth(auth: unknown): void {
   const a = auth as Record<string, unknown> | undefined;
-  const ok =
-    typeof a === "object" &&
-    a !== null &&
-    ((typeof a.secret === "string" && a.secret.length > 0) ||
-      typeof a.authorize === "function" ||
-      a.anonymous === true);
+  const kinds =
+    typeof a === "object" && a !== null
+      ? [
+          typeof a.secret === "string" && a.secret.length > 0,
+          typeof a.authorize === "function",
+          a.anonymous === true,
+        ].filter(Boolean).length
+      : 0;
+  const ok = kinds === 1 && Object.keys(a as object).length === 1;
   if (!ok) {
     invalidArgument(
       "auth",

@@ -104,6 +104,7 @@ export { ExecutionIndexClient, executionIndex } from "./listing.ts";
 export {
   type CancelledEvent,
   type CompletedEvent,
+  type DisconnectedEvent,
   type FailedEvent,
   type InitialStateEvent,
   isTerminalEvent,

@@ -13,7 +13,8 @@ export type LiveEvent =
   | ProgressEvent
   | CompletedEvent
   | FailedEvent
-  | CancelledEvent;
+  | CancelledEvent
+  | DisconnectedEvent;
 
 /** Sent first, on connection: the execution's state as `status()` returns it. */
 export interface InitialStateEvent {
@@ -67,6 +68,17 @@ export interface CancelledEvent {
   timestamp: number;
 }
 
+/**
+ * Only for capnweb subscribers: the stream broke before a terminal event (the actor was reset or
+ * redeployed, or the subscription fell too far behind). Subscribe again: the new stream starts
+ * with the current state.
+ */
+export interface DisconnectedEvent {
+  type: "disconnected";
+  executionId: string;
+  reason: string;
+}
+
 /** Marks an output that exists but cannot be carried in an event (read it from the journal). */
 export const OMITTED: unique symbol = Symbol("omitted");
 
@@ -84,7 +96,12 @@ export function jsonIfSmall(value: unknown, limit: number): { json?: string; omi
   if (value === OMITTED) return { omitted: true };
   let json: string | undefined;
   try {
-    json = JSON.stringify(value);
+    // Values JSON would silently turn into something else ({} for a Map) are left out instead.
+    json = JSON.stringify(value, (_key, v: unknown) => {
+      if (v instanceof Map || v instanceof Set || v instanceof ArrayBuffer || ArrayBuffer.isView(v))
+        throw new TypeError("not JSON");
+      return v;
+    });
   } catch {
     return { omitted: true };
   }

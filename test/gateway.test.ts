@@ -1,8 +1,16 @@
 import { env, SELF } from "cloudflare:test";
 import { newHttpBatchRpcSession, newWebSocketRpcSession, type RpcStub } from "capnweb";
 import { afterEach, describe, expect, it } from "vitest";
-import type { LiveEvent } from "../src/index.ts";
-import { advance, eventually, executionStub, probe, uniqueName } from "./helpers.ts";
+import { gateway, type LiveEvent } from "../src/index.ts";
+import {
+  advance,
+  eventually,
+  executionStub,
+  probe,
+  resetExecution,
+  reviveByHeartbeat,
+  uniqueName,
+} from "./helpers.ts";
 import type { TestApi } from "./worker.ts";
 
 const BASE = "https://baton.test";
@@ -98,6 +106,51 @@ describe("Cap'n Web gateway", () => {
     api[Symbol.dispose]();
   });
 
+  it("tells a subscriber when its stream breaks (the actor was reset), and refuses over batch", async () => {
+    const api = await wsSession();
+    const p = probe();
+    const { id } = executionStub("gw-cut");
+    await api.workflows.gated.start({ probe: p.name }, { id });
+    await eventually(
+      () => p.stub.counts(),
+      (c) => c.b === 1,
+    );
+    const events: LiveEvent[] = [];
+    await api.subscribe(id, (event) => {
+      events.push(event);
+    });
+    await eventually(
+      async () => events.length,
+      (n) => n >= 1,
+    );
+    await resetExecution(id);
+    await eventually(
+      async () => events.at(-1)?.type,
+      (type) => type === "disconnected",
+    );
+    expect(events.map((e) => e.type)).toEqual(["initial_state", "disconnected"]);
+    // Subscribing again gives the current state first.
+    const again: LiveEvent[] = [];
+    await api.subscribe(id, (event) => {
+      again.push(event);
+    });
+    await eventually(
+      async () => again[0]?.type,
+      (type) => type === "initial_state",
+    );
+    await p.stub.openGate("b");
+    await reviveByHeartbeat(id);
+    await eventually(
+      async () => again.at(-1)?.type,
+      (type) => type === "completed",
+    );
+    api[Symbol.dispose]();
+    await expectCode(
+      batchSession().subscribe(id, () => {}),
+      "INVALID_ARGUMENT",
+    );
+  });
+
   it("serves calls over HTTP batch: several in one request", async () => {
     const p = probe();
     const { id } = executionStub("gw-batch");
@@ -134,6 +187,16 @@ describe("Cap'n Web gateway", () => {
     expect(before.status).toBe("waiting");
     expect(again.status).toBe("waiting");
     expect(after.status).not.toBe("waiting");
+    // A status() batched right after a start sees the execution (the start went first).
+    const p = probe();
+    const fresh = executionStub("gw-order-start").id;
+    const batch = batchSession();
+    const [started, seen] = await Promise.all([
+      batch.workflows.counted.start({ n: 1, probe: p.name }, { id: fresh }),
+      batch.status(fresh),
+    ]);
+    expect(started.id).toBe(fresh);
+    expect(seen.id).toBe(fresh);
   });
 
   it("serves the live route, listing, locks and checkpoints", async () => {
@@ -195,6 +258,18 @@ describe("Cap'n Web gateway", () => {
       /401/,
     );
     await expectCode(env.TestExecutions.getByName(id).status(), "EXECUTION_NOT_FOUND");
+    // Only a WebSocket upgrade may carry the token in the URL; the scheme is case-insensitive.
+    const postWithQuery = await SELF.fetch(`${BASE}/test/rpc?token=${TOKEN}`, {
+      method: "POST",
+      body,
+    });
+    expect(postWithQuery.status).toBe(401);
+    const lower = await SELF.fetch(`${BASE}/test/rpc`, {
+      headers: { Upgrade: "websocket", Authorization: `bearer ${TOKEN}` },
+    });
+    expect(lower.status).toBe(101);
+    lower.webSocket?.accept();
+    lower.webSocket?.close();
     // The token may also come as a query parameter (browsers' WebSockets cannot set headers).
     const byQuery = await SELF.fetch(`${BASE}/test/rpc?token=${TOKEN}`, {
       headers: { Upgrade: "websocket" },
@@ -226,6 +301,27 @@ describe("Cap'n Web gateway", () => {
     expect(preflight.headers.get("Access-Control-Allow-Headers")).toMatch(/Authorization/);
     // Other paths are not the gateway's: the dev Worker answers them.
     expect((await SELF.fetch(`${BASE}/`)).status).toBe(200);
+    // A bad id in the live route's path is a 400, not a crash.
+    const badPath = await SELF.fetch(`${BASE}/test/executions/%E0%A4%A/live`, {
+      headers: { Upgrade: "websocket", ...auth },
+    });
+    expect(badPath.status).toBe(400);
+  });
+
+  it("refuses an auth configuration that is not exactly one kind", () => {
+    for (const auth of [
+      undefined,
+      {},
+      { anonymous: false },
+      { secret: "" },
+      { secret: "X", anonymous: false },
+      { secret: "X", authorize: () => true },
+    ]) {
+      expect(() =>
+        gateway({ workflows: [], auth: auth as unknown as { anonymous: true } }),
+      ).toThrowError(/auth must be/);
+    }
+    expect(() => gateway({ workflows: [], auth: { anonymous: true } })).not.toThrow();
   });
 
   it("answers bad input to every method with a clear code", async () => {

@@ -78,6 +78,9 @@ describe("listing executions", () => {
       7,
     );
     expect((await index().list({ startedBefore: new Date(before) })).executions).toEqual([]);
+    // Repeated statuses count once (no matter how many are sent).
+    const repeated = await index().list({ status: Array(150).fill("running") });
+    expect(repeated.executions.map((e) => e.id).sort()).toEqual([...waiting].sort());
   });
 
   it("refuses bad queries and bad updates with INVALID_ARGUMENT", async () => {

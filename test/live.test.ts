@@ -120,6 +120,24 @@ describe("live progress over a hibernatable WebSocket", () => {
     expect(kinds(sub.events)).toEqual(["initial_state", "progress:b", "progress:c", "completed"]);
   });
 
+  it("streams a tracked execution's reports; leaves out outputs JSON would not carry", async () => {
+    const { id, stub } = executionStub("live-tracked");
+    await stub.track("import", { id, totalSteps: 3 });
+    const sub = await subscribe(id);
+    await stub.progress("read", { index: 0, output: { rows: 2 } });
+    await stub.progress("map", { index: 1, output: new Map([["a", 1]]) });
+    await stub.progress("big", { index: 2, output: "x".repeat(20_000) });
+    await stub.complete({ imported: 2 });
+    expect(await sub.closed).toBe(1000);
+    expect(sub.events.slice(1)).toMatchObject([
+      { type: "progress", step: "read", stepIndex: 0, totalSteps: 3, output: { rows: 2 } },
+      { type: "progress", step: "map", stepIndex: 1, outputOmitted: true },
+      { type: "progress", step: "big", stepIndex: 2, outputOmitted: true },
+      { type: "completed", result: { imported: 2 } },
+    ]);
+    expect(sub.events[2]).not.toHaveProperty("output");
+  });
+
   it("refuses a plain request (426), an unknown execution (404) and a bad id (400)", async () => {
     const plain = await liveProgress(
       new Request("https://baton.test/live"),

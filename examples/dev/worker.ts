@@ -10,7 +10,7 @@
  * - `POST /orders/:id/approve` with JSON `{ approved, by }` — send the approval event.
  * - `/rpc` — the Cap'n Web gateway (WebSocket or HTTP batch) serving the order workflow, locks,
  *   checkpoints and listing to browsers and Node (examples/node-client); token `BATON_TOKEN`
- *   (wrangler.toml sets a dev value).
+ *   (`npm run dev` passes `dev-token`; deployed, a secret).
  * - `GET /executions/:id/live` — an execution's live progress (WebSocket), same token.
  */
 import {
@@ -40,7 +40,7 @@ export interface Env {
   Locks: DurableObjectNamespace<LockActor>;
   Checkpoints: DurableObjectNamespace<CheckpointActor>;
   ExecutionIndex: DurableObjectNamespace<ExecutionIndex>;
-  /** The gateway's token (a dev value in wrangler.toml; a secret in production). */
+  /** The gateway's token (`npm run dev` passes a local value; a secret in production). */
   BATON_TOKEN: string;
 }
 

@@ -38,6 +38,11 @@ export async function followOrder(
       if (event.type === "initial_state") log(`state: ${event.state.status}`);
       else if (event.type === "progress") log(`step ${event.stepIndex}: ${event.step}`);
       else log(`${event.type}`);
+      // The stream broke (the actor was reset or redeployed): follow it again from its state.
+      if (event.type === "disconnected") {
+        api.subscribe(orderId, onEvent).catch(reject);
+        return;
+      }
       // The order waits for an approval after its first step: send it once.
       if (!approved && (event.type === "progress" || event.type === "initial_state")) {
         approved = true;

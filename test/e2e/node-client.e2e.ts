@@ -11,7 +11,11 @@ let server: DevServer;
 const output: string[] = [];
 
 beforeAll(async () => {
-  server = await startDevServer({ config: "wrangler.toml", log: (line) => output.push(line) });
+  server = await startDevServer({
+    config: "wrangler.toml",
+    vars: { BATON_TOKEN: "dev-token" }, // what `npm run dev` passes
+    log: (line) => output.push(line),
+  });
 }, 120_000);
 
 afterAll(async () => {
