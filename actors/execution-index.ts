@@ -1,17 +1,11 @@
 import { Actor } from "../src/actor.ts";
 import { invalidArgument } from "../src/errors.ts";
+import type { StoredStatus } from "../src/execution/schema.ts";
 import type { Migration } from "../src/migrations.ts";
 import { runMigrations } from "../src/migrations.ts";
 
 /** Lifecycle statuses an execution has in the index (`waiting`/`sleeping` are `running`). */
-export type IndexedStatus =
-  | "pending"
-  | "running"
-  | "paused"
-  | "completed"
-  | "failed"
-  | "cancelled"
-  | "timed_out";
+export type IndexedStatus = StoredStatus;
 
 const STATUSES: readonly IndexedStatus[] = [
   "pending",

@@ -105,6 +105,7 @@ const ticker = workflow(
 
 export class BenchExecutions extends ExecutionActor<Env> {
   readonly workflows = [steps, nap, flaky, kid, brood, ticker];
+  protected override readonly childBinding = "BenchExecutions";
 }
 
 type CfParams = { mode: "steps" | "nap" | "flaky" | "kid" | "brood"; n: number };
