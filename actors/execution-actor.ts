@@ -1,7 +1,7 @@
 import { Actor } from "../src/actor.ts";
 import { encode } from "../src/codec.ts";
 import { type Duration, parseDuration } from "../src/duration.ts";
-import { BatonError, invalidArgument } from "../src/errors.ts";
+import { BatonError, invalidArgument, isBatonError } from "../src/errors.ts";
 import {
   checkEventType,
   Engine,
@@ -234,8 +234,16 @@ export abstract class ExecutionActor<Env = unknown> extends Actor<Env, Execution
               endedAt: row.ended_at,
             }
           : null,
+        source: this.ctx.id.toString(),
       };
-      await ns.getByName(INDEX_SHARD).apply([update]);
+      try {
+        await ns.getByName(INDEX_SHARD).apply([update]);
+      } catch (error) {
+        if (!isBatonError(error, "INDEX_CONFLICT")) throw error;
+        // A misconfiguration no retry can mend (another class has this id in the same index):
+        // say so loudly and stop retrying; the index keeps the other class's row.
+        console.error(`baton: execution "${top.execution_id}" is not indexed: ${error.message}`);
+      }
       this.sql.run("DELETE FROM _baton_index_outbox WHERE version <= ?", top.version);
       const pending = () => this.sql.value<number>("SELECT COUNT(*) FROM _baton_index_outbox");
       if (pending() === 0) {

@@ -1,5 +1,5 @@
 import { Actor } from "../src/actor.ts";
-import { invalidArgument } from "../src/errors.ts";
+import { BatonError, invalidArgument } from "../src/errors.ts";
 import type { StoredStatus } from "../src/execution/schema.ts";
 import type { Migration } from "../src/migrations.ts";
 import { runMigrations } from "../src/migrations.ts";
@@ -37,6 +37,12 @@ export interface IndexUpdate {
   version: number;
   /** The execution's state, or `null` once its retention ran out and it was deleted. */
   execution: IndexedExecution | null;
+  /**
+   * The reporting Durable Object's id (`ctx.id.toString()`). Two Execution actor classes that
+   * share one index and use the same execution id are told apart by it: the second one's
+   * updates are refused with `INDEX_CONFLICT` instead of overwriting the first's row.
+   */
+  source: string;
 }
 
 /** Filters and paging of {@link ExecutionIndex.list}. */
@@ -94,6 +100,14 @@ const MIGRATIONS: readonly Migration[] = [
       sql.run(
         "CREATE INDEX _baton_index_by_status ON _baton_index (status, created_at DESC, id DESC) WHERE deleted_at IS NULL",
       );
+    },
+  },
+  {
+    version: 2,
+    name: "reporting object",
+    up: (sql) => {
+      // The Durable Object id that reports each execution (NULL for rows from before it).
+      sql.run("ALTER TABLE _baton_index ADD COLUMN source TEXT");
     },
   },
 ];
@@ -159,6 +173,9 @@ export class ExecutionIndex<Env = unknown> extends Actor<Env, IndexTimers> {
    * if its version is newer. Returns how many changed something.
    *
    * @throws BatonError `INVALID_ARGUMENT` for a malformed update (nothing is applied).
+   * @throws BatonError `INDEX_CONFLICT` when an update's execution id is indexed for another
+   *   Durable Object (two Execution actor classes share this index and reuse an id); nothing
+   *   is applied, and the row stays with the object that had it first.
    */
   async apply(updates: IndexUpdate[]): Promise<number> {
     if (!Array.isArray(updates) || updates.length > MAX_LIMIT) {
@@ -168,29 +185,41 @@ export class ExecutionIndex<Env = unknown> extends Actor<Env, IndexTimers> {
     let tombstones = false;
     const changed = this.sql.transaction(() => {
       let count = 0;
-      for (const { id, version, execution } of updates) {
-        const current = this.sql.value<number>("SELECT version FROM _baton_index WHERE id = ?", id);
-        if (current !== undefined && current >= version) continue;
+      for (const { id, version, execution, source } of updates) {
+        const current = this.sql.one<{ version: number; source: string | null }>(
+          "SELECT version, source FROM _baton_index WHERE id = ?",
+          id,
+        );
+        if (current && current.source !== null && current.source !== source) {
+          throw new BatonError(
+            "INDEX_CONFLICT",
+            `Execution id "${id}" is already indexed for another Durable Object: two Execution actor classes report to this index with the same id. Give each class its own index binding (indexBinding), or keep their ids apart.`,
+            { id },
+          );
+        }
+        if (current && current.version >= version) continue;
         count++;
         if (execution === null) {
           tombstones = true;
           this.sql.run(
-            `INSERT INTO _baton_index (id, version, deleted_at) VALUES (?, ?, ?)
+            `INSERT INTO _baton_index (id, version, deleted_at, source) VALUES (?, ?, ?, ?)
              ON CONFLICT (id) DO UPDATE SET version = excluded.version, workflow = NULL,
                status = NULL, mode = NULL, created_at = NULL, updated_at = NULL, ended_at = NULL,
-               deleted_at = excluded.deleted_at`,
+               deleted_at = excluded.deleted_at, source = excluded.source`,
             id,
             version,
             this.now(),
+            source,
           );
           continue;
         }
         this.sql.run(
-          `INSERT INTO _baton_index (id, version, workflow, status, mode, created_at, updated_at, ended_at, deleted_at)
-           VALUES (?, ?, ?, ?, ?, ?, ?, ?, NULL)
+          `INSERT INTO _baton_index (id, version, workflow, status, mode, created_at, updated_at, ended_at, deleted_at, source)
+           VALUES (?, ?, ?, ?, ?, ?, ?, ?, NULL, ?)
            ON CONFLICT (id) DO UPDATE SET version = excluded.version, workflow = excluded.workflow,
              status = excluded.status, mode = excluded.mode, created_at = excluded.created_at,
-             updated_at = excluded.updated_at, ended_at = excluded.ended_at, deleted_at = NULL`,
+             updated_at = excluded.updated_at, ended_at = excluded.ended_at, deleted_at = NULL,
+             source = excluded.source`,
           id,
           version,
           execution.workflow,
@@ -199,6 +228,7 @@ export class ExecutionIndex<Env = unknown> extends Actor<Env, IndexTimers> {
           execution.createdAt,
           execution.updatedAt,
           execution.endedAt,
+          source,
         );
       }
       return count;
@@ -301,6 +331,9 @@ function checkUpdate(update: IndexUpdate): void {
     u.id.length <= 256 &&
     Number.isSafeInteger(u.version) &&
     (u.version as number) > 0 &&
+    typeof u.source === "string" &&
+    u.source.length > 0 &&
+    u.source.length <= 256 &&
     (e === null ||
       (typeof e === "object" &&
         e.id === u.id &&
@@ -310,7 +343,8 @@ function checkUpdate(update: IndexUpdate): void {
         Number.isSafeInteger(e.createdAt) &&
         Number.isSafeInteger(e.updatedAt) &&
         (e.endedAt === null || Number.isSafeInteger(e.endedAt))));
-  if (!ok) invalidArgument("index update", "must be { id, version, execution | null }", update);
+  if (!ok)
+    invalidArgument("index update", "must be { id, version, execution | null, source }", update);
 }
 
 function toTime(name: string, value: number | Date | undefined): number | undefined {

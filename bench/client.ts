@@ -15,8 +15,9 @@ export interface Measurement {
   extra?: Record<string, number>;
 }
 
-type Target = "gateway" | "echo";
-const path = (target: Target) => (target === "gateway" ? "/rpc" : "/echo-rpc");
+type Target = "gateway" | "echo" | "floor";
+const path = (target: Target) =>
+  ({ gateway: "/rpc", echo: "/echo-rpc", floor: "/floor-rpc" })[target];
 
 async function socket(url: string): Promise<WebSocket> {
   const ws = new WebSocket(url, { headers } as never);

@@ -164,10 +164,10 @@ const SUITES: Suite[] = [
     name: "gateway",
     title: "Gateway: `status()` round trips over Cap'n Web",
     description:
-      "From Node (the runner) to the bench Worker under `wrangler dev`: Baton's gateway (`/rpc`: token check at connection, then `status(id)` → the Execution actor over native RPC → SQLite) against a bare capnweb target in the same Worker whose `status(id)` returns a constant of the same shape. WebSocket: sequential calls on one session. HTTP batch: 100 `status()` calls in one batch (one POST), repeated.",
+      "From Node (the runner) to the bench Worker under `wrangler dev`: Baton's gateway (`/rpc`: token check at connection, then `status(id)` → the Execution actor over native RPC → SQLite) against a bare capnweb target in the same Worker whose `status(id)` returns a constant of the same shape, and a floor: that bare target making the one native RPC hop a gateway call makes, to a plain Durable Object returning the constant (no storage). WebSocket: sequential calls on one session. HTTP batch: 100 `status()` calls in one batch (one POST), repeated.",
     unit: "calls",
     metric: "time",
-    reps: 5,
+    reps: 7,
     warmups: 1,
     cases: [
       {
@@ -185,6 +185,13 @@ const SUITES: Suite[] = [
         measure: (base, n, run) => statusOverWebSocket(base, n, run, "echo"),
       },
       {
+        route: "floor-rpc",
+        key: "floor-ws",
+        n: 300,
+        label: "floor: bare target + one RPC to a plain object, WebSocket",
+        measure: (base, n, run) => statusOverWebSocket(base, n, run, "floor"),
+      },
+      {
         route: "rpc",
         key: "gateway-batch",
         n: 20,
@@ -200,6 +207,14 @@ const SUITES: Suite[] = [
         label: "bare capnweb echo, HTTP batches of 100",
         measure: (base, n, run) => statusOverBatch(base, n, run, "echo"),
       },
+      {
+        route: "floor-rpc",
+        key: "floor-batch",
+        n: 20,
+        units: 2000,
+        label: "floor: bare target + one RPC to a plain object, HTTP batches of 100",
+        measure: (base, n, run) => statusOverBatch(base, n, run, "floor"),
+      },
     ],
     ratios: [
       {
@@ -214,6 +229,8 @@ const SUITES: Suite[] = [
         target: 1 / 1.5,
         targetText: "at most 1.5× the bare round trip",
       },
+      { faster: "gateway-ws", than: "floor-ws" },
+      { faster: "gateway-batch", than: "floor-batch" },
     ],
   },
   {

@@ -42,6 +42,7 @@ export const ERROR_CODES = [
   "CANCELLED",
   "STEP_FAILED",
   "LOOP_LIMIT",
+  "INDEX_CONFLICT",
   // Locks
   "LOCK_TIMEOUT",
   "LEASE_EXPIRED",
@@ -82,11 +83,31 @@ export class BatonError extends Error {
   readonly details: ErrorDetails | undefined;
 
   constructor(code: ErrorCode, message: string, details?: ErrorDetails, options?: ErrorOptions) {
-    super(message, options);
+    // The cause is kept as a plain Error (name and message): a cause carrying values RPC cannot
+    // clone (a devalue error holds the offending value) would make workerd drop every property
+    // of this error, its `code` included, on the way to the caller.
+    super(message, options && "cause" in options ? { cause: plainCause(options.cause) } : {});
     // Own property (not a prototype getter) so that it crosses RPC.
     this.name = "BatonError";
     this.code = code;
     this.details = details;
+  }
+}
+
+function plainCause(cause: unknown): unknown {
+  if (cause instanceof Error) {
+    const plain = new Error(cause.message);
+    plain.name = cause.name;
+    return plain;
+  }
+  const kind = typeof cause;
+  if (cause === null || ["undefined", "string", "number", "boolean", "bigint"].includes(kind)) {
+    return cause;
+  }
+  try {
+    return String(cause);
+  } catch {
+    return Object.prototype.toString.call(cause);
   }
 }
 

@@ -4,7 +4,7 @@ import type { ExecutionActor } from "../actors/execution-actor.ts";
 import { type ExecutionIndex, INDEX_SHARD, type ListQuery } from "../actors/execution-index.ts";
 import type { AcquireOptions, Lease, LockActor } from "../actors/lock-actor.ts";
 import type { Duration } from "./duration.ts";
-import { BatonError, invalidArgument } from "./errors.ts";
+import { BatonError, invalidArgument, isBatonError } from "./errors.ts";
 import type { ExecutionResult, StartOptions, Value } from "./execution/types.ts";
 import { type DisconnectedEvent, isTerminalEvent, type LiveEvent, liveProgress } from "./live.ts";
 
@@ -30,7 +30,11 @@ export type GatewayAuth<Env> =
 
 /** Options of {@link gateway}. */
 export interface GatewayOptions<Env, W extends readonly AnyWorkflow[]> {
-  /** The workflows the gateway serves (typed as `api.workflows.<name>`). */
+  /**
+   * The workflows callers may start by name (typed as `api.workflows.<name>`). Calls by
+   * execution id (`status`, `cancel`, `subscribe`, ...) and `list` reach every execution of the
+   * executions binding, whatever its workflow: scope callers in `authorize` if they must not.
+   */
   workflows: W;
   /** Who may call. Required: there is no anonymous default. */
   auth: GatewayAuth<Env>;
@@ -114,7 +118,7 @@ export class BatonApi<W extends readonly AnyWorkflow[] = readonly AnyWorkflow[]>
   /** status() calls in flight, by execution id (see {@link BatonApi.status}). */
   readonly #reads = new Map<string, Promise<GatewayInfo>>();
   readonly #stubs = new Map<string, DurableObjectStub<ExecutionActor<never>>>();
-  /** Calls that change an execution, in flight, by id: a later status() waits for them. */
+  /** Calls that change an execution, in flight, by id: a later status() waits for all of them. */
   readonly #writes = new Map<string, Promise<unknown>>();
   readonly #batch: boolean;
   #subscriptions = 0;
@@ -137,7 +141,7 @@ export class BatonApi<W extends readonly AnyWorkflow[] = readonly AnyWorkflow[]>
   get workflows(): WorkflowApis<W> {
     const map: Record<string, WorkflowTarget> = {};
     const session: WorkflowSession = {
-      stub: (id) => this.#execution(id),
+      call: (id, fn) => this.#call(id, fn, true),
       write: (id, change) => this.#write(id, change),
     };
     for (const name of this.#names) map[name] = new WorkflowTarget(name, session);
@@ -151,11 +155,11 @@ export class BatonApi<W extends readonly AnyWorkflow[] = readonly AnyWorkflow[]>
    * state from before it.
    */
   async status(id: string): Promise<GatewayInfo> {
-    const stub = this.#execution(id);
+    checkId(id, "Execution id");
     let read = this.#reads.get(id);
     if (!read) {
       const write = this.#writes.get(id);
-      const readNow = () => stub.status();
+      const readNow = () => this.#call(id, (stub) => stub.status(), true);
       read = write ? write.then(readNow, readNow) : readNow();
       this.#reads.set(id, read);
       const done = read;
@@ -169,7 +173,11 @@ export class BatonApi<W extends readonly AnyWorkflow[] = readonly AnyWorkflow[]>
 
   /** The result of execution `id` (untyped; `workflows.<name>.result` is typed). */
   async result(id: string, options: { timeout?: Duration } = {}): Promise<ExecutionResult<Value>> {
-    return (await this.#execution(id).result(options ?? {})) as ExecutionResult<Value>;
+    return (await this.#call(
+      id,
+      async (stub) => (await stub.result(options ?? {})) as ExecutionResult<Value>,
+      true,
+    )) as ExecutionResult<Value>;
   }
 
   /** Sends an event to execution `id`. */
@@ -179,7 +187,7 @@ export class BatonApi<W extends readonly AnyWorkflow[] = readonly AnyWorkflow[]>
 
   /** The journal of execution `id`, a page at a time. */
   async journal(id: string, options: { from?: number; limit?: number } = {}) {
-    return await this.#execution(id).journal(options ?? {});
+    return await this.#call(id, (stub) => stub.journal(options ?? {}), true);
   }
 
   async pause(id: string): Promise<GatewayInfo> {
@@ -230,23 +238,33 @@ export class BatonApi<W extends readonly AnyWorkflow[] = readonly AnyWorkflow[]>
         id,
       );
     }
-    const response = await liveProgress(
-      new Request("https://baton.internal/live", { headers: { Upgrade: "websocket" } }),
-      this.#executions(),
-      checkId(id, "Execution id"),
-    );
-    const ws = response.webSocket;
-    if (response.status !== 101 || !ws) {
-      const body = (await response.json().catch(() => ({}))) as { code?: string; message?: string };
-      throw new BatonError(
-        (body.code as "EXECUTION_NOT_FOUND") ?? "INVALID_ARGUMENT",
-        body.message ?? `Cannot subscribe to execution "${id}".`,
-        { id },
+    // Counted before the await, so subscribe() calls sent together cannot pass the cap.
+    this.#subscriptions++;
+    let ws: WebSocket | null = null;
+    try {
+      const response = await liveProgress(
+        new Request("https://baton.internal/live", { headers: { Upgrade: "websocket" } }),
+        this.#executions(),
+        checkId(id, "Execution id"),
       );
+      ws = response.webSocket;
+      if (response.status !== 101 || !ws) {
+        const body = (await response.json().catch(() => ({}))) as {
+          code?: string;
+          message?: string;
+        };
+        throw new BatonError(
+          (body.code as "EXECUTION_NOT_FOUND") ?? "INVALID_ARGUMENT",
+          body.message ?? `Cannot subscribe to execution "${id}".`,
+          { id },
+        );
+      }
+    } catch (error) {
+      this.#subscriptions--;
+      throw error;
     }
     // A stub passed as a parameter is released when this call returns: keep a copy.
     const listener = (callback as { dup?: () => typeof callback }).dup?.() ?? callback;
-    this.#subscriptions++;
     return new Subscription(ws, listener, id, () => this.#subscriptions--);
   }
 
@@ -276,21 +294,44 @@ export class BatonApi<W extends readonly AnyWorkflow[] = readonly AnyWorkflow[]>
   }
 
   /**
+   * Calls execution `id`'s actor. A stub that failed with anything but a Baton error (the actor
+   * was reset or redeployed, the connection broke) is dropped: the next call gets a new one.
+   * A `read` (it changes nothing) is then tried once more, on the new stub.
+   */
+  async #call<T>(
+    id: string,
+    fn: (stub: DurableObjectStub<ExecutionActor<never>>) => Promise<T>,
+    read = false,
+  ): Promise<T> {
+    const stub = this.#execution(id);
+    try {
+      return await fn(stub);
+    } catch (error) {
+      if (isBatonError(error)) throw error;
+      if (this.#stubs.get(id) === stub) this.#stubs.delete(id);
+      if (!read) throw error;
+      return await fn(this.#execution(id));
+    }
+  }
+
+  /**
    * Makes the call `change` on execution `id`: status() calls made after it read anew, once it
-   * has settled.
+   * and every change before it in this session have settled.
    */
   async #write<T>(
     id: string,
     change: (stub: DurableObjectStub<ExecutionActor<never>>) => Promise<T>,
   ): Promise<T> {
-    const stub = this.#execution(id);
+    checkId(id, "Execution id");
     this.#reads.delete(id);
-    const call = change(stub);
-    this.#writes.set(id, call);
+    const call = this.#call(id, change);
+    const earlier = this.#writes.get(id);
+    const all = earlier ? Promise.allSettled([earlier, call]) : call;
+    this.#writes.set(id, all);
     try {
       return await call;
     } finally {
-      if (this.#writes.get(id) === call) this.#writes.delete(id);
+      if (this.#writes.get(id) === all) this.#writes.delete(id);
     }
   }
 
@@ -331,28 +372,37 @@ class WorkflowTarget extends RpcTarget {
   async execute(input: Value, options: StartOptions & { timeout?: Duration }) {
     const id = idOf(options);
     await this.#session.write(id, (stub) => stub.start(this.#name, input, options));
-    return await this.#session
-      .stub(id)
-      .result(options.timeout === undefined ? {} : { timeout: options.timeout });
+    return await this.#session.call(
+      id,
+      async (stub) =>
+        (await stub.result(
+          options.timeout === undefined ? {} : { timeout: options.timeout },
+        )) as ExecutionResult<Value>,
+    );
   }
 
   async result(id: string, options: { timeout?: Duration } = {}) {
-    const stub = this.#session.stub(id);
-    const info = await stub.status();
-    if (info.workflow !== this.#name) {
-      throw new BatonError(
-        "EXECUTION_CONFLICT",
-        `Execution "${id}" runs workflow "${info.workflow}", not "${this.#name}".`,
-        { id, workflow: info.workflow },
-      );
-    }
-    return await stub.result(options ?? {});
+    return await this.#session.call(id, async (stub) => {
+      const info = await stub.status();
+      if (info.workflow !== this.#name) {
+        throw new BatonError(
+          "EXECUTION_CONFLICT",
+          `Execution "${id}" runs workflow "${info.workflow}", not "${this.#name}".`,
+          { id, workflow: info.workflow },
+        );
+      }
+      return await stub.result(options ?? {});
+    });
   }
 }
 
 /** What a workflow's target needs from its session. */
 interface WorkflowSession {
-  stub(id: string): DurableObjectStub<ExecutionActor<never>>;
+  /** A read: retried once on a new stub if the actor behind the old one was reset. */
+  call<T>(
+    id: string,
+    fn: (stub: DurableObjectStub<ExecutionActor<never>>) => Promise<T>,
+  ): Promise<T>;
   write<T>(
     id: string,
     change: (stub: DurableObjectStub<ExecutionActor<never>>) => Promise<T>,
@@ -404,8 +454,10 @@ class Subscription extends RpcTarget {
     ws.addEventListener("message", (message) => {
       if (this.#closed) return;
       const event = JSON.parse(String(message.data)) as LiveEvent;
-      if (isTerminalEvent(event)) this.#ended = true;
+      // Delivered (or, past the backlog, replaced by `disconnected`) before the stream counts
+      // as ended, so a subscriber too far behind is told even when the last event overflows.
       deliver(event);
+      if (isTerminalEvent(event)) this.#ended = true;
     });
     ws.addEventListener("close", () => {
       // Broken before its terminal event (the actor was reset, or redeployed): say so.
@@ -562,7 +614,14 @@ export function gateway<Env, const W extends readonly AnyWorkflow[]>(
         });
       }
       const verdict = await authorize(request, env, options.auth);
-      if (verdict) return verdict;
+      if (verdict) {
+        // Let a browser page read why it was refused.
+        if (origin) {
+          verdict.headers.set("Access-Control-Allow-Origin", origin);
+          verdict.headers.append("Vary", "Origin");
+        }
+        return verdict;
+      }
       if (liveMatch) {
         const name = options.bindings?.executions ?? "Executions";
         const ns = (env as Record<string, unknown>)[name] as

@@ -1,7 +1,7 @@
 import { env, SELF } from "cloudflare:test";
 import { newHttpBatchRpcSession, newWebSocketRpcSession, type RpcStub } from "capnweb";
 import { afterEach, describe, expect, it } from "vitest";
-import { gateway, type LiveEvent } from "../src/index.ts";
+import { gateway, type Lease, type LiveEvent } from "../src/index.ts";
 import {
   advance,
   eventually,
@@ -386,11 +386,98 @@ describe("Cap'n Web gateway", () => {
       [api.checkpoints.list(bad), "INVALID_ARGUMENT"],
       [api.checkpoints.history("s", bad), "INVALID_ARGUMENT"],
       [api.checkpoints.delete(bad, "n"), "INVALID_ARGUMENT"],
+      [api.journal(bad), "INVALID_ARGUMENT"],
+      [api.journal(id, { from: -1 }), "INVALID_ARGUMENT"],
+      [api.sendEvent(id, "approve", { ok: true }, { dedupeKey: "" }), "INVALID_ARGUMENT"],
+      [
+        api.sendEvent(id, "approve", { ok: true }, { dedupeKey: "k".repeat(257) }),
+        "INVALID_ARGUMENT",
+      ],
+      [api.list({ status: "bogus" as "running" }), "INVALID_ARGUMENT"],
+      [api.list({ startedAfter: "yesterday" as unknown as number }), "INVALID_ARGUMENT"],
+      [api.list({ workflow: "" }), "INVALID_ARGUMENT"],
+      [
+        api.workflows.counted.execute({ n: 1, probe: p.name }, { id: bad, timeout: "1s" }),
+        "INVALID_ARGUMENT",
+      ],
+      [
+        api.workflows.validated.execute({ email: "x", count: 1 }, { id: uniqueName("v") }),
+        "INVALID_INPUT",
+      ],
+      [api.workflows.counted.execute({ n: 1, probe: p.name }, { id }), "EXECUTION_CONFLICT"],
+      [api.workflows.counted.result(bad), "INVALID_ARGUMENT"],
+      [api.locks.acquire("l", { owner: "o", ttl: "forever" as "1s" }), "INVALID_DURATION"],
+      [api.locks.renew("l", { token: 1 } as unknown as Lease, "1s"), "INVALID_ARGUMENT"],
+      [api.locks.release("l", null as unknown as Lease), "INVALID_ARGUMENT"],
+      [
+        api.locks.release(bad, { token: "t", fence: 1, expiresAt: 0, owner: "o" }),
+        "INVALID_ARGUMENT",
+      ],
+      [api.checkpoints.load("s", "n", { version: -1 }), "INVALID_ARGUMENT"],
+      [api.checkpoints.save("s", "n", 1, { expectedVersion: -3 }), "INVALID_ARGUMENT"],
+      [api.checkpoints.save("s", "n", () => 1), "SERIALIZATION_ERROR"],
     ];
     for (const [call, code] of cases) await expectCode(call, code);
     // Nothing stored changed: the execution still waits, its journal as before.
     await advance(stub, 1_000);
     expect((await api.status(id)).status).toBe("waiting");
     api[Symbol.dispose]();
+  });
+
+  it("caps live subscriptions per session, also for subscribe() calls sent together", async () => {
+    const api = await wsSession();
+    const { id, stub } = executionStub("gw-cap");
+    await api.workflows.greet.start({ name: "Ada" }, { id });
+    await advance(stub, 1_000);
+    // 17 subscribe() calls pipelined at once: exactly 16 get in.
+    const outcomes = await Promise.allSettled(
+      Array.from({ length: 17 }, () => api.subscribe(id, () => {})),
+    );
+    const refused = outcomes.filter((o) => o.status === "rejected");
+    expect(outcomes.filter((o) => o.status === "fulfilled")).toHaveLength(16);
+    expect(refused).toHaveLength(1);
+    expect((refused[0] as PromiseRejectedResult).reason).toMatchObject({
+      code: "INVALID_ARGUMENT",
+    });
+    // Closing one frees a place.
+    const first = outcomes[0] as PromiseFulfilledResult<{ close(): void }>;
+    await first.value.close();
+    const another = await api.subscribe(id, () => {});
+    await another.close();
+    // A refused subscription to a missing execution does not use up a place.
+    for (let i = 0; i < 3; i++) {
+      await expectCode(
+        api.subscribe(uniqueName("gw-cap-none"), () => {}),
+        "EXECUTION_NOT_FOUND",
+      );
+    }
+    const last = await api.subscribe(id, () => {});
+    await last.close();
+    api[Symbol.dispose]();
+  });
+
+  it("keeps a session usable after the actor behind it was reset", async () => {
+    const api = await wsSession();
+    const { id, stub } = executionStub("gw-reset");
+    await api.workflows.greet.start({ name: "Ada" }, { id });
+    await advance(stub, 1_000);
+    expect((await api.status(id)).status).toBe("waiting");
+    await resetExecution(id);
+    // Reads go on through a new stub; a write made afterwards reaches the revived actor.
+    expect((await api.status(id)).status).toBe("waiting");
+    expect((await api.journal(id)).length).toBeGreaterThan(0);
+    await api.sendEvent(id, "approve", { ok: true });
+    expect((await api.workflows.greet.result(id, { timeout: "5s" })).ok).toBe(true);
+    api[Symbol.dispose]();
+  });
+
+  it("lets a browser read why it was refused (CORS headers on 401)", async () => {
+    const refused = await SELF.fetch(`${BASE}/hook/rpc`, {
+      method: "POST",
+      headers: { Origin: "https://app.example" },
+      body: "[]",
+    });
+    expect(refused.status).toBe(401);
+    expect(refused.headers.get("Access-Control-Allow-Origin")).toBe("https://app.example");
   });
 });

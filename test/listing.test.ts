@@ -1,4 +1,4 @@
-import { env } from "cloudflare:test";
+import { env, runInDurableObject } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
 import { executionIndex, executions, type IndexedExecution } from "../src/index.ts";
 import {
@@ -78,6 +78,37 @@ describe("listing executions", () => {
       7,
     );
     expect((await index().list({ startedBefore: new Date(before) })).executions).toEqual([]);
+    // A cursor keeps the time filter: pages of one inside a window, newest first.
+    const window = {
+      workflow: "counted",
+      startedAfter: all.executions.at(-1)?.createdAt ?? 0,
+      startedBefore: (all.executions[0]?.createdAt ?? 0) + 1,
+    };
+    const windowed: string[] = [];
+    let next: string | undefined;
+    do {
+      const page = await index().list({ ...window, limit: 1, ...(next ? { cursor: next } : {}) });
+      windowed.push(...page.executions.map((e) => e.id));
+      next = page.cursor ?? undefined;
+    } while (next);
+    expect(windowed).toEqual(all.executions.map((e) => e.id));
+    const narrow = await index().list({
+      workflow: "counted",
+      startedAfter: all.executions[1]?.createdAt ?? 0,
+      limit: 1,
+    });
+    const rest = await index().list({
+      workflow: "counted",
+      startedAfter: all.executions[1]?.createdAt ?? 0,
+      limit: 10,
+      cursor: narrow.cursor ?? "",
+    });
+    // Everything from the second newest start on, split over two pages, nothing older.
+    expect([...narrow.executions, ...rest.executions].map((e) => e.id)).toEqual(
+      all.executions
+        .filter((e) => e.createdAt >= (all.executions[1]?.createdAt ?? 0))
+        .map((e) => e.id),
+    );
     // Repeated statuses count once (no matter how many are sent).
     const repeated = await index().list({ status: Array(150).fill("running") });
     expect(repeated.executions.map((e) => e.id).sort()).toEqual([...waiting].sort());
@@ -107,6 +138,8 @@ describe("listing executions", () => {
       [{ id: "a", version: 0, execution: null }],
       [{ id: "a", version: 1, execution: { id: "b" } }],
       [{ id: "a", version: 1, execution: { id: "a", workflow: "w", status: "waiting" } }],
+      [{ id: "a", version: 1, execution: null }],
+      [{ id: "a", version: 1, execution: null, source: "" }],
     ]) {
       // @ts-expect-error malformed updates
       await expectBatonError(shard.apply(bad), "INVALID_ARGUMENT");
@@ -126,21 +159,60 @@ describe("listing executions", () => {
       endedAt: null,
     });
     expect(
-      await shard.apply([{ id: "manual-1", version: 2, execution: execution("completed") }]),
+      await shard.apply([
+        { id: "manual-1", version: 2, execution: execution("completed"), source: "o1" },
+      ]),
     ).toBe(1);
     expect(
-      await shard.apply([{ id: "manual-1", version: 1, execution: execution("running") }]),
+      await shard.apply([
+        { id: "manual-1", version: 1, execution: execution("running"), source: "o1" },
+      ]),
     ).toBe(0);
     expect(
-      await shard.apply([{ id: "manual-1", version: 2, execution: execution("running") }]),
+      await shard.apply([
+        { id: "manual-1", version: 2, execution: execution("running"), source: "o1" },
+      ]),
     ).toBe(0);
     expect(await index().get("manual-1")).toMatchObject({ status: "completed" });
     // A deletion leaves a tombstone: an older update cannot bring the row back.
-    expect(await shard.apply([{ id: "manual-1", version: 3, execution: null }])).toBe(1);
+    expect(await shard.apply([{ id: "manual-1", version: 3, execution: null, source: "o1" }])).toBe(
+      1,
+    );
     expect(
-      await shard.apply([{ id: "manual-1", version: 2, execution: execution("running") }]),
+      await shard.apply([
+        { id: "manual-1", version: 2, execution: execution("running"), source: "o1" },
+      ]),
     ).toBe(0);
     expect(await index().get("manual-1")).toBeNull();
+  });
+
+  it("refuses an execution id another actor class already has in the same index", async () => {
+    // The test Worker's TestExecutions and Orders both report to ExecutionIndex.
+    const { id } = executionStub("list-clash");
+    await env.TestExecutions.getByName(id).track("first", { id });
+    await indexedAs(id, "running");
+    const other = env.Orders.getByName(id);
+    await other.track("second", { id });
+    await other.complete("done");
+    // Its update was refused (INDEX_CONFLICT, logged) and not retried: no outbox, no timer left.
+    await eventually(
+      () =>
+        runInDurableObject(other, (_instance, state) => ({
+          outbox: state.storage.sql
+            .exec<{ n: number }>("SELECT COUNT(*) AS n FROM _baton_index_outbox")
+            .one().n,
+          timers: state.storage.sql
+            .exec<{ n: number }>("SELECT COUNT(*) AS n FROM _baton_timers WHERE kind = 'index'")
+            .one().n,
+        })),
+      (left) => left.outbox === 0 && left.timers === 0,
+    );
+    // The row stays the first class's.
+    expect(await index().get(id)).toMatchObject({ workflow: "first", status: "running" });
+    const shard = indexShard();
+    const clash = { id, version: 99, execution: null, source: "another-object" };
+    await expectBatonError(shard.apply([clash]), "INDEX_CONFLICT");
+    expect(await index().get(id)).toMatchObject({ workflow: "first" });
   });
 
   it("keeps the index consistent when the actor dies between a change and its index update", async () => {

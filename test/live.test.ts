@@ -93,13 +93,22 @@ describe("live progress over a hibernatable WebSocket", () => {
     const sub = await subscribe(id);
     // Idle subscriber: the actor is evicted; the socket stays open.
     await evictDurableObject(stub);
+    // A second subscriber joins the evicted actor: the current state first.
+    const joined = await subscribe(id);
+    expect(joined.events[0]).toMatchObject({
+      type: "initial_state",
+      state: { id, status: "waiting" },
+    });
     await run.sendEvent("approve", { ok: true });
     expect(await run.result({ timeout: "5s" })).toMatchObject({ ok: true });
     expect(await sub.closed).toBe(1000);
+    expect(await joined.closed).toBe(1000);
     expect(kinds(sub.events)).toEqual(["initial_state", "progress:approval", "completed"]);
     expect(sub.events[1]).toMatchObject({
       output: { type: "approve", payload: { ok: true } },
     });
+    // Both see the same events after the eviction, in the same order.
+    expect(joined.events.slice(1)).toEqual(sub.events.slice(1));
   });
 
   it("gives a subscriber that joins after a reset the current state first, then the rest", async () => {

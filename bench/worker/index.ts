@@ -210,6 +210,11 @@ export class EmptyObject extends DurableObject<Env> {
   ping(): number {
     return 1;
   }
+
+  /** The gateway floor's hop: a status-shaped constant, no storage. */
+  info(id: string): typeof ECHO_INFO {
+    return { ...ECHO_INFO, id };
+  }
 }
 
 /** The floor of an acquire+release pair: two RPCs that each commit one single-row write. */
@@ -543,12 +548,30 @@ const ECHO_INFO = {
 };
 export type EchoApi = Echo;
 
+/**
+ * The floor of a gateway call: the bare target plus one native RPC to a Durable Object that
+ * answers with the same constant (no storage), the hop every gateway call to an actor makes.
+ */
+class EchoViaObject extends RpcTarget {
+  readonly #env: Env;
+  constructor(env: Env) {
+    super();
+    this.#env = env;
+  }
+  async status(id: string) {
+    return await this.#env.EmptyObject.getByName("gateway-floor").info(id);
+  }
+}
+
 export default {
   async fetch(request: Request, env: Env): Promise<Response> {
     const url = new URL(request.url);
     const served = await api.fetch(request, env);
     if (served) return served;
     if (url.pathname === "/echo-rpc") return newWorkersRpcResponse(request, new Echo());
+    if (url.pathname === "/floor-rpc") {
+      return newWorkersRpcResponse(request, new EchoViaObject(env));
+    }
     if (url.pathname === "/") return Response.json({ benches: Object.keys(benches) });
     const bench = benches[url.pathname.slice(1)];
     if (!bench) return Response.json({ error: "unknown bench" }, { status: 404 });

@@ -87,6 +87,9 @@ export default {
           });
         }
       }
+      // The REST routes show the typed client inside a Worker, for local development: they
+      // check no caller. A deployed Worker puts its own authentication in front of such routes
+      // (the gateway above has it built in).
       const orders = executions(env.Orders);
       if (url.pathname === "/orders" && request.method === "POST") {
         const order = (await request.json()) as Order;
