@@ -164,7 +164,7 @@ const SUITES: Suite[] = [
     name: "gateway",
     title: "Gateway: `status()` round trips over Cap'n Web",
     description:
-      "From Node (the runner) to the bench Worker under `wrangler dev`: Baton's gateway (`/rpc`: token check at connection, then `status(id)` → the Execution actor over native RPC → SQLite) against a bare capnweb target in the same Worker whose `status(id)` returns a constant of the same shape, and a floor: that bare target making the one native RPC hop a gateway call makes, to a plain Durable Object returning the constant (no storage). WebSocket: sequential calls on one session. HTTP batch: 100 `status()` calls in one batch (one POST), repeated.",
+      "From Node (the runner) to the bench Worker under `wrangler dev`: Baton's gateway (`/rpc`: token check at connection, then `status(id)` → the Execution actor over native RPC → SQLite) against a bare capnweb target in the same Worker whose `status(id)` returns a constant of the same shape, and a floor: that bare target making the one native RPC hop a gateway call makes, to a plain Durable Object returning the constant (no storage; it does not coalesce, so its batch of 100 makes 100 hops where the gateway, coalescing overlapping reads of one execution, makes one). WebSocket: sequential calls on one session. HTTP batch: 100 `status()` calls in one batch (one POST), repeated.",
     unit: "calls",
     metric: "time",
     reps: 7,
