@@ -95,13 +95,19 @@ const SUITES: Suite[] = [
     name: "fanout",
     title: "Executions: 50 executions × 10 steps",
     description:
-      "50 executions of 10 trivial steps each, started together (`execute`: start and wait in one call), until all 50 results are in. Each Baton execution is a new Durable Object; the floor row is 50 new objects that only create the Execution actor's SQLite tables (no workflow run).",
+      '50 executions of 10 trivial steps each, started together (`execute`: start and wait in one call), until all 50 results are in. Each Baton execution is a new Durable Object; the floor row is 50 new objects that only create the Execution actor\'s SQLite tables (no workflow run). The other suites run without an ExecutionIndex; the "with listing" row runs the same executions on an Execution actor class bound to one (every status change also sent to the one index object), timed until the index lists all 50 as completed.',
     unit: "steps",
     metric: "time",
     reps: 3,
     warmups: 1,
     cases: [
       { route: "fanout/baton", n: 50, units: 500, label: "Baton" },
+      {
+        route: "fanout/baton-indexed",
+        n: 50,
+        units: 500,
+        label: "Baton with listing (ExecutionIndex bound)",
+      },
       { route: "fanout/cloudflare", n: 50, units: 500, label: "Cloudflare Workflows" },
       {
         route: "fanout/schema-floor",
@@ -117,6 +123,7 @@ const SUITES: Suite[] = [
         target: 4,
         targetText: "Baton in at most ¼ of the time",
       },
+      { faster: "fanout/baton-indexed", than: "fanout/cloudflare" },
     ],
   },
   {

@@ -20,6 +20,8 @@ import {
   CheckpointActor,
   checkpoints,
   ExecutionActor,
+  ExecutionIndex,
+  executionIndex,
   executions,
   gateway,
   LockActor,
@@ -42,6 +44,8 @@ export interface Env {
   CF_BENCH: Workflow<CfParams>;
   BENCH_TOKEN: string;
   EmptyObject: DurableObjectNamespace<EmptyObject>;
+  IndexedExecutions: DurableObjectNamespace<IndexedExecutions>;
+  BenchIndex: DurableObjectNamespace<BenchIndex>;
 }
 
 // ---- workflows: the same steps in Baton and in Cloudflare Workflows ------------------------------
@@ -105,8 +109,16 @@ const ticker = workflow(
 
 export class BenchExecutions extends ExecutionActor<Env> {
   readonly workflows = [steps, nap, flaky, kid, brood, ticker];
-  protected override readonly childBinding = "BenchExecutions";
+  protected override readonly childBinding: string = "BenchExecutions";
 }
+
+/** The same executions, listed: every status change also goes to the ExecutionIndex. */
+export class IndexedExecutions extends BenchExecutions {
+  protected override readonly childBinding = "IndexedExecutions";
+  protected override readonly indexBinding = "BenchIndex";
+}
+
+export class BenchIndex extends ExecutionIndex<Env> {}
 
 type CfParams = { mode: "steps" | "nap" | "flaky" | "kid" | "brood"; n: number };
 
@@ -387,8 +399,14 @@ async function timed(count: number, fn: () => Promise<unknown>): Promise<Result>
   return { ms: Date.now() - t0, count };
 }
 
-const batonRun = async (env: Env, name: "steps" | "nap" | "flaky", n: number, id: string) => {
-  const result = await executions(env.BenchExecutions).execute(name, { n }, { id });
+const batonRun = async (
+  env: Env,
+  name: "steps" | "nap" | "flaky",
+  n: number,
+  id: string,
+  ns: DurableObjectNamespace<BenchExecutions> = env.BenchExecutions,
+) => {
+  const result = await executions(ns).execute(name, { n }, { id });
   if (!result.ok) throw new Error(`${name} failed: ${result.error.message}`);
 };
 
@@ -402,6 +420,25 @@ const benches: Record<string, (env: Env, n: number, run: string) => Promise<Resu
         Array.from({ length: n }, (_, i) => batonRun(env, "steps", 10, `fan-${run}-${i}`)),
       ),
     ),
+  "fanout/baton-indexed": (env, n, run) =>
+    timed(n * 10, async () => {
+      await Promise.all(
+        Array.from({ length: n }, (_, i) =>
+          batonRun(env, "steps", 10, `ifan-${run}-${i}`, env.IndexedExecutions),
+        ),
+      );
+      // Until the index lists every one of them as completed (it trails by about one RPC).
+      for (let tries = 0; ; tries++) {
+        const page = await executionIndex(env.BenchIndex).list({
+          status: "completed",
+          limit: 1000,
+        });
+        const listed = page.executions.filter((e) => e.id.startsWith(`ifan-${run}-`)).length;
+        if (listed === n) return;
+        if (tries > 2000) throw new Error(`the index lists ${listed} of ${n} executions`);
+        await new Promise((resolve) => setTimeout(resolve, 2));
+      }
+    }),
   "children/baton": async (env, n, run) => {
     const t0 = Date.now();
     const result = await executions(env.BenchExecutions).execute(
