@@ -96,8 +96,19 @@ export class BatonError extends Error {
 
 function plainCause(cause: unknown): unknown {
   if (cause instanceof Error) {
-    const plain = new Error(cause.message);
+    const plain: Error & { code?: unknown; details?: unknown } = new Error(cause.message);
     plain.name = cause.name;
+    if (cause.stack !== undefined) plain.stack = cause.stack;
+    // A Baton error as the cause keeps what programs read from it.
+    const { code, details } = cause as { code?: unknown; details?: unknown };
+    if (typeof code === "string") plain.code = code;
+    if (details !== undefined) {
+      try {
+        plain.details = structuredClone(details);
+      } catch {
+        // Not cloneable: left out, like the rest of the cause.
+      }
+    }
     return plain;
   }
   const kind = typeof cause;

@@ -3,7 +3,7 @@ import type { CheckpointActor, SaveOptions } from "../actors/checkpoint-actor.ts
 import type { ExecutionActor } from "../actors/execution-actor.ts";
 import { type ExecutionIndex, INDEX_SHARD, type ListQuery } from "../actors/execution-index.ts";
 import type { AcquireOptions, Lease, LockActor } from "../actors/lock-actor.ts";
-import type { Duration } from "./duration.ts";
+import { type Duration, parseDuration } from "./duration.ts";
 import { BatonError, invalidArgument, isBatonError } from "./errors.ts";
 import type { ExecutionResult, StartOptions, Value } from "./execution/types.ts";
 import { type DisconnectedEvent, isTerminalEvent, type LiveEvent, liveProgress } from "./live.ts";
@@ -173,9 +173,10 @@ export class BatonApi<W extends readonly AnyWorkflow[] = readonly AnyWorkflow[]>
 
   /** The result of execution `id` (untyped; `workflows.<name>.result` is typed). */
   async result(id: string, options: { timeout?: Duration } = {}): Promise<ExecutionResult<Value>> {
+    const left = timeLeft(options?.timeout);
     return (await this.#call(
       id,
-      async (stub) => (await stub.result(options ?? {})) as ExecutionResult<Value>,
+      async (stub) => (await stub.result(left())) as ExecutionResult<Value>,
       true,
     )) as ExecutionResult<Value>;
   }
@@ -259,13 +260,18 @@ export class BatonApi<W extends readonly AnyWorkflow[] = readonly AnyWorkflow[]>
           { id },
         );
       }
+      // A stub passed as a parameter is released when this call returns: keep a copy.
+      const listener = (callback as { dup?: () => typeof callback }).dup?.() ?? callback;
+      return new Subscription(ws, listener, id, () => this.#subscriptions--);
     } catch (error) {
       this.#subscriptions--;
+      try {
+        ws?.close(1011, "Subscription failed.");
+      } catch {
+        // Not open.
+      }
       throw error;
     }
-    // A stub passed as a parameter is released when this call returns: keep a copy.
-    const listener = (callback as { dup?: () => typeof callback }).dup?.() ?? callback;
-    return new Subscription(ws, listener, id, () => this.#subscriptions--);
   }
 
   /** Locks: the Lock actor's operations, by lock name. */
@@ -325,14 +331,17 @@ export class BatonApi<W extends readonly AnyWorkflow[] = readonly AnyWorkflow[]>
     checkId(id, "Execution id");
     this.#reads.delete(id);
     const call = this.#call(id, change);
+    // Settles once this write and every earlier one of the session have; holds no results.
     const earlier = this.#writes.get(id);
-    const all = earlier ? Promise.allSettled([earlier, call]) : call;
+    const all: Promise<void> = Promise.allSettled(earlier ? [earlier, call] : [call]).then(
+      () => undefined,
+    );
     this.#writes.set(id, all);
-    try {
-      return await call;
-    } finally {
+    const clear = () => {
       if (this.#writes.get(id) === all) this.#writes.delete(id);
-    }
+    };
+    void all.then(clear);
+    return await call;
   }
 
   #ns<T extends Rpc.DurableObjectBranded>(
@@ -371,17 +380,16 @@ class WorkflowTarget extends RpcTarget {
   /** `start`, then the result (two calls, so a status() made after it sees the start). */
   async execute(input: Value, options: StartOptions & { timeout?: Duration }) {
     const id = idOf(options);
+    const left = timeLeft(options.timeout);
     await this.#session.write(id, (stub) => stub.start(this.#name, input, options));
     return await this.#session.call(
       id,
-      async (stub) =>
-        (await stub.result(
-          options.timeout === undefined ? {} : { timeout: options.timeout },
-        )) as ExecutionResult<Value>,
+      async (stub) => (await stub.result(left())) as ExecutionResult<Value>,
     );
   }
 
   async result(id: string, options: { timeout?: Duration } = {}) {
+    const left = timeLeft(options?.timeout);
     return await this.#session.call(id, async (stub) => {
       const info = await stub.status();
       if (info.workflow !== this.#name) {
@@ -391,7 +399,7 @@ class WorkflowTarget extends RpcTarget {
           { id, workflow: info.workflow },
         );
       }
-      return await stub.result(options ?? {});
+      return await stub.result(left());
     });
   }
 }
@@ -407,6 +415,16 @@ interface WorkflowSession {
     id: string,
     change: (stub: DurableObjectStub<ExecutionActor<never>>) => Promise<T>,
   ): Promise<T>;
+}
+
+/**
+ * `result()` options for a wait bounded by `timeout` in all: a read retried on a new stub waits
+ * only for the time left, not for `timeout` again.
+ */
+function timeLeft(timeout: Duration | undefined): () => { timeout?: number } {
+  if (timeout === undefined) return () => ({});
+  const end = Date.now() + parseDuration(timeout);
+  return () => ({ timeout: Math.max(0, end - Date.now()) });
 }
 
 function idOf(options: StartOptions): string {

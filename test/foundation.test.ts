@@ -75,6 +75,26 @@ describe("errors across RPC", () => {
     expect(error instanceof BatonError).toBe(false);
   });
 
+  it("keeps its code across RPC when its cause held a value RPC cannot clone", async () => {
+    // A function crosses native RPC as a stub; the codec's error about it names the value.
+    const stub = env.Checkpoints.getByName(uniqueName("errors-cause"));
+    const error = await stub.save("doc", (() => 1) as never).catch((e: unknown) => e);
+    expect(isBatonError(error, "SERIALIZATION_ERROR")).toBe(true);
+    // Locally the cause is a plain copy: name, message, stack, and a Baton cause's code/details.
+    const inner = new BatonError("STORAGE_ERROR", "disk", { statement: "SELECT 1" });
+    const outer = new BatonError("MIGRATION_ERROR", "failed", {}, { cause: inner });
+    expect(outer.cause).toMatchObject({
+      name: "BatonError",
+      message: "disk",
+      code: "STORAGE_ERROR",
+      details: { statement: "SELECT 1" },
+    });
+    expect((outer.cause as Error).stack).toBe(inner.stack);
+    const odd = new BatonError("STORAGE_ERROR", "x", {}, { cause: { value: () => 1 } });
+    expect(typeof odd.cause).toBe("string");
+    expect(structuredClone(odd).message).toBe("x");
+  });
+
   it("does not mistake another error with a code for a Baton error", async () => {
     const stub = env.PlainActor.getByName(uniqueName("errors"));
     const error = await stub.throwPlain().catch((e: unknown) => e);
