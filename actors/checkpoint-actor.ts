@@ -1,4 +1,5 @@
 import { Actor } from "../src/actor.ts";
+import { requireNamespace } from "../src/bindings.ts";
 import { decode, encode, encodeSync } from "../src/codec.ts";
 import { type Duration, parseDuration } from "../src/duration.ts";
 import { BatonError, invalidArgument, isBatonError } from "../src/errors.ts";
@@ -456,17 +457,11 @@ export class CheckpointActor<Env = unknown> extends Actor<Env, CheckpointTimers>
   }
 
   #executions(binding: string): DurableObjectNamespace<ExecutionActor<never>> {
-    const ns = (this.env as Record<string, unknown> | undefined)?.[binding] as
-      | DurableObjectNamespace<ExecutionActor<never>>
-      | undefined;
-    if (typeof ns?.getByName !== "function") {
-      throw new BatonError(
-        "INVALID_ARGUMENT",
-        `Resume tokens deliver through binding "${binding}", but this Checkpoint actor's env has no Durable Object namespace of that name.`,
-        { binding },
-      );
-    }
-    return ns;
+    return requireNamespace<ExecutionActor<never>>(
+      this.env,
+      binding,
+      `Resume tokens deliver through binding "${binding}", but this Checkpoint actor's env has no Durable Object namespace of that name.`,
+    );
   }
 }
 

@@ -1,4 +1,5 @@
 import { Actor } from "../src/actor.ts";
+import { findNamespace } from "../src/bindings.ts";
 import { encode } from "../src/codec.ts";
 import { type Duration, parseDuration } from "../src/duration.ts";
 import { BatonError, invalidArgument, isBatonError } from "../src/errors.ts";
@@ -171,10 +172,7 @@ export abstract class ExecutionActor<Env = unknown> extends Actor<Env, Execution
   // ---- the index --------------------------------------------------------------------------------
 
   #indexNs(): DurableObjectNamespace<ExecutionIndex> | null {
-    const ns = (this.env as Record<string, unknown> | undefined)?.[this.indexBinding];
-    return typeof (ns as { getByName?: unknown })?.getByName === "function"
-      ? (ns as DurableObjectNamespace<ExecutionIndex>)
-      : null;
+    return findNamespace<ExecutionIndex>(this.env, this.indexBinding);
   }
 
   /**
@@ -360,7 +358,7 @@ export abstract class ExecutionActor<Env = unknown> extends Actor<Env, Execution
     if (row.status === "completed") {
       let result: unknown = OMITTED;
       try {
-        result = await this.#engine.readOutput(row);
+        result = await this.#engine.readOutput();
       } catch {
         // Unreadable: leave it out; result() reports the error.
       }
@@ -608,8 +606,6 @@ export abstract class ExecutionActor<Env = unknown> extends Actor<Env, Execution
       options?.retention ?? wf.options.retention ?? DEFAULT_RETENTION,
     );
     const input = new Uint8Array(snapshot.input);
-    if (this.#engine.row())
-      throw new BatonError("EXECUTION_CONFLICT", `Execution "${id}" already exists.`, { id });
     const now = this.now();
     await this.#engine.importJournal(snapshot, () => {
       this.sql.run(
@@ -684,7 +680,7 @@ export abstract class ExecutionActor<Env = unknown> extends Actor<Env, Execution
       return {
         ok: true,
         status: "completed",
-        value: (await this.#engine.readOutput(row)) as Value,
+        value: (await this.#engine.readOutput()) as Value,
       };
     }
     return {

@@ -1,4 +1,5 @@
 import { Actor } from "../src/actor.ts";
+import { base64url } from "../src/bindings.ts";
 import { BatonError, invalidArgument } from "../src/errors.ts";
 import type { StoredStatus } from "../src/execution/schema.ts";
 import type { Migration } from "../src/migrations.ts";
@@ -357,11 +358,7 @@ function toTime(name: string, value: number | Date | undefined): number | undefi
 }
 
 function encodeCursor(at: number, id: string): string {
-  const bytes = new TextEncoder().encode(JSON.stringify([at, id]));
-  return btoa(String.fromCharCode(...bytes))
-    .replaceAll("+", "-")
-    .replaceAll("/", "_")
-    .replace(/=+$/, "");
+  return base64url(new TextEncoder().encode(JSON.stringify([at, id])));
 }
 
 function decodeCursor(cursor: string): [number, string] {

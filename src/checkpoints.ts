@@ -5,6 +5,7 @@ import type {
   RedeemedToken,
   SaveOptions,
 } from "../actors/checkpoint-actor.ts";
+import { base64url, sha256Hex } from "./bindings.ts";
 import { connector } from "./client.ts";
 import { type Duration, parseDuration } from "./duration.ts";
 import { BatonError, invalidArgument } from "./errors.ts";
@@ -139,7 +140,7 @@ export class ResumeTokens {
       invalidArgument("ttl", "must be more than 0 and at most 1 year", options.ttl);
     const random = crypto.getRandomValues(new Uint8Array(32));
     const token = `bt_${base64url(random)}`;
-    const hash = await sha256(token);
+    const hash = await sha256Hex(token);
     await this.#stub(hash).storeToken(hash, {
       executionId: options.executionId,
       event: options.event,
@@ -160,7 +161,7 @@ export class ResumeTokens {
     if (typeof token !== "string" || !/^bt_[A-Za-z0-9_-]{43}$/.test(token)) {
       throw new BatonError("INVALID_TOKEN", "This resume token is not valid: it is malformed.");
     }
-    const hash = await sha256(token);
+    const hash = await sha256Hex(token);
     return (await this.#stub(hash).redeemToken(hash, payload)) as RedeemedToken;
   }
 
@@ -181,15 +182,4 @@ export function resumeTokens<A extends CheckpointActor<never>>(
   ns: DurableObjectNamespace<A>,
 ): ResumeTokens {
   return new ResumeTokens(ns as unknown as DurableObjectNamespace<CheckpointActor>);
-}
-
-async function sha256(text: string): Promise<string> {
-  const digest = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(text));
-  return [...new Uint8Array(digest)].map((b) => b.toString(16).padStart(2, "0")).join("");
-}
-
-function base64url(bytes: Uint8Array): string {
-  let binary = "";
-  for (const b of bytes) binary += String.fromCharCode(b);
-  return btoa(binary).replaceAll("+", "-").replaceAll("/", "_").replace(/=+$/, "");
 }

@@ -33,7 +33,8 @@ const KNOWN_FLAGS = FLAG_DEFLATE | FLAG_STRING;
 const HEADER = 3;
 
 const encoder = new TextEncoder();
-const decoder = new TextDecoder("utf-8", { fatal: true, ignoreBOM: false });
+// ignoreBOM: a string that starts with U+FEFF keeps it.
+const decoder = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
 
 interface SerializedError {
   name: string;

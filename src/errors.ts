@@ -173,3 +173,15 @@ export function invalidArgument(argument: string, rule: string, got: unknown): n
     argument,
   });
 }
+
+/**
+ * `value` if it is a string of 1 to `max` characters (ids, names, scopes).
+ *
+ * @throws BatonError `INVALID_ARGUMENT` naming `what` otherwise.
+ */
+export function checkId(value: unknown, what: string, max = 256): string {
+  if (typeof value !== "string" || value.length === 0 || value.length > max) {
+    invalidArgument(what, `must be a string of 1 to ${max} characters`, value);
+  }
+  return value;
+}

@@ -3,8 +3,9 @@ import type { CheckpointActor, SaveOptions } from "../actors/checkpoint-actor.ts
 import type { ExecutionActor } from "../actors/execution-actor.ts";
 import { type ExecutionIndex, INDEX_SHARD, type ListQuery } from "../actors/execution-index.ts";
 import type { AcquireOptions, Lease, LockActor } from "../actors/lock-actor.ts";
+import { findNamespace, requireNamespace } from "./bindings.ts";
 import { type Duration, parseDuration } from "./duration.ts";
-import { BatonError, invalidArgument, isBatonError } from "./errors.ts";
+import { BatonError, checkId, invalidArgument, isBatonError } from "./errors.ts";
 import type { ExecutionResult, StartOptions, Value } from "./execution/types.ts";
 import { type DisconnectedEvent, isTerminalEvent, type LiveEvent, liveProgress } from "./live.ts";
 
@@ -113,7 +114,8 @@ type WorkflowApis<W extends readonly AnyWorkflow[]> = {
  */
 export class BatonApi<W extends readonly AnyWorkflow[] = readonly AnyWorkflow[]> extends RpcTarget {
   readonly #env: Record<string, unknown>;
-  readonly #names: readonly string[];
+  /** One target per served workflow, made once per session. */
+  readonly #workflows: Record<string, WorkflowTarget> = {};
   readonly #bindings: Required<NonNullable<GatewayOptions<unknown, W>["bindings"]>>;
   /** status() calls in flight, by execution id (see {@link BatonApi.status}). */
   readonly #reads = new Map<string, Promise<GatewayInfo>>();
@@ -128,7 +130,13 @@ export class BatonApi<W extends readonly AnyWorkflow[] = readonly AnyWorkflow[]>
     super();
     this.#batch = batch;
     this.#env = (env ?? {}) as Record<string, unknown>;
-    this.#names = options.workflows.map((w) => w.name);
+    const session: WorkflowSession = {
+      call: (id, fn) => this.#call(id, fn, true),
+      write: (id, change) => this.#write(id, change),
+    };
+    for (const { name } of options.workflows) {
+      this.#workflows[name] = new WorkflowTarget(name, session);
+    }
     this.#bindings = {
       executions: options.bindings?.executions ?? "Executions",
       locks: options.bindings?.locks ?? "Locks",
@@ -139,13 +147,7 @@ export class BatonApi<W extends readonly AnyWorkflow[] = readonly AnyWorkflow[]>
 
   /** The served workflows by name: `api.workflows.greet.start(input, { id })`. */
   get workflows(): WorkflowApis<W> {
-    const map: Record<string, WorkflowTarget> = {};
-    const session: WorkflowSession = {
-      call: (id, fn) => this.#call(id, fn, true),
-      write: (id, change) => this.#write(id, change),
-    };
-    for (const name of this.#names) map[name] = new WorkflowTarget(name, session);
-    return map as unknown as WorkflowApis<W>;
+    return this.#workflows as unknown as WorkflowApis<W>;
   }
 
   /**
@@ -348,15 +350,12 @@ export class BatonApi<W extends readonly AnyWorkflow[] = readonly AnyWorkflow[]>
     kind: "executions" | "locks" | "checkpoints" | "index",
   ): DurableObjectNamespace<T> {
     const binding = this.#bindings[kind];
-    const ns = this.#env[binding];
-    if (typeof (ns as { getByName?: unknown })?.getByName !== "function") {
-      throw new BatonError(
-        "INVALID_ARGUMENT",
-        `This gateway has no ${kind} binding (looked for "${binding}" in the Worker's env).`,
-        { kind, binding },
-      );
-    }
-    return ns as DurableObjectNamespace<T>;
+    return requireNamespace<T>(
+      this.#env,
+      binding,
+      `This gateway has no ${kind} binding (looked for "${binding}" in the Worker's env).`,
+      { kind, binding },
+    );
   }
 }
 
@@ -550,6 +549,10 @@ class LocksApi extends RpcTarget {
   async isLocked(name: string) {
     return await this.#lock(name).isLocked();
   }
+  /** For a caller that gave up waiting (see LockActor.abandon): by its waiter id. */
+  async abandon(name: string, waiterId: string, options: { release?: boolean } = {}) {
+    return await this.#lock(name).abandon(waiterId, options ?? {});
+  }
 }
 
 /** Checkpoint operations through the gateway. */
@@ -642,10 +645,8 @@ export function gateway<Env, const W extends readonly AnyWorkflow[]>(
       }
       if (liveMatch) {
         const name = options.bindings?.executions ?? "Executions";
-        const ns = (env as Record<string, unknown>)[name] as
-          | DurableObjectNamespace<ExecutionActor<never>>
-          | undefined;
-        if (typeof ns?.getByName !== "function") {
+        const ns = findNamespace<ExecutionActor<never>>(env, name);
+        if (!ns) {
           return Response.json(
             { code: "INVALID_ARGUMENT", message: `No "${name}" binding in the Worker's env.` },
             { status: 500 },
@@ -742,13 +743,6 @@ function checkAuth(auth: unknown): void {
       auth,
     );
   }
-}
-
-function checkId(id: unknown, what: string): string {
-  if (typeof id !== "string" || id.length === 0 || id.length > 256) {
-    invalidArgument(what, "must be a string of 1 to 256 characters", id);
-  }
-  return id;
 }
 
 function escapeRegExp(text: string): string {

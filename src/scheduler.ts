@@ -1,7 +1,7 @@
 import { decodeSync, encodeSync } from "./codec.ts";
 import { type Duration, parseDuration } from "./duration.ts";
 import { BatonError, invalidArgument } from "./errors.ts";
-import { chunkParams, placeholders, type Sql } from "./sql.ts";
+import type { Sql } from "./sql.ts";
 
 /**
  * A durable timer table multiplexed over the object's single alarm.
@@ -401,7 +401,7 @@ export class Scheduler<T extends TimerMap = TimerMap> {
       idOrKey,
     );
     if (!row) return undefined;
-    await this.#rearm();
+    await this.#armFor(due);
     return toInfo(row);
   }
 
@@ -488,14 +488,10 @@ export class Scheduler<T extends TimerMap = TimerMap> {
     if (!Array.isArray(ids) || !ids.every((id) => Number.isSafeInteger(id))) {
       invalidArgument("ids", "must be an array of timer ids (integers)", ids);
     }
-    let removed = 0;
-    for (const chunk of chunkParams(ids)) {
-      removed += this.#sql.run(
-        `DELETE FROM ${TABLE} WHERE state = 'dead' AND id IN (${placeholders(chunk.length)})`,
-        ...chunk,
-      );
-    }
-    return removed;
+    return this.#sql.run(
+      `DELETE FROM ${TABLE} WHERE state = 'dead' AND id IN (SELECT value FROM json_each(?))`,
+      JSON.stringify(ids),
+    );
   }
 
   /** Earliest due time of a live timer (actor clock), or null. */
@@ -597,7 +593,7 @@ export class Scheduler<T extends TimerMap = TimerMap> {
     for (;;) {
       const limit = Math.min(this.#batchSize, this.#maxPerRun - ran);
       if (limit <= 0 || !budgetLeft()) {
-        report.more = this.#dueCount(1) > 0;
+        report.more = this.#anyDue();
         return report;
       }
       // Claim a batch and commit the claim before any handler runs: if the object dies mid-batch,
@@ -711,12 +707,13 @@ export class Scheduler<T extends TimerMap = TimerMap> {
     report.retried++;
   }
 
-  #dueCount(limit: number): number {
-    return this.#sql.all(
-      `SELECT 1 AS due FROM ${TABLE} WHERE state = 'pending' AND due_at <= ? LIMIT ?`,
-      this.#now(),
-      limit,
-    ).length;
+  #anyDue(): boolean {
+    return (
+      this.#sql.one(
+        `SELECT 1 AS due FROM ${TABLE} WHERE state = 'pending' AND due_at <= ? LIMIT 1`,
+        this.#now(),
+      ) !== undefined
+    );
   }
 
   /** Arms the alarm for a new timer due at `due` if that is earlier than what is armed. */

@@ -3,8 +3,9 @@ import type { CheckpointActor, SaveOptions } from "../actors/checkpoint-actor.ts
 import type { ExecutionActor } from "../actors/execution-actor.ts";
 import type { ExecutionIndex, ListQuery } from "../actors/execution-index.ts";
 import type { AcquireOptions, Lease, LockActor } from "../actors/lock-actor.ts";
+import { requireNamespace } from "./bindings.ts";
 import type { Duration } from "./duration.ts";
-import { BatonError, invalidArgument } from "./errors.ts";
+import { checkId } from "./errors.ts";
 import type { StartOptions, Value } from "./execution/types.ts";
 
 type ExecutionStub = DurableObjectStub<ExecutionActor<never>>;
@@ -201,21 +202,11 @@ export class BatonService<Env = unknown, A = unknown> extends WorkerEntrypoint<E
 
   #ns<T extends Rpc.DurableObjectBranded>(kind: keyof ServiceBindings): DurableObjectNamespace<T> {
     const binding = this.bindings[kind];
-    const ns = binding ? (this.env as Record<string, unknown>)[binding] : undefined;
-    if (typeof (ns as { getByName?: unknown })?.getByName !== "function") {
-      throw new BatonError(
-        "INVALID_ARGUMENT",
-        `This Baton service has no ${kind} binding${binding ? ` (looked for "${binding}")` : ""}.`,
-        { kind, binding: binding ?? null },
-      );
-    }
-    return ns as DurableObjectNamespace<T>;
+    return requireNamespace<T>(
+      this.env,
+      binding,
+      `This Baton service has no ${kind} binding${binding ? ` (looked for "${binding}")` : ""}.`,
+      { kind, binding: binding ?? null },
+    );
   }
-}
-
-function checkId(id: unknown, what: string): string {
-  if (typeof id !== "string" || id.length === 0 || id.length > 256) {
-    invalidArgument(what, "must be a string of 1 to 256 characters", id);
-  }
-  return id;
 }

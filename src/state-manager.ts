@@ -1,5 +1,6 @@
 import type { CheckpointActor } from "../actors/checkpoint-actor.ts";
 import type { Lease, LockActor } from "../actors/lock-actor.ts";
+import { requireNamespace } from "./bindings.ts";
 import { CheckpointsClient, ResumeTokens } from "./checkpoints.ts";
 import { type Duration, parseDuration } from "./duration.ts";
 import { BatonError, invalidArgument, isBatonError } from "./errors.ts";
@@ -351,15 +352,11 @@ export class StateManager<S extends Value = ExecutionState> {
 }
 
 function namespace(env: Record<string, unknown> | undefined, binding: string): unknown {
-  const ns = env?.[binding];
-  if (typeof (ns as { getByName?: unknown })?.getByName !== "function") {
-    throw new BatonError(
-      "INVALID_ARGUMENT",
-      `StateManager needs a Durable Object binding "${binding}" in env (see bindings in its options).`,
-      { binding },
-    );
-  }
-  return ns;
+  return requireNamespace(
+    env,
+    binding,
+    `StateManager needs a Durable Object binding "${binding}" in env (see bindings in its options).`,
+  );
 }
 
 function checkName(name: unknown): asserts name is string {

@@ -6,21 +6,21 @@ import {
 } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
 import { checkpoints, executions, isBatonError, resumeTokens } from "../src/index.ts";
-import { eventually, executionStub, expectBatonError, randomBytes, uniqueName } from "./helpers.ts";
+import {
+  advance as advanceClock,
+  eventually,
+  executionStub,
+  expectBatonError,
+  randomBytes,
+  uniqueName,
+} from "./helpers.ts";
 import type { TestCheckpoints } from "./worker.ts";
 import { greet } from "./workflows.ts";
 
 const cp = () => checkpoints(env.Checkpoints);
 
-async function advance(scope: string, ms: number): Promise<void> {
-  const stub = env.Checkpoints.getByName(scope);
-  await stub.advanceClock(ms);
-  for (let i = 0; i < 20; i++) {
-    const next = await stub.nextDue();
-    if (next === null || next > (await stub.clock())) return;
-    await runDurableObjectAlarm(stub);
-  }
-}
+/** Moves a scope's Checkpoint actor clock and delivers its due alarms. */
+const advance = (scope: string, ms: number) => advanceClock(env.Checkpoints.getByName(scope), ms);
 
 describe("checkpoints: versions", () => {
   it("saves versions, loads the latest or a given one, lists by time and keeps history", async () => {

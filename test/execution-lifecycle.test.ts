@@ -7,7 +7,14 @@ import {
 } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
 import { executions } from "../src/index.ts";
-import { advance, eventually, executionStub, expectBatonError, probe } from "./helpers.ts";
+import {
+  advance,
+  eventually,
+  executionStub,
+  expectBatonError,
+  probe,
+  uniqueName,
+} from "./helpers.ts";
 import type { TestExecutions } from "./worker.ts";
 import {
   counted,
@@ -209,7 +216,7 @@ describe("execution: determinism guard", () => {
 
 describe("execution: crash mid-step", () => {
   it("re-runs a step whose actor crashed, counting the recovery as an attempt", async () => {
-    const { id, stub } = executionStub("crashy");
+    const { id } = executionStub("crashy");
     const p = probe();
     await client()
       .start(crashy, { probe: p.name, crashes: 1, limit: 3 }, { id })
@@ -225,7 +232,6 @@ describe("execution: crash mid-step", () => {
     const result = await client().get(crashy, id).result({ timeout: "5s" });
     expect(result).toMatchObject({ ok: true, value: 2 });
     expect(await p.stub.count("explodes")).toBe(2);
-    void stub;
   });
 
   it("ends failed, not in a loop, when the step kills the actor every time", async () => {
@@ -486,7 +492,10 @@ describe("execution: lifecycle over RPC", () => {
     await advance(stub, 1);
     await expectBatonError(run.status(), "EXECUTION_NOT_FOUND");
     await expectBatonError(run.journal(), "EXECUTION_NOT_FOUND");
-    await expectBatonError(client().get(uniqueId()).status(), "EXECUTION_NOT_FOUND");
+    await expectBatonError(
+      client().get(uniqueName("never-started")).status(),
+      "EXECUTION_NOT_FOUND",
+    );
   });
 });
 
@@ -632,9 +641,3 @@ describe("execution: tracked executions (run by outside code)", () => {
     await expectBatonError(client().get(id2).pause(), "INVALID_TRANSITION", /tracked/);
   });
 });
-
-let n = 0;
-function uniqueId(): string {
-  n += 1;
-  return `never-started-${n}-${crypto.randomUUID()}`;
-}

@@ -219,6 +219,7 @@ describe("Cap'n Web gateway", () => {
     expect(await api.locks.isLocked(lock)).toBe(true);
     if (got.acquired) await api.locks.release(lock, got.lease);
     expect((await api.locks.status(lock)).holders).toEqual([]);
+    expect(await api.locks.abandon(lock, "never-waited")).toEqual({ outcome: "none" });
     const scope = uniqueName("gw-cp");
     expect(await api.checkpoints.save(scope, "doc", { a: 1 })).toMatchObject({ version: 1 });
     expect((await api.checkpoints.load(scope, "doc")).value).toEqual({ a: 1 });
@@ -363,6 +364,8 @@ describe("Cap'n Web gateway", () => {
       [api.locks.acquire("l", { owner: "", ttl: "1s" }), "INVALID_ARGUMENT"],
       [api.locks.status(bad), "INVALID_ARGUMENT"],
       [api.locks.isLocked(bad), "INVALID_ARGUMENT"],
+      [api.locks.abandon(bad, "w"), "INVALID_ARGUMENT"],
+      [api.locks.abandon("l", ""), "INVALID_ARGUMENT"],
       [
         api.locks.renew(
           "l",

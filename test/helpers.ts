@@ -1,7 +1,7 @@
 import { env, runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
 import { expect } from "vitest";
 import { type ErrorCode, isBatonError } from "../src/index.ts";
-import type { Probe, TestExecutions, TimerActor } from "./worker.ts";
+import type { Probe, TestCheckpoints, TestExecutions, TestLocks, TimerActor } from "./worker.ts";
 
 let counter = 0;
 
@@ -114,8 +114,11 @@ export async function eventually<T>(
   return last;
 }
 
-/** Moves an execution's clock forward and delivers its alarm until nothing more is due. */
-export async function advance(stub: DurableObjectStub<TestExecutions>, ms: number): Promise<void> {
+/** Moves an actor's test clock forward and delivers its alarm until nothing more is due. */
+export async function advance(
+  stub: DurableObjectStub<TestExecutions | TestLocks | TestCheckpoints>,
+  ms: number,
+): Promise<void> {
   await stub.advanceClock(ms);
   for (let i = 0; i < 20; i++) {
     const next = await stub.nextDue();
@@ -136,9 +139,12 @@ export function randomBytes(n: number): Uint8Array {
  * its outgoing calls instead).
  */
 export async function resetExecution(id: string): Promise<void> {
-  await runInDurableObject(env.TestExecutions.getByName(id), (_i, state) =>
-    state.abort("reset: test"),
-  ).catch(() => undefined);
+  await resetActor(env.TestExecutions.getByName(id));
+}
+
+/** Resets any actor's instance: pending calls fail, storage stays. */
+export async function resetActor(stub: DurableObjectStub): Promise<void> {
+  await runInDurableObject(stub, (_i, state) => state.abort("reset: test")).catch(() => undefined);
 }
 
 /** Brings a reset execution back as production does: by its heartbeat alarm, 30 s later. */

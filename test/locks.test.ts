@@ -6,28 +6,23 @@ import {
 } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
 import { type Lease, locks } from "../src/index.ts";
-import { eventually, expectBatonError, probe, uniqueName } from "./helpers.ts";
+import {
+  advance as advanceClock,
+  eventually,
+  expectBatonError,
+  probe,
+  resetActor,
+  uniqueName,
+} from "./helpers.ts";
 import type { TestLocks } from "./worker.ts";
 
 const client = () => locks(env.Locks);
 const lockStub = (name: string) => env.Locks.getByName(name);
 
 /** Resets the lock actor's instance: pending calls fail, storage stays. */
-async function resetLock(name: string): Promise<void> {
-  await runInDurableObject(lockStub(name), (_instance, state) => {
-    state.abort("reset: the test restarts the lock actor");
-  }).catch(() => undefined);
-}
-
-async function advance(name: string, ms: number): Promise<void> {
-  const stub = lockStub(name);
-  await stub.advanceClock(ms);
-  for (let i = 0; i < 20; i++) {
-    const next = await stub.nextDue();
-    if (next === null || next > (await stub.clock())) return;
-    await runDurableObjectAlarm(stub);
-  }
-}
+const resetLock = (name: string) => resetActor(lockStub(name));
+/** Moves the lock actor's clock and delivers its due alarms. */
+const advance = (name: string, ms: number) => advanceClock(lockStub(name), ms);
 
 describe("locks: leases and fencing", () => {
   it("grants, reports the holder to others, and releases", async () => {
@@ -159,17 +154,22 @@ describe("locks: the wait queue", () => {
     const held = await client().acquire(name, { owner: "holder", ttl: "1h" });
     if (!held.acquired) throw new Error("not acquired");
     const order: string[] = [];
-    const waiters = ["w1", "w2", "w3"].map(async (owner, i) => {
-      await new Promise((r) => setTimeout(r, i * 5));
-      const got = await client().acquire(name, { owner, ttl: "1m", wait: "10m" });
-      if (!got.acquired) throw new Error("not acquired");
-      order.push(`${owner}:${got.lease.fence}`);
-      await client().release(name, got.lease);
-    });
-    await eventually(
-      () => client().status(name),
-      (s) => s.queue === 3,
-    );
+    const waiters: Promise<void>[] = [];
+    for (const [i, owner] of ["w1", "w2", "w3"].entries()) {
+      waiters.push(
+        (async () => {
+          const got = await client().acquire(name, { owner, ttl: "1m", wait: "10m" });
+          if (!got.acquired) throw new Error("not acquired");
+          order.push(`${owner}:${got.lease.fence}`);
+          await client().release(name, got.lease);
+        })(),
+      );
+      // The next waiter comes only once this one is queued: the order is the test's, not timing's.
+      await eventually(
+        () => client().status(name),
+        (s) => s.queue === i + 1,
+      );
+    }
     await resetLock(name); // as a deploy or crash would (evictDurableObject waits for in-flight calls)
     // The waiters' connections broke; the client re-attaches them with their waiter ids.
     await eventually(

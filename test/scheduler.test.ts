@@ -224,7 +224,6 @@ describe("scheduler: timers over one alarm", () => {
       await stub.schedule("record", { tag: `late${i}` }, { after: `${i + 1}m` });
     await stub.advanceClock(2 * 24 * HOUR); // two days late
     await drainAlarms(stub);
-    await drainAlarms(stub);
     expect(await stub.firedTags()).toEqual(["late0", "late1", "late2", "late3", "late4"]);
   });
 

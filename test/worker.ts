@@ -454,8 +454,49 @@ export class PlainActor extends DurableObject<Env> {
   }
 }
 
+// biome-ignore lint/suspicious/noExplicitAny: a mixin's base takes any constructor arguments
+type ActorClass = abstract new (...args: any[]) => Actor<Env, any>;
+
+/**
+ * A clock the tests move, for a Baton actor: kept in the actor's own SQLite (so it survives
+ * eviction) and read by `now()`, which the actor's timers and expiries use.
+ */
+function withTestClock<B extends ActorClass>(Base: B) {
+  abstract class TestClock extends Base {
+    protected override migrations(): Migration[] {
+      return [
+        {
+          version: 1,
+          up: (sql) => {
+            sql.run("CREATE TABLE test_clock (now INTEGER NOT NULL)");
+            sql.run("INSERT INTO test_clock VALUES (?)", Date.now());
+          },
+        },
+      ];
+    }
+
+    protected override now(): number {
+      return this.sql.value<number>("SELECT now FROM test_clock") ?? Date.now();
+    }
+
+    advanceClock(ms: number): number {
+      this.sql.run("UPDATE test_clock SET now = now + ?", ms);
+      return this.now();
+    }
+
+    clock(): number {
+      return this.now();
+    }
+
+    nextDue(): number | null {
+      return this.timers.nextDue();
+    }
+  }
+  return TestClock;
+}
+
 /** The Execution actor under test: every test workflow, and a clock the tests move. */
-export class TestExecutions extends ExecutionActor<Env> {
+export class TestExecutions extends withTestClock(ExecutionActor<Env>) {
   readonly workflows = allWorkflows;
   protected override readonly childBinding = "TestExecutions";
 
@@ -464,40 +505,11 @@ export class TestExecutions extends ExecutionActor<Env> {
     if (ctx.id.name) liveActors.set(ctx.id.name, ctx);
   }
 
-  protected override migrations(): Migration[] {
-    return [
-      {
-        version: 1,
-        up: (sql) => {
-          sql.run("CREATE TABLE test_clock (now INTEGER NOT NULL)");
-          sql.run("INSERT INTO test_clock VALUES (?)", Date.now());
-        },
-      },
-    ];
-  }
-
-  protected override now(): number {
-    return this.sql.value<number>("SELECT now FROM test_clock") ?? Date.now();
-  }
-
-  advanceClock(ms: number): number {
-    this.sql.run("UPDATE test_clock SET now = now + ?", ms);
-    return this.now();
-  }
-
-  clock(): number {
-    return this.now();
-  }
-
   /** Timers of this execution, for tests (dead letters, wake-ups, heartbeat). */
   timerList() {
     return this.timers
       .list()
       .map((t) => ({ kind: t.kind, key: t.key, dueAt: t.dueAt, state: t.state }));
-  }
-
-  nextDue(): number | null {
-    return this.timers.nextDue();
   }
 
   /** Simulates deploying changed workflow code (read by the `shape` workflow). */
@@ -536,68 +548,10 @@ export class TestIndex extends ExecutionIndex<Env> {
 }
 
 /** The Lock actor under test, with a clock the tests move. */
-export class TestLocks extends LockActor<Env> {
-  protected override migrations(): Migration[] {
-    return [
-      {
-        version: 1,
-        up: (sql) => {
-          sql.run("CREATE TABLE test_clock (now INTEGER NOT NULL)");
-          sql.run("INSERT INTO test_clock VALUES (?)", Date.now());
-        },
-      },
-    ];
-  }
-
-  protected override now(): number {
-    return this.sql.value<number>("SELECT now FROM test_clock") ?? Date.now();
-  }
-
-  advanceClock(ms: number): number {
-    this.sql.run("UPDATE test_clock SET now = now + ?", ms);
-    return this.now();
-  }
-
-  clock(): number {
-    return this.now();
-  }
-
-  nextDue(): number | null {
-    return this.timers.nextDue();
-  }
-}
+export class TestLocks extends withTestClock(LockActor<Env>) {}
 
 /** The Checkpoint actor under test, with a clock the tests move. */
-export class TestCheckpoints extends CheckpointActor<Env> {
-  protected override migrations(): Migration[] {
-    return [
-      {
-        version: 1,
-        up: (sql) => {
-          sql.run("CREATE TABLE test_clock (now INTEGER NOT NULL)");
-          sql.run("INSERT INTO test_clock VALUES (?)", Date.now());
-        },
-      },
-    ];
-  }
-
-  protected override now(): number {
-    return this.sql.value<number>("SELECT now FROM test_clock") ?? Date.now();
-  }
-
-  advanceClock(ms: number): number {
-    this.sql.run("UPDATE test_clock SET now = now + ?", ms);
-    return this.now();
-  }
-
-  clock(): number {
-    return this.now();
-  }
-
-  nextDue(): number | null {
-    return this.timers.nextDue();
-  }
-
+export class TestCheckpoints extends withTestClock(CheckpointActor<Env>) {
   /** Every stored token column, to check that no token is stored in clear. */
   tokenRows(): string[] {
     return this.sql

@@ -1,4 +1,5 @@
 import { type Lease, type LockActor, MAX_LEASE_TTL } from "../../actors/lock-actor.ts";
+import { findNamespace, requireNamespace, sha256Hex } from "../bindings.ts";
 import { decode, decodeSync, encode, encodeText } from "../codec.ts";
 import { parseDuration } from "../duration.ts";
 import { BatonError, invalidArgument, isBatonError } from "../errors.ts";
@@ -58,7 +59,7 @@ export type ExecutionTimers = {
 };
 
 /** Defaults of a step's retry policy (Cloudflare Workflows' defaults, plus a cap). */
-export const DEFAULT_RETRIES = {
+const DEFAULT_RETRIES = {
   limit: 5,
   delay: "10 seconds",
   backoff: "exponential",
@@ -72,12 +73,12 @@ const MAX_CHILD_CHECK_MS = 3_600_000;
 /** Outputs and inputs larger than this (encoded) are stored in the value store, not inline. */
 const INLINE_MAX = 1_000_000;
 /** Event payloads larger than this (encoded) are refused. */
-export const MAX_EVENT_BYTES = 1024 * 1024;
+const MAX_EVENT_BYTES = 1024 * 1024;
 const MAX_STEP_NAME = 256;
 /** Journal name prefix of a saga compensation step. */
-export const COMPENSATE_PREFIX = "$compensate:";
+const COMPENSATE_PREFIX = "$compensate:";
 /** Journal name prefix of `step.checkpoint(name)`. */
-export const CHECKPOINT_PREFIX = "$checkpoint:";
+const CHECKPOINT_PREFIX = "$checkpoint:";
 
 /** Services the engine uses from its actor. */
 export interface EngineHost {
@@ -232,7 +233,7 @@ export class Engine {
     );
   }
 
-  stepRow(seq: number): StepRow | undefined {
+  #stepRow(seq: number): StepRow | undefined {
     return this.#host.sql.one<StepRow>("SELECT * FROM _baton_steps WHERE seq = ?", seq);
   }
 
@@ -367,7 +368,7 @@ export class Engine {
           { workflow: row.workflow, version: row.version },
         );
       }
-      const input = await this.readInput(row);
+      const input = await this.readInput();
       if (run.dead) return;
       const step = this.#stepApi(run, wf, row);
       const start = () =>
@@ -614,15 +615,13 @@ export class Engine {
   }
 
   #locksClient(binding: string): LocksClient {
-    const ns = (this.#host.env as Record<string, unknown> | undefined)?.[binding];
-    if (typeof (ns as { getByName?: unknown })?.getByName !== "function") {
-      throw new BatonError(
-        "INVALID_ARGUMENT",
+    return new LocksClient(
+      requireNamespace<LockActor>(
+        this.#host.env,
+        binding,
         `Concurrency limits use binding "${binding}", but the Execution actor's env has no Durable Object namespace of that name. Bind a Lock actor under it.`,
-        { binding },
-      );
-    }
-    return new LocksClient(ns as DurableObjectNamespace<LockActor>);
+      ),
+    );
   }
 
   /** The permit's waiter id: per run, so a restart never picks up the previous run's permit. */
@@ -661,12 +660,12 @@ export class Engine {
   async #returnPermit(row: ExecutionRow): Promise<void> {
     const wf = this.#host.registry().get(row.workflow, row.version);
     if (!wf?.options.concurrency) return;
-    const target = this.#permitLock(wf, await this.readInput(row));
+    const target = this.#permitLock(wf, await this.readInput());
     if (!target) return;
     const permit = this.#host.sql.one<StepRow>(
       "SELECT * FROM _baton_steps WHERE name = '$concurrency' AND status = 'completed' ORDER BY seq LIMIT 1",
     );
-    const lease = permit ? ((await this.#readOutput(permit)) as Lease) : null;
+    const lease = permit ? ((await this.readStepOutput(permit)) as Lease) : null;
     await this.#host.timers.schedule(
       "permit",
       { binding: target.binding, lock: target.name, waiter: Engine.#permitWaiter(row), lease },
@@ -801,7 +800,7 @@ export class Engine {
     kind: StepKind,
     compensating = false,
   ): { seq: number; occurrence: number; row: StepRow | undefined } | null {
-    const row = run.seq <= run.journaled ? this.stepRow(run.seq) : undefined;
+    const row = run.seq <= run.journaled ? this.#stepRow(run.seq) : undefined;
     // A step the workflow calls after it started failing or cancelling does not start; nor does
     // one whose place the journal gives to a compensation (the original run stopped it there).
     // Parked calls claim no position, so the compensations keep theirs.
@@ -885,7 +884,7 @@ export class Engine {
       return value;
     };
     if (row?.status === "completed") {
-      return this.#replayed(run, done((await run.track(this.#readOutput(row))) as T));
+      return this.#replayed(run, done((await run.track(this.readStepOutput(row))) as T));
     }
     if (row?.status === "failed") throw failedError(row);
     // Stopped by a failure or cancel elsewhere in the original run: it stays stopped on replay.
@@ -1022,15 +1021,11 @@ export class Engine {
 
   #childNamespace(): DurableObjectNamespace<ExecutionActorLike> {
     const binding = this.#host.childBinding();
-    const ns = (this.#host.env as Record<string, unknown> | undefined)?.[binding];
-    if (typeof (ns as { getByName?: unknown })?.getByName !== "function") {
-      throw new BatonError(
-        "INVALID_ARGUMENT",
-        `Child executions use binding "${binding}" (the Execution actor's \`childBinding\`), but its env has no namespace of that name.`,
-        { binding },
-      );
-    }
-    return ns as DurableObjectNamespace<ExecutionActorLike>;
+    return requireNamespace<ExecutionActorLike>(
+      this.#host.env,
+      binding,
+      `Child executions use binding "${binding}" (the Execution actor's \`childBinding\`), but its env has no namespace of that name.`,
+    );
   }
 
   /** A child step call, tracked on the run (which completes only after it). */
@@ -1058,7 +1053,10 @@ export class Engine {
     if (!begun) return never();
     const { seq, occurrence, row } = begun;
     if (row?.status === "completed") {
-      return this.#replayed(run, (await run.track(this.#readOutput(row))) as ChildResult<unknown>);
+      return this.#replayed(
+        run,
+        (await run.track(this.readStepOutput(row))) as ChildResult<unknown>,
+      );
     }
     if (run.cancelling) return this.#frontier(run);
     // Deterministic, so a replay finds the same child (the journal keeps it); per run, so a
@@ -1126,9 +1124,9 @@ export class Engine {
   async #awaitChild(run: Run, seq: number): Promise<ChildResult<unknown>> {
     for (;;) {
       if (run.dead) return never();
-      const current = this.stepRow(seq);
+      const current = this.#stepRow(seq);
       if (current?.status === "completed")
-        return (await this.#readOutput(current)) as ChildResult<unknown>;
+        return (await this.readStepOutput(current)) as ChildResult<unknown>;
       await this.#sleepOn(seq);
     }
   }
@@ -1179,13 +1177,11 @@ export class Engine {
       !TERMINAL.has(row.status)
     )
       return true;
-    const ns = (this.#host.env as Record<string, unknown> | undefined)?.[row.parent_binding] as
-      | DurableObjectNamespace<ExecutionActorLike>
-      | undefined;
-    if (typeof ns?.getByName !== "function") return true;
+    const ns = findNamespace<ExecutionActorLike>(this.#host.env, row.parent_binding);
+    if (!ns) return true;
     const result: ChildResult<unknown> =
       row.status === "completed"
-        ? { ok: true, id: row.execution_id, value: await this.readOutput(row) }
+        ? { ok: true, id: row.execution_id, value: await this.readOutput() }
         : { ok: false, id: row.execution_id, error: childError(row) };
     try {
       await ns
@@ -1203,10 +1199,8 @@ export class Engine {
    * this instance sent are awaited first, and "not found" is retried twice before it counts.
    */
   async cancelChild(payload: ExecutionTimers["cancel-child"], attempt = 1): Promise<void> {
-    const ns = (this.#host.env as Record<string, unknown> | undefined)?.[payload.binding] as
-      | DurableObjectNamespace<ExecutionActorLike>
-      | undefined;
-    if (typeof ns?.getByName !== "function") return;
+    const ns = findNamespace<ExecutionActorLike>(this.#host.env, payload.binding);
+    if (!ns) return;
     await Promise.allSettled([...this.#starting]);
     await ns
       .getByName(payload.childId)
@@ -1317,7 +1311,7 @@ export class Engine {
     if (!begun) return never();
     const { seq, occurrence, row } = begun;
     if (row?.status === "completed") {
-      return this.#replayed(run, (await run.track(this.#readOutput(row))) as WorkflowEvent<T>);
+      return this.#replayed(run, (await run.track(this.readStepOutput(row))) as WorkflowEvent<T>);
     }
     if (row?.status === "timed_out") throw eventTimeout(name, type);
     if (run.cancelling) return this.#frontier(run);
@@ -1346,9 +1340,9 @@ export class Engine {
     }
     for (;;) {
       if (run.dead) return never();
-      const current = this.stepRow(seq);
+      const current = this.#stepRow(seq);
       if (current?.status === "completed")
-        return (await this.#readOutput(current)) as WorkflowEvent<T>;
+        return (await this.readStepOutput(current)) as WorkflowEvent<T>;
       const timeoutAt = current?.wake_at ?? null;
       if (timeoutAt !== null && this.#host.now() >= timeoutAt) {
         sql.run(
@@ -1408,7 +1402,7 @@ export class Engine {
       const seen = sql.one<EventRow>("SELECT * FROM _baton_events WHERE dedupe_key = ?", dedupeKey);
       if (seen) {
         const step =
-          seen.consumed_by === null ? null : (this.stepRow(seen.consumed_by)?.name ?? null);
+          seen.consumed_by === null ? null : (this.#stepRow(seen.consumed_by)?.name ?? null);
         return { id: seen.id, delivered: seen.consumed_by !== null, step, duplicate: true };
       }
     }
@@ -1489,11 +1483,13 @@ export class Engine {
     return decode(stored);
   }
 
-  #readOutput(row: StepRow): Promise<unknown> {
+  /** A step's output, decoded. */
+  readStepOutput(row: StepRow): Promise<unknown> {
     return this.#readBlob(row.output as ArrayBuffer | string | null);
   }
 
-  readInput(_row?: ExecutionRow): Promise<unknown> {
+  /** The execution's input, decoded (read here: rows are read without their blobs). */
+  readInput(): Promise<unknown> {
     return this.#readBlob(
       this.#host.sql.value<ArrayBuffer | string>(
         "SELECT input FROM _baton_execution WHERE id = 1",
@@ -1501,16 +1497,13 @@ export class Engine {
     );
   }
 
-  readOutput(_row?: ExecutionRow): Promise<unknown> {
+  /** The execution's output, decoded. */
+  readOutput(): Promise<unknown> {
     return this.#readBlob(
       this.#host.sql.value<ArrayBuffer | string>(
         "SELECT output FROM _baton_execution WHERE id = 1",
       ) ?? null,
     );
-  }
-
-  readStepOutput(row: StepRow): Promise<unknown> {
-    return this.#readOutput(row);
   }
 
   // ---- fork ------------------------------------------------------------------------------------
@@ -1548,7 +1541,7 @@ export class Engine {
         startedAt: step.started_at,
         endedAt: step.ended_at,
         // Encoded bytes cross RPC whatever the value (URL, Error subclasses ...).
-        output: step.status === "completed" ? await encode(await this.#readOutput(step)) : null,
+        output: step.status === "completed" ? await encode(await this.readStepOutput(step)) : null,
         error: step.error,
       });
     }
@@ -1562,7 +1555,7 @@ export class Engine {
     return {
       workflow: row.workflow,
       version: row.version,
-      input: await encode(await this.readInput(row)),
+      input: await encode(await this.readInput()),
       steps,
     };
   }
@@ -1618,8 +1611,7 @@ export class Engine {
   /** A stable digest of an input, to tell a repeated start from a conflicting one. */
   static async digest(workflow: string, input: unknown): Promise<string> {
     const text = `${workflow}\u0000${encodeText(canonical(input))}`;
-    const hash = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(text));
-    return [...new Uint8Array(hash)].map((b) => b.toString(16).padStart(2, "0")).join("");
+    return await sha256Hex(text);
   }
 }
 
@@ -1641,7 +1633,7 @@ interface ExecutionActorLike extends Rpc.DurableObjectBranded {
  * in the step name escaped (so no two steps share an id). An id over the 256-character limit
  * keeps its first 190 characters and ends in a hash of the whole.
  */
-export async function childExecutionId(
+async function childExecutionId(
   parent: { execution_id: string; run: number },
   name: string,
   occurrence: number,
@@ -1649,9 +1641,7 @@ export async function childExecutionId(
   const escaped = name.replaceAll("%", "%25").replaceAll("/", "%2F");
   const id = `${parent.execution_id}/${parent.run > 1 ? `r${parent.run}/` : ""}${escaped}/${occurrence}`;
   if (id.length <= 256) return id;
-  const hash = new Uint8Array(await crypto.subtle.digest("SHA-256", new TextEncoder().encode(id)));
-  const hex = Array.from(hash.subarray(0, 16), (b) => b.toString(16).padStart(2, "0")).join("");
-  return `${id.slice(0, 190)}~${hex}`;
+  return `${id.slice(0, 190)}~${await sha256Hex(id, 16)}`;
 }
 
 function workflowName(workflow: unknown): string {
