@@ -5,17 +5,15 @@ import {
   runInDurableObject,
 } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
-import { checkpoints, executions, isBatonError, resumeTokens } from "../src/index.ts";
+import { checkpoints, isBatonError, resumeTokens } from "../src/index.ts";
 import {
   advance as advanceClock,
-  eventually,
-  executionStub,
   expectBatonError,
   randomBytes,
   uniqueName,
+  waitingGreet,
 } from "./helpers.ts";
 import type { TestCheckpoints } from "./worker.ts";
-import { greet } from "./workflows.ts";
 
 const cp = () => checkpoints(env.Checkpoints);
 
@@ -177,24 +175,8 @@ describe("checkpoints: version numbers", () => {
 });
 
 describe("resume tokens", () => {
-  async function waitingGreet() {
-    const { id, stub } = executionStub("token-greet");
-    const run = await executions(env.TestExecutions).start(greet, { name: "T" }, { id });
-    await eventually(
-      () => run.status(),
-      (s) => s.status === "sleeping",
-    );
-    await stub.advanceClock(1_000);
-    await runDurableObjectAlarm(stub);
-    await eventually(
-      () => run.status(),
-      (s) => s.status === "waiting",
-    );
-    return { id, run };
-  }
-
   it("resumes a waiting execution without its id, once; the token is stored only as a hash", async () => {
-    const { id, run } = await waitingGreet();
+    const { id, run } = await waitingGreet("token-greet");
     const tokens = resumeTokens(env.Checkpoints);
     const token = await tokens.issue({
       executionId: id,
@@ -220,7 +202,7 @@ describe("resume tokens", () => {
   });
 
   it("gives a token back when its execution has finished, and refuses a binding it cannot use", async () => {
-    const { id, run } = await waitingGreet();
+    const { id, run } = await waitingGreet("token-greet");
     const tokens = resumeTokens(env.Checkpoints);
     const token = await tokens.issue({
       executionId: id,
@@ -239,7 +221,7 @@ describe("resume tokens", () => {
   });
 
   it("refuses forged, malformed and expired tokens, changing nothing", async () => {
-    const { id, run } = await waitingGreet();
+    const { id, run } = await waitingGreet("token-greet");
     const tokens = resumeTokens(env.Checkpoints);
     await expectBatonError(tokens.redeem("bt_forged", {}), "INVALID_TOKEN", /malformed/);
     await expectBatonError(tokens.redeem(`bt_${"A".repeat(43)}`, {}), "INVALID_TOKEN", /not valid/);

@@ -1,7 +1,8 @@
 import { env, runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
 import { expect } from "vitest";
-import { type ErrorCode, isBatonError } from "../src/index.ts";
+import { type ErrorCode, executions, isBatonError } from "../src/index.ts";
 import type { Probe, TestCheckpoints, TestExecutions, TestLocks, TimerActor } from "./worker.ts";
+import { greet } from "./workflows.ts";
 
 let counter = 0;
 
@@ -152,4 +153,21 @@ export async function reviveByHeartbeat(id: string): Promise<void> {
   const revived = env.TestExecutions.getByName(id);
   await revived.advanceClock(30_000);
   await runDurableObjectAlarm(revived);
+}
+
+/** Starts `greet` as a new execution and brings it past its sleep: it then waits for "approve". */
+export async function waitingGreet(prefix: string, name = "T") {
+  const { id, stub } = executionStub(prefix);
+  const run = await executions(env.TestExecutions).start(greet, { name }, { id });
+  await eventually(
+    () => run.status(),
+    (s) => s.status === "sleeping",
+  );
+  await stub.advanceClock(1_000);
+  await runDurableObjectAlarm(stub);
+  await eventually(
+    () => run.status(),
+    (s) => s.status === "waiting",
+  );
+  return { id, stub, run };
 }

@@ -1,8 +1,7 @@
 import { env, runDurableObjectAlarm } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
-import { checkpoints, type ExecutionState, executions, StateManager } from "../src/index.ts";
-import { eventually, executionStub, expectBatonError, uniqueName } from "./helpers.ts";
-import { greet } from "./workflows.ts";
+import { checkpoints, type ExecutionState, StateManager } from "../src/index.ts";
+import { eventually, expectBatonError, uniqueName, waitingGreet } from "./helpers.ts";
 
 function manager(executionId = uniqueName("exec")) {
   return new StateManager<ExecutionState>({ env, executionId });
@@ -169,18 +168,7 @@ describe("StateManager: locks", () => {
 
 describe("StateManager: pause and resume", () => {
   it("hands out a resume token that resumes the paused execution once", async () => {
-    const { id, stub } = executionStub("sm-greet");
-    const run = await executions(env.TestExecutions).start(greet, { name: "P" }, { id });
-    await eventually(
-      () => run.status(),
-      (s) => s.status === "sleeping",
-    );
-    await stub.advanceClock(1_000);
-    await runDurableObjectAlarm(stub);
-    await eventually(
-      () => run.status(),
-      (s) => s.status === "waiting",
-    );
+    const { id, run } = await waitingGreet("sm-greet", "P");
 
     const state = new StateManager<ExecutionState>({
       env,
