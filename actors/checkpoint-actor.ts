@@ -1,10 +1,10 @@
-import { Actor } from "../src/actor.ts";
-import { requireNamespace } from "../src/bindings.ts";
-import { decode, encode, encodeSync } from "../src/codec.ts";
-import { type Duration, parseDuration } from "../src/duration.ts";
-import { BatonError, invalidArgument, isBatonError } from "../src/errors.ts";
 import type { Value } from "../src/execution/types.ts";
-import { type Migration, runMigrations } from "../src/migrations.ts";
+import { Actor } from "../src/foundation/actor.ts";
+import { requireNamespace } from "../src/foundation/bindings.ts";
+import { decode, encode, encodeSync } from "../src/foundation/codec.ts";
+import { type Duration, parseDuration } from "../src/foundation/duration.ts";
+import { BatonError, invalidArgument, isBatonError } from "../src/foundation/errors.ts";
+import { type Migration, runMigrations } from "../src/foundation/migrations.ts";
 import type { ExecutionActor } from "./execution-actor.ts";
 
 const CHECKPOINT_SCHEMA = "baton.checkpoint";

@@ -1,24 +1,15 @@
-import { Actor } from "../src/actor.ts";
-import { findNamespace } from "../src/bindings.ts";
-import { encode } from "../src/codec.ts";
-import { type Duration, parseDuration } from "../src/duration.ts";
-import { BatonError, invalidArgument, isBatonError } from "../src/errors.ts";
-import {
-  checkEventType,
-  Engine,
-  type EngineHost,
-  type ExecutionTimers,
-  type ForkSnapshot,
-  HEARTBEAT_MS,
-  ROW_COLUMNS,
-} from "../src/execution/engine.ts";
+import { inputDigest } from "../src/execution/digest.ts";
+import { Engine } from "../src/execution/engine.ts";
+import { checkEventType } from "../src/execution/errors.ts";
+import type { ForkSnapshot } from "../src/execution/fork.ts";
+import { exportCheckpoint, importJournal } from "../src/execution/fork.ts";
+import type { EngineHost, ExecutionTimers } from "../src/execution/host.ts";
 import {
   EXECUTION_MIGRATIONS,
   EXECUTION_SCHEMA,
   type ExecutionRow,
-  LIFECYCLE,
   type LifecycleEvent,
-  type StepRow,
+  ROW_COLUMNS,
   type StoredStatus,
   TERMINAL,
 } from "../src/execution/schema.ts";
@@ -27,48 +18,38 @@ import type {
   ExecutionError,
   ExecutionInfo,
   ExecutionResult,
-  ExecutionStatus,
   JournalEntry,
   StartOptions,
   Value,
 } from "../src/execution/types.ts";
-import type { StateMachine } from "../src/fsm.ts";
+import { Actor } from "../src/foundation/actor.ts";
+import { encode } from "../src/foundation/codec.ts";
+import { type Duration, parseDuration } from "../src/foundation/duration.ts";
+import { BatonError, invalidArgument } from "../src/foundation/errors.ts";
+import type { StateMachine } from "../src/foundation/fsm.ts";
+import { runMigrations } from "../src/foundation/migrations.ts";
+import { type AnyWorkflow, type ChildResult, WorkflowRegistry } from "../src/workflow/workflow.ts";
+import { IndexOutbox } from "./execution/index-outbox.ts";
 import {
-  type CancelledEvent,
-  type CompletedEvent,
-  type FailedEvent,
-  type InitialStateEvent,
-  jsonIfSmall,
-  MAX_LIVE_OUTPUT_BYTES,
-  MAX_LIVE_RESULT_BYTES,
-  OMITTED,
-  type ProgressEvent,
-} from "../src/live.ts";
-import { runMigrations } from "../src/migrations.ts";
-import { type AnyWorkflow, type ChildResult, WorkflowRegistry } from "../src/workflow.ts";
-import { type ExecutionIndex, INDEX_SHARD, type IndexUpdate } from "./execution-index.ts";
+  checkExecutionId,
+  DEFAULT_RETENTION,
+  insertExecution,
+  lifecycleDefinition,
+  MAX_ID,
+  notFound,
+  notTracked,
+  trackedOnly,
+  validateInput,
+} from "./execution/lifecycle.ts";
+import { LiveChannel } from "./execution/live.ts";
+import {
+  JOURNAL_STATS,
+  type JournalStats,
+  parseError,
+  readJournal,
+  toInfo,
+} from "./execution/status.ts";
 
-const MAX_ID = 256;
-
-/** Counts over the journal that status() reports, and its latest step. */
-interface JournalStats {
-  steps: number;
-  done: number | null;
-  attempts: number | null;
-  busy: number | null;
-  waiting: number | null;
-  sleeping: number | null;
-  current: string | null;
-  [column: string]: string | number | ArrayBuffer | null;
-}
-const JOURNAL_STATS = `SELECT COUNT(*) AS steps, SUM(status = 'completed') AS done,
-  SUM(attempts) AS attempts, SUM(status IN ('running', 'backoff')) AS busy,
-  SUM(status = 'waiting') AS waiting, SUM(status = 'sleeping') AS sleeping,
-  (SELECT name FROM _baton_steps ORDER BY seq DESC LIMIT 1) AS current
-FROM _baton_steps`;
-/** Tag of live-progress WebSockets. */
-const LIVE_TAG = "live";
-const DEFAULT_RETENTION = "7 days";
 /** How long `cancel()` waits for compensations before answering (they go on after). */
 const CANCEL_WAIT_MS = 10_000;
 
@@ -80,6 +61,10 @@ const CANCEL_WAIT_MS = 10_000;
  *
  * Subclass it in your Worker, list the workflows it runs, and bind the subclass under
  * `new_sqlite_classes`. Call it through the typed client {@link executions}.
+ *
+ * This file is its RPC surface. The workflow engine is in `src/execution/`; beside this file,
+ * `execution/` holds the actor's lifecycle helpers, its live-progress channel and its index
+ * outbox.
  *
  * @example
  * ```ts
@@ -112,29 +97,27 @@ export abstract class ExecutionActor<Env = unknown> extends Actor<Env, Execution
 
   readonly #engine: Engine;
   readonly #lifecycle: StateMachine<StoredStatus, LifecycleEvent>;
+  readonly #live: LiveChannel;
+  readonly #outbox: IndexOutbox;
   #registry: WorkflowRegistry | undefined;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
     runMigrations(this.sql, EXECUTION_SCHEMA, EXECUTION_MIGRATIONS);
-    this.#lifecycle = this.machine<StoredStatus, LifecycleEvent>({
-      name: "execution",
-      initial: "pending",
-      transitions: LIFECYCLE,
-      // Every change of status reaches the index through the outbox, in the same transaction.
-      onTransition: () => this.#recordChange(false),
-      // The state is the execution row's own status column.
-      store: {
-        read: () =>
-          this.sql.value<StoredStatus>("SELECT status FROM _baton_execution WHERE id = 1"),
-        write: (to, at) => {
-          this.sql.run(
-            "UPDATE _baton_execution SET status = ?, updated_at = ? WHERE id = 1",
-            to,
-            at,
-          );
-        },
-      },
+    this.#outbox = new IndexOutbox({
+      sql: this.sql,
+      timers: this.timers,
+      env,
+      indexBinding: () => this.indexBinding,
+      source: ctx.id.toString(),
+      row: () => this.#engine.row(),
+    });
+    this.#lifecycle = this.machine(lifecycleDefinition(this.sql, () => this.#outbox.record(false)));
+    this.#live = new LiveChannel(ctx, {
+      row: () => this.#engine.row(),
+      readOutput: () => this.#engine.blobs.readOutput(),
+      info: (row) => this.#info(row),
+      now: () => this.now(),
     });
     const host: EngineHost = {
       sql: this.sql,
@@ -146,12 +129,13 @@ export abstract class ExecutionActor<Env = unknown> extends Actor<Env, Execution
       env,
       childBinding: () => this.childBinding,
       now: () => this.now(),
-      stepDone: (seq, step, output) => this.#stepDone(seq, step, output),
-      ended: () => this.#ended(),
-      flushIndex: () => this.#deliverIndex().catch(() => {}),
-      recordChange: (deleted) => this.#recordChange(deleted),
+      stepDone: (seq, step, output) => this.#live.stepDone(seq, step, output),
+      ended: () => this.#live.ended(),
+      flushIndex: () => this.#outbox.deliver().catch(() => {}),
+      recordChange: (deleted) => this.#outbox.record(deleted),
     };
     this.#engine = new Engine(host);
+    const children = this.#engine.children;
     this.timers
       .on("wake", async ({ seq }) => {
         this.#engine.wake(seq);
@@ -159,97 +143,14 @@ export abstract class ExecutionActor<Env = unknown> extends Actor<Env, Execution
       })
       .on("lifecycle", () => this.#engine.onLifecycleTimer())
       .on("report", async () => {
-        await this.#engine.reportToParent();
+        await children.reportToParent();
       })
-      .on("cancel-child", (payload, timer) => this.#engine.cancelChild(payload, timer.attempts))
-      .on("check-children", (payload) => this.#engine.checkChildren(payload))
+      .on("cancel-child", (payload, timer) => children.cancel(payload, timer.attempts))
+      .on("check-children", (payload) => children.check(payload))
       .on("permit", (payload) => this.#engine.returnPermit(payload))
-      .on("index", () => this.#deliverIndex());
+      .on("index", () => this.#outbox.deliver());
     // Keep-alive pings of live subscribers are answered without waking the actor.
     ctx.setWebSocketAutoResponse(new WebSocketRequestResponsePair("ping", "pong"));
-  }
-
-  // ---- the index --------------------------------------------------------------------------------
-
-  #indexNs(): DurableObjectNamespace<ExecutionIndex> | null {
-    return findNamespace<ExecutionIndex>(this.env, this.indexBinding);
-  }
-
-  /**
-   * Outbox entry for the index, written inside the transaction of the change (or of the purge):
-   * the change and its index update cannot diverge. A retry timer goes with it; the delivery is
-   * tried right after this synchronous block.
-   */
-  #recordChange(deleted: boolean): void {
-    if (!this.#indexNs()) return;
-    const id = this.sql.value<string>("SELECT execution_id FROM _baton_execution WHERE id = 1");
-    if (id === undefined) return;
-    this.sql.run(
-      "INSERT INTO _baton_index_outbox (execution_id, deleted) VALUES (?, ?)",
-      id,
-      deleted ? 1 : 0,
-    );
-    // Retried (every 5 minutes at most) for as long as it takes: the index must catch up.
-    this.timers.enqueue(
-      "index",
-      {},
-      { after: HEARTBEAT_MS },
-      { key: "index", maxAttempts: Number.MAX_SAFE_INTEGER },
-    );
-    queueMicrotask(() => void this.#deliverIndex().catch(() => {}));
-  }
-
-  #indexing: Promise<void> | null = null;
-
-  /** Delivers the outbox (one delivery at a time; a change meanwhile is picked up by its loop). */
-  #deliverIndex(): Promise<void> {
-    this.#indexing ??= this.#sendIndex().finally(() => {
-      this.#indexing = null;
-    });
-    return this.#indexing;
-  }
-
-  async #sendIndex(): Promise<void> {
-    for (;;) {
-      const ns = this.#indexNs();
-      const top = this.sql.one<{ version: number; execution_id: string; deleted: number }>(
-        "SELECT * FROM _baton_index_outbox ORDER BY version DESC LIMIT 1",
-      );
-      if (!ns || !top) return;
-      // The latest state (or the deletion) stands for every change up to `top.version`.
-      const row = top.deleted ? undefined : this.#engine.row();
-      const update: IndexUpdate = {
-        id: top.execution_id,
-        version: top.version,
-        execution: row
-          ? {
-              id: row.execution_id,
-              workflow: row.workflow,
-              status: row.status,
-              mode: row.mode,
-              createdAt: row.created_at,
-              updatedAt: row.updated_at,
-              endedAt: row.ended_at,
-            }
-          : null,
-        source: this.ctx.id.toString(),
-      };
-      try {
-        await ns.getByName(INDEX_SHARD).apply([update]);
-      } catch (error) {
-        if (!isBatonError(error, "INDEX_CONFLICT")) throw error;
-        // A misconfiguration no retry can mend (another class has this id in the same index):
-        // say so loudly and stop retrying; the index keeps the other class's row.
-        console.error(`baton: execution "${top.execution_id}" is not indexed: ${error.message}`);
-      }
-      this.sql.run("DELETE FROM _baton_index_outbox WHERE version <= ?", top.version);
-      const pending = () => this.sql.value<number>("SELECT COUNT(*) FROM _baton_index_outbox");
-      if (pending() === 0) {
-        await this.timers.cancel("index");
-        // A change that came during that await goes now too, not at its retry timer.
-        if (pending() === 0) return;
-      }
-    }
   }
 
   // ---- live progress ---------------------------------------------------------------------------
@@ -262,40 +163,7 @@ export abstract class ExecutionActor<Env = unknown> extends Actor<Env, Execution
    * {@link liveProgress} (or the gateway's live route); this is the actor's only `fetch` use.
    */
   override async fetch(request: Request): Promise<Response> {
-    if (request.headers.get("Upgrade")?.toLowerCase() !== "websocket") {
-      return Response.json(
-        {
-          code: "INVALID_ARGUMENT",
-          message: "Live progress is a WebSocket: send the request with `Upgrade: websocket`.",
-        },
-        { status: 426 },
-      );
-    }
-    const row = this.#engine.row();
-    if (!row) {
-      return Response.json(
-        {
-          code: "EXECUTION_NOT_FOUND",
-          message: "No such execution: it was never started, or its retention ran out.",
-        },
-        { status: 404 },
-      );
-    }
-    // Ended already: build its terminal event first, then (if it is still ended) accept, send
-    // and close with no await in between, so nothing from a restart slips in.
-    const ending = TERMINAL.has(row.status) ? await this.#terminalMessage(row) : null;
-    const current = this.#engine.row() ?? row;
-    const ended = ending !== null && TERMINAL.has(current.status) && current.run === row.run;
-    const { 0: client, 1: server } = new WebSocketPair();
-    this.ctx.acceptWebSocket(server, [LIVE_TAG]);
-    const initial: InitialStateEvent = { type: "initial_state", state: this.#info(current) };
-    server.send(JSON.stringify(initial));
-    if (ended) {
-      server.serializeAttachment({ ended: true });
-      server.send(ending);
-      server.close(1000, "The execution has ended.");
-    }
-    return new Response(null, { status: 101, webSocket: client });
+    return this.#live.connect(request);
   }
 
   /** Subscribers send nothing but pings (answered automatically); anything else is ignored. */
@@ -310,78 +178,6 @@ export abstract class ExecutionActor<Env = unknown> extends Actor<Env, Execution
   }
 
   override webSocketError(): void {}
-
-  #stepDone(seq: number, step: string, output: () => unknown, index = seq): void {
-    // Sockets that got (or are getting) a terminal event hear nothing more.
-    const sockets = this.ctx
-      .getWebSockets(LIVE_TAG)
-      .filter((ws) => !(ws.deserializeAttachment() as { ended?: boolean } | null)?.ended);
-    if (sockets.length === 0) return;
-    const row = this.#engine.row();
-    if (!row) return;
-    const { json, omitted } = jsonIfSmall(output(), MAX_LIVE_OUTPUT_BYTES);
-    const head = JSON.stringify({
-      type: "progress",
-      executionId: row.execution_id,
-      step,
-      stepIndex: index,
-      totalSteps: row.total_steps,
-      ...(omitted ? { outputOmitted: true } : {}),
-      timestamp: this.now(),
-    } satisfies ProgressEvent);
-    broadcast(sockets, json === undefined ? head : `${head.slice(0, -1)},"output":${json}}`);
-  }
-
-  /** The terminal event goes to the sockets open now (a later one gets it from fetch()). */
-  #ended(): void {
-    const sockets = this.ctx
-      .getWebSockets(LIVE_TAG)
-      .filter((ws) => !(ws.deserializeAttachment() as { ended?: boolean } | null)?.ended);
-    const row = this.#engine.row();
-    if (sockets.length === 0 || !row) return;
-    // Marked now, before the await below: a restart's progress never reaches them.
-    for (const ws of sockets) ws.serializeAttachment({ ended: true });
-    void this.#terminalMessage(row).then((message) => {
-      broadcast(sockets, message);
-      for (const ws of sockets) {
-        try {
-          ws.close(1000, "The execution has ended.");
-        } catch {
-          // Closed by the client meanwhile.
-        }
-      }
-    });
-  }
-
-  async #terminalMessage(row: ExecutionRow): Promise<string> {
-    const base = { executionId: row.execution_id, timestamp: row.ended_at ?? this.now() };
-    if (row.status === "completed") {
-      let result: unknown = OMITTED;
-      try {
-        result = await this.#engine.readOutput();
-      } catch {
-        // Unreadable: leave it out; result() reports the error.
-      }
-      const { json, omitted } = jsonIfSmall(result, MAX_LIVE_RESULT_BYTES);
-      const head = JSON.stringify({
-        type: "completed",
-        ...base,
-        ...(omitted ? { resultOmitted: true } : {}),
-      } satisfies CompletedEvent);
-      return json === undefined ? head : `${head.slice(0, -1)},"result":${json}}`;
-    }
-    if (row.status === "cancelled") {
-      return JSON.stringify({ type: "cancelled", ...base } satisfies CancelledEvent);
-    }
-    const error = row.error ? parseError(row.error) : null;
-    return JSON.stringify({
-      type: "failed",
-      ...base,
-      error: error?.message ?? `The execution ${row.status}.`,
-      code: error?.code ?? (row.status === "timed_out" ? "TIMED_OUT" : "FAILED"),
-      step: error?.step ?? null,
-    } satisfies FailedEvent);
-  }
 
   // ---- workflow executions ---------------------------------------------------------------------
 
@@ -415,24 +211,9 @@ export abstract class ExecutionActor<Env = unknown> extends Actor<Env, Execution
         { workflow },
       );
     }
-    let value: unknown = input;
-    if (wf.schema) {
-      const result = await wf.schema["~standard"].validate(input);
-      if (result.issues) {
-        const issues = result.issues.map((issue) => ({
-          message: issue.message,
-          path: (issue.path ?? []).map((p) => String(typeof p === "object" ? p.key : p)),
-        }));
-        throw new BatonError(
-          "INVALID_INPUT",
-          `Input of workflow "${workflow}" is invalid: ${issues.map((i) => `${i.path.join(".") || "(root)"}: ${i.message}`).join("; ")}.`,
-          { workflow, issues },
-        );
-      }
-      value = result.value;
-    }
+    const value = await validateInput(wf, input);
     // Compare what the workflow will see: the validated value, with object keys in a canonical order.
-    const digest = await Engine.digest(workflow, value);
+    const digest = await inputDigest(workflow, value);
     const existing = this.#engine.row();
     if (existing) {
       if (
@@ -455,24 +236,18 @@ export abstract class ExecutionActor<Env = unknown> extends Actor<Env, Execution
     const bytes = await encode(value);
     // Re-check after the await: a concurrent start of the same id may have won meanwhile.
     if (this.#engine.row()) return this.#start(workflow, input, options, parent);
-    const now = this.now();
     this.sql.transaction(() => {
-      this.sql.run(
-        `INSERT INTO _baton_execution (id, execution_id, workflow, version, mode, status, input,
-           input_digest, retention_ms, created_at, updated_at, parent_id, parent_seq, parent_binding)
-         VALUES (1, ?, ?, ?, 'workflow', 'pending', ?, ?, ?, ?, ?, ?, ?, ?)`,
+      insertExecution(this.sql, {
         id,
-        wf.name,
-        wf.version,
-        this.#engine.storeBlob("input", bytes),
+        workflow: wf.name,
+        version: wf.version,
+        mode: "workflow",
+        input: this.#engine.blobs.store("input", bytes),
         digest,
         retentionMs,
-        now,
-        now,
-        parent?.id ?? null,
-        parent?.seq ?? null,
-        parent?.binding ?? null,
-      );
+        parent,
+        now: this.now(),
+      });
       this.#lifecycle.send("start");
     });
     await this.#engine.startHeartbeat();
@@ -552,7 +327,7 @@ export abstract class ExecutionActor<Env = unknown> extends Actor<Env, Execution
       );
     }
     this.#requireRow();
-    return this.#engine.childReport(seq, childId, result);
+    return this.#engine.children.applyReport(seq, childId, result);
   }
 
   /**
@@ -565,7 +340,7 @@ export abstract class ExecutionActor<Env = unknown> extends Actor<Env, Execution
       invalidArgument("checkpoint", "must be a string of 1 to 200 characters", name);
     }
     this.#requireRow();
-    return this.#engine.exportCheckpoint(name);
+    return exportCheckpoint(this.#engine.replay, name);
   }
 
   /**
@@ -592,7 +367,7 @@ export abstract class ExecutionActor<Env = unknown> extends Actor<Env, Execution
       );
     }
     // Same source, same journal prefix: the same fork.
-    const digest = `fork:${await Engine.digest(snapshot.workflow, {
+    const digest = `fork:${await inputDigest(snapshot.workflow, {
       from: options?.from,
       version: snapshot.version,
       steps: snapshot.steps.map((step) => [step.seq, step.name, step.status, step.endedAt]),
@@ -606,21 +381,17 @@ export abstract class ExecutionActor<Env = unknown> extends Actor<Env, Execution
       options?.retention ?? wf.options.retention ?? DEFAULT_RETENTION,
     );
     const input = new Uint8Array(snapshot.input);
-    const now = this.now();
-    await this.#engine.importJournal(snapshot, () => {
-      this.sql.run(
-        `INSERT INTO _baton_execution (id, execution_id, workflow, version, mode, status, input,
-           input_digest, retention_ms, created_at, updated_at)
-         VALUES (1, ?, ?, ?, 'workflow', 'pending', ?, ?, ?, ?, ?)`,
+    importJournal(this.#engine.replay, snapshot, () => {
+      insertExecution(this.sql, {
         id,
-        wf.name,
-        wf.version,
-        this.#engine.storeBlob("input", input),
+        workflow: wf.name,
+        version: wf.version,
+        mode: "workflow",
+        input: this.#engine.blobs.store("input", input),
         digest,
         retentionMs,
-        now,
-        now,
-      );
+        now: this.now(),
+      });
       this.#lifecycle.send("start");
     });
     await this.#engine.startHeartbeat();
@@ -680,7 +451,7 @@ export abstract class ExecutionActor<Env = unknown> extends Actor<Env, Execution
       return {
         ok: true,
         status: "completed",
-        value: (await this.#engine.readOutput()) as Value,
+        value: (await this.#engine.blobs.readOutput()) as Value,
       };
     }
     return {
@@ -703,31 +474,7 @@ export abstract class ExecutionActor<Env = unknown> extends Actor<Env, Execution
       invalidArgument("limit", "must be an integer from 1 to 1000", limit);
     }
     this.#requireRow();
-    const rows = this.sql.all<StepRow>(
-      "SELECT * FROM _baton_steps WHERE seq >= ? ORDER BY seq LIMIT ?",
-      from,
-      limit,
-    );
-    const entries: JournalEntry[] = [];
-    for (const row of rows) {
-      const entry: JournalEntry = {
-        seq: row.seq,
-        name: row.name,
-        kind: row.kind,
-        status: row.status,
-        attempts: row.attempts,
-        startedAt: row.started_at,
-        endedAt: row.ended_at,
-        wakeAt: row.wake_at,
-        eventType: row.event_type,
-      };
-      if (row.status === "completed" && row.output !== null) {
-        entry.output = (await this.#engine.readStepOutput(row)) as Value;
-      }
-      if (row.error) entry.error = JSON.parse(row.error);
-      entries.push(entry);
-    }
-    return entries;
+    return readJournal(this.sql, this.#engine.blobs, from, limit);
   }
 
   /**
@@ -750,7 +497,7 @@ export abstract class ExecutionActor<Env = unknown> extends Actor<Env, Execution
       invalidArgument("dedupeKey", `must be a string of 1 to ${MAX_ID} characters`, dedupeKey);
     }
     const row = this.#requireRow();
-    if (row.mode !== "workflow") throw this.#trackedOnly("sendEvent");
+    if (row.mode !== "workflow") throw trackedOnly("sendEvent");
     if (TERMINAL.has(row.status)) {
       throw new BatonError(
         "EXECUTION_FINISHED",
@@ -766,7 +513,7 @@ export abstract class ExecutionActor<Env = unknown> extends Actor<Env, Execution
   /** Pauses between steps: steps in flight finish, no new step starts until `resume()`. */
   async pause(): Promise<ExecutionInfo> {
     const row = this.#requireRow();
-    if (row.mode !== "workflow") throw this.#trackedOnly("pause");
+    if (row.mode !== "workflow") throw trackedOnly("pause");
     if (row.status !== "paused") this.#lifecycle.send("pause");
     return this.#info(this.#requireRow());
   }
@@ -774,7 +521,7 @@ export abstract class ExecutionActor<Env = unknown> extends Actor<Env, Execution
   /** Resumes a paused execution. */
   async resume(): Promise<ExecutionInfo> {
     const row = this.#requireRow();
-    if (row.mode !== "workflow") throw this.#trackedOnly("resume");
+    if (row.mode !== "workflow") throw trackedOnly("resume");
     if (row.status !== "running") {
       this.#lifecycle.send("resume");
       await this.#engine.ensureHeartbeat();
@@ -823,7 +570,7 @@ export abstract class ExecutionActor<Env = unknown> extends Actor<Env, Execution
   /** Runs the workflow again from the start with the same input (a finished one, or a running one after cancelling its run). */
   async restart(): Promise<ExecutionInfo> {
     const row = this.#requireRow();
-    if (row.mode !== "workflow") throw this.#trackedOnly("restart");
+    if (row.mode !== "workflow") throw trackedOnly("restart");
     if (!TERMINAL.has(row.status)) {
       await this.cancel();
       await this.#engine.whenTerminal(); // compensations may take longer than cancel() waits
@@ -870,20 +617,18 @@ export abstract class ExecutionActor<Env = unknown> extends Actor<Env, Execution
       }
       throw new BatonError("EXECUTION_CONFLICT", `Execution "${id}" already exists.`, { id });
     }
-    const now = this.now();
     this.sql.transaction(() => {
-      this.sql.run(
-        `INSERT INTO _baton_execution (id, execution_id, workflow, version, mode, status, input_digest,
-           total_steps, retention_ms, created_at, updated_at)
-         VALUES (1, ?, ?, 1, 'tracked', 'pending', ?, ?, ?, ?, ?)`,
+      insertExecution(this.sql, {
         id,
-        name,
+        workflow: name,
+        version: 1,
+        mode: "tracked",
+        input: null,
         digest,
-        total ?? null,
-        parseDuration(options?.retention ?? DEFAULT_RETENTION),
-        now,
-        now,
-      );
+        totalSteps: total ?? null,
+        retentionMs: parseDuration(options?.retention ?? DEFAULT_RETENTION),
+        now: this.now(),
+      });
       this.#lifecycle.send("start");
     });
     return this.#info(this.#requireRow());
@@ -923,10 +668,10 @@ export abstract class ExecutionActor<Env = unknown> extends Actor<Env, Execution
       index ?? seq,
       now,
       now,
-      bytes === null ? null : this.#engine.storeBlob(`step:${seq}`, bytes),
+      bytes === null ? null : this.#engine.blobs.store(`step:${seq}`, bytes),
     );
     this.sql.run("UPDATE _baton_execution SET updated_at = ? WHERE id = 1", now);
-    this.#stepDone(seq, step, () => options?.output, index ?? seq);
+    this.#live.stepDone(seq, step, () => options?.output, index ?? seq);
     return this.#info(this.#requireRow());
   }
 
@@ -937,7 +682,7 @@ export abstract class ExecutionActor<Env = unknown> extends Actor<Env, Execution
     this.#guard("complete");
     this.sql.run(
       "UPDATE _baton_execution SET output = ?, ended_at = ? WHERE id = 1",
-      this.#engine.storeBlob("output", bytes),
+      this.#engine.blobs.store("output", bytes),
       this.now(),
     );
     await this.#engine.finish(null, "complete");
@@ -987,51 +732,19 @@ export abstract class ExecutionActor<Env = unknown> extends Actor<Env, Execution
   }
 
   #checkId(options: { id: string } | undefined): string {
-    const id = options?.id;
-    if (typeof id !== "string" || id.length === 0 || id.length > MAX_ID) {
-      invalidArgument("id", `must be a string of 1 to ${MAX_ID} characters`, id);
-    }
-    const name = this.ctx.id.name;
-    if (name !== undefined && name !== id) {
-      invalidArgument(
-        "id",
-        `must be this actor's name ("${name}"); get the stub with getByName(id)`,
-        id,
-      );
-    }
-    return id;
+    return checkExecutionId(options?.id, this.ctx.id.name);
   }
 
   #requireRow(): ExecutionRow {
     const row = this.#engine.row();
-    if (!row) {
-      throw new BatonError(
-        "EXECUTION_NOT_FOUND",
-        `No execution "${this.ctx.id.name ?? this.ctx.id.toString()}": it was never started, or its retention ran out.`,
-        { id: this.ctx.id.name ?? null },
-      );
-    }
+    if (!row) throw notFound(this.ctx.id);
     return row;
   }
 
   #requireTracked(method: string): ExecutionRow {
     const row = this.#requireRow();
-    if (row.mode !== "tracked") {
-      throw new BatonError(
-        "INVALID_TRANSITION",
-        `${method}() reports on tracked executions; "${row.execution_id}" is run by workflow "${row.workflow}".`,
-        { state: row.status, event: method, validEvents: [] },
-      );
-    }
+    if (row.mode !== "tracked") throw notTracked(row, method);
     return row;
-  }
-
-  #trackedOnly(method: string): BatonError {
-    return new BatonError(
-      "INVALID_TRANSITION",
-      `${method}() needs a workflow execution; this one is tracked (run by outside code).`,
-      { event: method, validEvents: ["progress", "complete", "fail", "cancel"] },
-    );
   }
 
   #currentStep(): string | null {
@@ -1041,53 +754,6 @@ export abstract class ExecutionActor<Env = unknown> extends Actor<Env, Execution
   }
 
   #info(row: ExecutionRow, known?: JournalStats): ExecutionInfo {
-    // One pass over the journal for the counts and for what the open steps are doing.
-    const stats = known ?? this.sql.one<JournalStats>(JOURNAL_STATS);
-    let status: ExecutionStatus = row.status;
-    // Running with every open step parked: say what it waits for.
-    if (row.status === "running" && !stats?.busy) {
-      if (stats?.waiting) status = "waiting";
-      else if (stats?.sleeping) status = "sleeping";
-    }
-    return {
-      id: row.execution_id,
-      workflow: row.workflow,
-      version: row.version,
-      mode: row.mode,
-      status,
-      currentStep: stats?.current ?? null,
-      stepCount: stats?.steps ?? 0,
-      completedSteps: stats?.done ?? 0,
-      totalSteps: row.total_steps,
-      attempts: stats?.attempts ?? 0,
-      run: row.run,
-      createdAt: row.created_at,
-      updatedAt: row.updated_at,
-      endedAt: row.ended_at,
-      error: row.error ? parseError(row.error) : null,
-    };
-  }
-}
-
-function parseError(text: string | null): ExecutionError {
-  if (!text)
-    return {
-      code: "UNKNOWN",
-      message: "no error recorded",
-      name: "Error",
-      step: null,
-      attempt: null,
-    };
-  return JSON.parse(text) as ExecutionError;
-}
-
-/** Sends `message` to every socket; a socket closing meanwhile is skipped. */
-function broadcast(sockets: WebSocket[], message: string): void {
-  for (const ws of sockets) {
-    try {
-      ws.send(message);
-    } catch {
-      // Closed by the client meanwhile.
-    }
+    return toInfo(row, known ?? this.sql.one<JournalStats>(JOURNAL_STATS));
   }
 }

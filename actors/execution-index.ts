@@ -1,9 +1,9 @@
-import { Actor } from "../src/actor.ts";
-import { base64url } from "../src/bindings.ts";
-import { BatonError, invalidArgument } from "../src/errors.ts";
 import type { StoredStatus } from "../src/execution/schema.ts";
-import type { Migration } from "../src/migrations.ts";
-import { runMigrations } from "../src/migrations.ts";
+import { Actor } from "../src/foundation/actor.ts";
+import { base64url } from "../src/foundation/bindings.ts";
+import { BatonError, invalidArgument } from "../src/foundation/errors.ts";
+import type { Migration } from "../src/foundation/migrations.ts";
+import { runMigrations } from "../src/foundation/migrations.ts";
 
 /** Lifecycle statuses an execution has in the index (`waiting`/`sleeping` are `running`). */
 export type IndexedStatus = StoredStatus;

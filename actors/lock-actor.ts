@@ -1,8 +1,8 @@
-import { Actor } from "../src/actor.ts";
-import { type Duration, parseDuration } from "../src/duration.ts";
-import { BatonError, invalidArgument } from "../src/errors.ts";
-import type { Migration } from "../src/migrations.ts";
-import { runMigrations } from "../src/migrations.ts";
+import { Actor } from "../src/foundation/actor.ts";
+import { type Duration, parseDuration } from "../src/foundation/duration.ts";
+import { BatonError, invalidArgument } from "../src/foundation/errors.ts";
+import type { Migration } from "../src/foundation/migrations.ts";
+import { runMigrations } from "../src/foundation/migrations.ts";
 
 /** Schema scope of the Lock actor's tables. */
 const LOCK_SCHEMA = "baton.lock";

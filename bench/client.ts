@@ -3,7 +3,7 @@
  * gateway's round trips over Cap'n Web, and live-progress latency over the WebSocket route.
  */
 import { newHttpBatchRpcSession, newWebSocketRpcSession, type RpcStub } from "capnweb";
-import type { LiveEvent } from "../src/live.ts";
+import type { LiveEvent } from "../src/execution/live-events.ts";
 import type { BenchApi, EchoApi } from "./worker/index.ts";
 
 const TOKEN = "bench-token";

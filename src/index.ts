@@ -38,14 +38,13 @@ export {
   MAX_LOCK_WAIT,
   MAX_PERMITS,
 } from "../actors/lock-actor.ts";
-export { Actor, APP_SCHEMA } from "./actor.ts";
 export {
   CheckpointsClient,
   checkpoints,
   type IssueOptions,
   ResumeTokens,
   resumeTokens,
-} from "./checkpoints.ts";
+} from "./clients/checkpoints.ts";
 export {
   ExecutionHandle,
   ExecutionsClient,
@@ -53,26 +52,47 @@ export {
   TrackedExecution,
   type WorkflowNamed,
   type WorkflowsOf,
-} from "./client.ts";
+} from "./clients/executions.ts";
 export {
-  COMPRESS_THRESHOLD,
-  decode,
-  decodeSync,
-  decodeText,
-  encode,
-  encodeSync,
-  encodeText,
-  isCompressed,
-} from "./codec.ts";
-export { type Duration, parseDuration } from "./duration.ts";
+  BatonApi,
+  type Gateway,
+  type GatewayAuth,
+  type GatewayInfo,
+  type GatewayOptions,
+  type GatewaySubscription,
+  gateway,
+  type WorkflowApi,
+} from "./clients/gateway.ts";
+export { ExecutionIndexClient, executionIndex } from "./clients/listing.ts";
+export { liveProgress } from "./clients/live.ts";
+export { LocksClient, locks } from "./clients/locks.ts";
 export {
-  BatonError,
-  type BatonErrorLike,
-  ERROR_CODES,
-  type ErrorCode,
-  type ErrorDetails,
-  isBatonError,
-} from "./errors.ts";
+  BatonService,
+  CheckpointRef,
+  ExecutionRef,
+  IndexRef,
+  LockRef,
+  type ServiceBindings,
+} from "./clients/service.ts";
+export {
+  type ExecutionState,
+  type PauseOptions,
+  type StateCheckpoint,
+  StateManager,
+  type StateManagerOptions,
+} from "./clients/state-manager.ts";
+export {
+  type CancelledEvent,
+  type CompletedEvent,
+  type DisconnectedEvent,
+  type FailedEvent,
+  type InitialStateEvent,
+  isTerminalEvent,
+  type LiveEvent,
+  MAX_LIVE_OUTPUT_BYTES,
+  MAX_LIVE_RESULT_BYTES,
+  type ProgressEvent,
+} from "./execution/live-events.ts";
 export type {
   EventReceipt,
   ExecutionError,
@@ -83,61 +103,47 @@ export type {
   StartOptions,
   Value,
 } from "./execution/types.ts";
+export { Actor, APP_SCHEMA } from "./foundation/actor.ts";
+export {
+  COMPRESS_THRESHOLD,
+  decode,
+  decodeSync,
+  decodeText,
+  encode,
+  encodeSync,
+  encodeText,
+  isCompressed,
+} from "./foundation/codec.ts";
+export { type Duration, parseDuration } from "./foundation/duration.ts";
+export {
+  BatonError,
+  type BatonErrorLike,
+  ERROR_CODES,
+  type ErrorCode,
+  type ErrorDetails,
+  isBatonError,
+} from "./foundation/errors.ts";
 export {
   type MachineDefinition,
   type MachineEvent,
   StateMachine,
   type Transition,
   type Transitions,
-} from "./fsm.ts";
-export {
-  BatonApi,
-  type Gateway,
-  type GatewayAuth,
-  type GatewayInfo,
-  type GatewayOptions,
-  type GatewaySubscription,
-  gateway,
-  type WorkflowApi,
-} from "./gateway.ts";
-export { ExecutionIndexClient, executionIndex } from "./listing.ts";
-export {
-  type CancelledEvent,
-  type CompletedEvent,
-  type DisconnectedEvent,
-  type FailedEvent,
-  type InitialStateEvent,
-  isTerminalEvent,
-  type LiveEvent,
-  liveProgress,
-  MAX_LIVE_OUTPUT_BYTES,
-  MAX_LIVE_RESULT_BYTES,
-  type ProgressEvent,
-} from "./live.ts";
-export { LocksClient, locks } from "./locks.ts";
-export { type Migration, runMigrations, schemaVersion } from "./migrations.ts";
-export { loop, Pipeline, type PipelineFailure, pipeline, sequence } from "./pipeline.ts";
+} from "./foundation/fsm.ts";
+export { type Migration, runMigrations, schemaVersion } from "./foundation/migrations.ts";
+export { Scheduler } from "./foundation/scheduler/scheduler.ts";
 export {
   type ListTimersOptions,
   MAX_TIMER_PAYLOAD_BYTES,
   type RunReport,
   type ScheduleOptions,
-  Scheduler,
   type SchedulerOptions,
   type TimerHandler,
   type TimerInfo,
   type TimerMap,
   type TimerState,
   type When,
-} from "./scheduler.ts";
-export {
-  BatonService,
-  CheckpointRef,
-  ExecutionRef,
-  IndexRef,
-  LockRef,
-  type ServiceBindings,
-} from "./service.ts";
+} from "./foundation/scheduler/timer-table.ts";
 export {
   chunkParams,
   MAX_SQL_PARAMS,
@@ -146,16 +152,10 @@ export {
   type SqlParam,
   type SqlRow,
   type SqlValue,
-} from "./sql.ts";
-export type { StandardSchemaV1 } from "./standard-schema.ts";
-export {
-  type ExecutionState,
-  type PauseOptions,
-  type StateCheckpoint,
-  StateManager,
-  type StateManagerOptions,
-} from "./state-manager.ts";
-export { CHUNK_BYTES, MAX_VALUE_BYTES, type PutResult, ValueStore } from "./values.ts";
+} from "./foundation/sql.ts";
+export type { StandardSchemaV1 } from "./foundation/standard-schema.ts";
+export { CHUNK_BYTES, MAX_VALUE_BYTES, type PutResult, ValueStore } from "./foundation/values.ts";
+export { loop, Pipeline, type PipelineFailure, pipeline, sequence } from "./workflow/pipeline.ts";
 export {
   type AnyWorkflow,
   type ChildResult,
@@ -175,4 +175,4 @@ export {
   type WorkflowFunction,
   type WorkflowOptions,
   workflow,
-} from "./workflow.ts";
+} from "./workflow/workflow.ts";

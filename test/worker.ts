@@ -443,7 +443,7 @@ export class TimerActor extends Actor<Env, TestTimers> {
  */
 export class PlainActor extends DurableObject<Env> {
   async throwBaton(code: string): Promise<void> {
-    const { BatonError } = await import("../src/errors.ts");
+    const { BatonError } = await import("../src/foundation/errors.ts");
     throw new BatonError(code as "INVALID_ARGUMENT", `thrown with ${code}`, { extra: 42 });
   }
 

@@ -12,8 +12,8 @@ import {
   type WorkflowStep,
 } from "cloudflare:workers";
 import { newWorkersRpcResponse, RpcTarget } from "capnweb";
-import { FRAMEWORK_MIGRATIONS } from "../../src/actor.ts";
 import { EXECUTION_MIGRATIONS, EXECUTION_SCHEMA } from "../../src/execution/schema.ts";
+import { FRAMEWORK_MIGRATIONS } from "../../src/foundation/actor.ts";
 import {
   Actor,
   type BatonApi,

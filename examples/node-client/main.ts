@@ -7,7 +7,7 @@
  *   npm run example:node     # in another (BATON_URL and BATON_TOKEN override the defaults)
  */
 import { newWebSocketRpcSession, type RpcStub } from "capnweb";
-import type { LiveEvent } from "../../src/live.ts";
+import type { LiveEvent } from "../../src/execution/live-events.ts";
 import type { DevApi } from "../dev/worker.ts";
 
 /** Opens a capnweb session over a WebSocket to the gateway, with the token in a header. */

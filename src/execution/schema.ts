@@ -1,4 +1,4 @@
-import type { Migration } from "../migrations.ts";
+import type { Migration } from "../foundation/migrations.ts";
 
 /** Schema scope of the Execution actor's tables. */
 export const EXECUTION_SCHEMA = "baton.execution";
@@ -190,3 +190,13 @@ export const TERMINAL: ReadonlySet<StoredStatus> = new Set([
   "cancelled",
   "timed_out",
 ]);
+
+/** Every column of the execution row but its (possibly big) input and output. */
+export const ROW_COLUMNS = `execution_id, workflow, version, mode, status, input_digest, error, total_steps,
+  run, retention_ms, parent_id, parent_seq, parent_binding, cancel_requested, created_at, updated_at,
+  ended_at`;
+
+/** Journal name prefix of a saga compensation step. */
+export const COMPENSATE_PREFIX = "$compensate:";
+/** Journal name prefix of `step.checkpoint(name)`. */
+export const CHECKPOINT_PREFIX = "$checkpoint:";

@@ -1,4 +1,4 @@
-import type { StepError } from "../workflow.ts";
+import type { StepError } from "../workflow/workflow.ts";
 import type { StepKind, StepStatus } from "./schema.ts";
 
 /**

@@ -4,8 +4,8 @@ import {
   type IndexedExecution,
   type ListPage,
   type ListQuery,
-} from "../actors/execution-index.ts";
-import { connector } from "./client.ts";
+} from "../../actors/execution-index.ts";
+import { connector } from "./executions.ts";
 
 type IndexStub = {
   list(query: ListQuery): Promise<ListPage>;

@@ -1,6 +1,6 @@
-import { BatonError, invalidArgument } from "./errors.ts";
-import { StepFailedError } from "./execution/engine.ts";
+import { BatonError, invalidArgument } from "../foundation/errors.ts";
 import {
+  StepFailedError,
   type StepOptions,
   type Workflow,
   type WorkflowContext,
@@ -213,7 +213,7 @@ export function loop<const N extends string, I, S>(
     body: (state: S, iteration: number) => S | Promise<S>;
     until: (state: S) => boolean;
     maxIterations: number;
-    every?: import("./duration.ts").Duration;
+    every?: import("../foundation/duration.ts").Duration;
     step?: StepOptions;
   },
   options: WorkflowOptions = {},

@@ -1,10 +1,10 @@
-import type { CheckpointActor } from "../actors/checkpoint-actor.ts";
-import type { Lease, LockActor } from "../actors/lock-actor.ts";
-import { requireNamespace } from "./bindings.ts";
+import type { CheckpointActor } from "../../actors/checkpoint-actor.ts";
+import type { Lease, LockActor } from "../../actors/lock-actor.ts";
+import type { Value } from "../execution/types.ts";
+import { requireNamespace } from "../foundation/bindings.ts";
+import { type Duration, parseDuration } from "../foundation/duration.ts";
+import { BatonError, invalidArgument, isBatonError } from "../foundation/errors.ts";
 import { CheckpointsClient, ResumeTokens } from "./checkpoints.ts";
-import { type Duration, parseDuration } from "./duration.ts";
-import { BatonError, invalidArgument, isBatonError } from "./errors.ts";
-import type { Value } from "./execution/types.ts";
 import { LocksClient } from "./locks.ts";
 
 /** The state shape of the seed's StateManager (any codec value works). */

@@ -1,7 +1,30 @@
-import { decodeSync, encodeSync } from "./codec.ts";
-import { type Duration, parseDuration } from "./duration.ts";
-import { BatonError, invalidArgument } from "./errors.ts";
-import type { Sql } from "./sql.ts";
+import { decodeSync, encodeSync } from "../codec.ts";
+import { parseDuration } from "../duration.ts";
+import { BatonError, invalidArgument } from "../errors.ts";
+import type { Sql } from "../sql.ts";
+import { AlarmClock } from "./alarm.ts";
+import {
+  checkIdOrKey,
+  checkKey,
+  checkKind,
+  dueTime,
+  KEEP_KEY_UNLESS_WAITING_TWIN,
+  type ListTimersOptions,
+  MAX_TIMER_PAYLOAD_BYTES,
+  messageOf,
+  positiveInt,
+  type RunReport,
+  rowInfo,
+  type ScheduleOptions,
+  type SchedulerOptions,
+  TABLE,
+  type TimerHandler,
+  type TimerInfo,
+  type TimerMap,
+  type TimerRow,
+  toInfo,
+  type When,
+} from "./timer-table.ts";
 
 /**
  * A durable timer table multiplexed over the object's single alarm.
@@ -30,134 +53,6 @@ import type { Sql } from "./sql.ts";
  * - An alarm delivered while a run is in flight joins that run, so a duplicate delivery never
  *   runs a timer twice.
  */
-
-/** Maps each timer kind to its payload type. */
-export type TimerMap = Record<string, unknown>;
-
-/** The lifecycle state of a stored timer. */
-export type TimerState = "pending" | "running" | "dead";
-
-/** A stored timer as the inspection methods return it. */
-export interface TimerInfo<K extends string = string, P = unknown> {
-  id: number;
-  kind: K;
-  payload: P;
-  /** When it is due, in ms since the epoch. */
-  dueAt: number;
-  key: string | null;
-  state: TimerState;
-  /** Attempts started so far. */
-  attempts: number;
-  maxAttempts: number;
-  /** Message of the last failure, if any. */
-  lastError: string | null;
-  createdAt: number;
-}
-
-/** Runs one timer. Throwing (or rejecting) counts as a failed attempt. */
-export type TimerHandler<P, K extends string = string> = (
-  payload: P,
-  timer: TimerInfo<K, P>,
-) => void | Promise<void>;
-
-/** When a timer is due: at a time, or after a duration from now. */
-export type When = { at: Date | number } | { after: Duration };
-
-/** Options for one timer. */
-export interface ScheduleOptions {
-  /**
-   * Idempotency key: while a pending timer with this key exists, scheduling again returns it
-   * unchanged instead of adding a second one.
-   */
-  key?: string;
-  /** Attempts before the timer is dead-lettered. Default: the scheduler's `maxAttempts`. */
-  maxAttempts?: number;
-}
-
-/** Tuning for a {@link Scheduler}. Defaults suit most actors. */
-export interface SchedulerOptions {
-  /** Attempts per timer before it is dead-lettered. Default 5. */
-  maxAttempts?: number;
-  /** First retry delay after a failed attempt; doubles each attempt. Default 1 second. */
-  retryDelay?: Duration;
-  /** Cap on the retry delay. Default 5 minutes. */
-  maxRetryDelay?: Duration;
-  /** Rows read per query while draining due timers. Default 256. */
-  batchSize?: number;
-  /** Timers run per alarm invocation before the rest is left to the next alarm. Default 2000. */
-  maxPerRun?: number;
-  /** Wall-time budget of one alarm invocation, in ms. Default 10 seconds. */
-  timeBudgetMs?: number;
-}
-
-/** What one {@link Scheduler.run} did. */
-export interface RunReport {
-  /** Handlers that succeeded. */
-  succeeded: number;
-  /** Attempts that failed and will be retried. */
-  retried: number;
-  /** Timers moved to the dead-letter state. */
-  deadLettered: number;
-  /** True if due timers were left for the next alarm (batch or time budget reached). */
-  more: boolean;
-}
-
-/** Filters for {@link Scheduler.list}. */
-export interface ListTimersOptions {
-  kind?: string;
-  state?: TimerState;
-  /** Default 100, at most 1000. */
-  limit?: number;
-}
-
-interface TimerRow {
-  id: number;
-  kind: string;
-  due_at: number;
-  payload: ArrayBuffer;
-  key: string | null;
-  state: TimerState | "claimed";
-  attempts: number;
-  max_attempts: number;
-  last_error: string | null;
-  created_at: number;
-  [column: string]: string | number | ArrayBuffer | null;
-}
-
-const TABLE = "_baton_timers";
-/**
- * Largest encoded timer payload; keep payloads small and store bulk data elsewhere.
- *
- * @example
- * ```ts
- * // Too big for a timer: store it and schedule a reference instead.
- * await this.values.put("jobs", jobId, bigInput);
- * await this.timers.schedule("job", { jobId }, { after: "1m" });
- * ```
- */
-export const MAX_TIMER_PAYLOAD_BYTES = 256 * 1024;
-const MAX_KIND = 128;
-const MAX_KEY = 512;
-
-/** Framework migration statements that create the timer table. */
-export const TIMERS_TABLE_SQL = `
-CREATE TABLE ${TABLE} (
-  id INTEGER PRIMARY KEY AUTOINCREMENT,
-  kind TEXT NOT NULL,
-  due_at INTEGER NOT NULL,
-  payload BLOB NOT NULL,
-  key TEXT,
-  -- claimed: taken by a batch, not started; running: handler started (attempt counted).
-  -- Both read as "running" outside.
-  state TEXT NOT NULL DEFAULT 'pending' CHECK (state IN ('pending', 'claimed', 'running', 'dead')),
-  attempts INTEGER NOT NULL DEFAULT 0,
-  max_attempts INTEGER NOT NULL,
-  last_error TEXT,
-  created_at INTEGER NOT NULL
-) STRICT;
-CREATE INDEX ${TABLE}_due ON ${TABLE} (due_at, id) WHERE state <> 'dead';
-CREATE UNIQUE INDEX ${TABLE}_key ON ${TABLE} (key) WHERE key IS NOT NULL AND state IN ('pending', 'claimed');
-`;
 
 /**
  * The durable scheduler of an {@link Actor}: many timers, one alarm. Reach it as
@@ -189,12 +84,7 @@ export class Scheduler<T extends TimerMap = TimerMap> {
   readonly #maxPerRun: number;
   readonly #timeBudgetMs: number;
   #running: Promise<RunReport> | null = null;
-  /**
-   * The alarm time as this instance last read or set it (real clock); undefined until read.
-   * Baton owns the alarm, so the cache stays true; `wake()` re-reads it on every wake, which also
-   * repairs an alarm lost or deleted behind the scheduler's back.
-   */
-  #armedAt: number | null | undefined;
+  readonly #alarm: AlarmClock;
   /** Id of the timer whose handler is running now, if any. */
   #inFlight: number | null = null;
   /** Set when the running timer was cancelled: its row goes when the handler returns. */
@@ -215,6 +105,12 @@ export class Scheduler<T extends TimerMap = TimerMap> {
     this.#batchSize = positiveInt("batchSize", options.batchSize ?? 256);
     this.#maxPerRun = positiveInt("maxPerRun", options.maxPerRun ?? 2000);
     this.#timeBudgetMs = positiveInt("timeBudgetMs", options.timeBudgetMs ?? 10_000);
+    this.#alarm = new AlarmClock(
+      storage,
+      now,
+      () => this.nextDue(),
+      () => this.#running !== null,
+    );
   }
 
   /**
@@ -255,7 +151,7 @@ export class Scheduler<T extends TimerMap = TimerMap> {
     const stored = this.#store(timers);
     let earliest = Number.POSITIVE_INFINITY;
     for (const row of stored) if (row.due_at < earliest) earliest = row.due_at;
-    if (stored.length > 0) await this.#armFor(earliest);
+    if (stored.length > 0) await this.#alarm.armFor(earliest);
     return stored.map((row) => toInfo(row) as TimerInfo<K, T[K]>);
   }
 
@@ -281,7 +177,7 @@ export class Scheduler<T extends TimerMap = TimerMap> {
   ): TimerInfo<K, T[K]> {
     const [row] = this.#store([{ kind, payload, when, ...options }]) as [TimerRow];
     queueMicrotask(() => {
-      this.#armFor(row.due_at).catch(() => {
+      this.#alarm.armFor(row.due_at).catch(() => {
         // Arming failed (the object is going away): the next wake re-arms from the table.
       });
     });
@@ -355,7 +251,7 @@ export class Scheduler<T extends TimerMap = TimerMap> {
       idOrKey,
       running,
     );
-    if (removed > 0) await this.#rearm();
+    if (removed > 0) await this.#alarm.rearm();
     return removed > 0 || hitRunning;
   }
 
@@ -376,7 +272,7 @@ export class Scheduler<T extends TimerMap = TimerMap> {
       kind,
       running,
     );
-    if (removed > 0) await this.#rearm();
+    if (removed > 0) await this.#alarm.rearm();
     return count + removed;
   }
 
@@ -401,7 +297,7 @@ export class Scheduler<T extends TimerMap = TimerMap> {
       idOrKey,
     );
     if (!row) return undefined;
-    await this.#armFor(due);
+    await this.#alarm.armFor(due);
     return toInfo(row);
   }
 
@@ -478,7 +374,7 @@ export class Scheduler<T extends TimerMap = TimerMap> {
     if (!row) {
       throw new BatonError("TIMER_NOT_FOUND", `No dead-lettered timer has id ${id}.`, { id });
     }
-    await this.#armFor(row.due_at);
+    await this.#alarm.armFor(row.due_at);
     return toInfo(row);
   }
 
@@ -506,14 +402,7 @@ export class Scheduler<T extends TimerMap = TimerMap> {
    * object evicted or restarted with timers in its table comes back by itself.
    */
   async wake(): Promise<void> {
-    if (this.nextDue() === null) {
-      // No live timers: whatever alarm may be set is harmless (it finds nothing due), and the
-      // next schedule() overwrites it; no need to read it now.
-      this.#armedAt ??= null;
-      return;
-    }
-    this.#armedAt = await this.#storage.getAlarm();
-    await this.#rearm();
+    await this.#alarm.wake();
   }
 
   /**
@@ -524,7 +413,7 @@ export class Scheduler<T extends TimerMap = TimerMap> {
   run(): Promise<RunReport> {
     // The alarm that invoked us is consumed (inside alarm() workerd reports none set), also when
     // this call joins a run in flight: that run re-arms when it ends.
-    this.#armedAt = null;
+    this.#alarm.consumed();
     return this.runDue();
   }
 
@@ -544,7 +433,7 @@ export class Scheduler<T extends TimerMap = TimerMap> {
     if (this.#running) return this.#running;
     this.#running = this.#drain().finally(async () => {
       this.#running = null;
-      await this.#rearm();
+      await this.#alarm.rearm();
     });
     return this.#running;
   }
@@ -716,16 +605,6 @@ export class Scheduler<T extends TimerMap = TimerMap> {
     );
   }
 
-  /** Arms the alarm for a new timer due at `due` if that is earlier than what is armed. */
-  async #armFor(due: number): Promise<void> {
-    if (this.#running) return; // the run re-arms when it ends
-    const real = this.#toReal(due);
-    const armed = await this.#armed();
-    if (armed !== null && armed <= real) return;
-    // Earliest of all live timers, not just this one: the alarm may have been lost meanwhile.
-    await this.#setAlarm(this.#toReal(this.nextDue() ?? due));
-  }
-
   /**
    * Moves the alarm to the earliest live timer now, or deletes it when there is none. Cancels and
    * later reschedules leave the alarm early (one wake that finds nothing due); call this when one
@@ -739,131 +618,6 @@ export class Scheduler<T extends TimerMap = TimerMap> {
    * ```
    */
   async syncAlarm(): Promise<void> {
-    if (this.#running) return;
-    const next = this.nextDue();
-    const armed = await this.#armed();
-    if (next === null) {
-      if (armed !== null) {
-        await this.#storage.deleteAlarm();
-        this.#armedAt = null;
-      }
-      return;
-    }
-    const real = this.#toReal(next);
-    const now = Date.now();
-    // Already right: armed for that time, or both overdue (the alarm fires as soon as it can).
-    if (armed !== null && (armed === real || (real <= now && armed <= now))) return;
-    await this.#setAlarm(real);
+    await this.#alarm.sync();
   }
-
-  /**
-   * Makes sure an alarm is armed at or before the earliest live timer. An alarm that is earlier
-   * (left by a cancel, or by a timer moved later) stays: it finds nothing due and re-arms then,
-   * which is cheaper than writing the alarm on every cancel. With no live timer, an armed alarm
-   * stays too (its wake does nothing).
-   */
-  async #rearm(): Promise<void> {
-    if (this.#running) return;
-    const next = this.nextDue();
-    if (next === null) return;
-    const armed = await this.#armed();
-    if (armed !== null && armed <= this.#toReal(next)) return;
-    await this.#setAlarm(this.#toReal(next));
-  }
-
-  async #armed(): Promise<number | null> {
-    if (this.#armedAt === undefined) this.#armedAt = await this.#storage.getAlarm();
-    return this.#armedAt;
-  }
-
-  async #setAlarm(real: number): Promise<void> {
-    // Never at or before "now": a re-arm to "now" from inside alarm() is lost by workerd
-    // (cloudflare/workerd#6866), and a past time means "as soon as possible" anyway.
-    const at = Math.max(real, Date.now() + 1);
-    this.#armedAt = at;
-    await this.#storage.setAlarm(at);
-  }
-
-  /** Converts the actor clock (which tests may control) to the real clock the alarm uses. */
-  #toReal(actorTime: number): number {
-    return actorTime - (this.#now() - Date.now());
-  }
-}
-
-/**
- * On a move back to pending: keep the key unless another timer with that key is waiting (the
- * running handler scheduled it); that one keeps the key, this one continues without it.
- */
-const KEEP_KEY_UNLESS_WAITING_TWIN = `key = CASE WHEN key IS NOT NULL AND EXISTS (
-  SELECT 1 FROM ${TABLE} t WHERE t.key = ${TABLE}.key AND t.id <> ${TABLE}.id AND t.state IN ('pending', 'claimed')
-) THEN NULL ELSE key END`;
-
-function messageOf(error: unknown): string {
-  return error instanceof Error ? `${error.name}: ${error.message}` : String(error);
-}
-
-function rowInfo(row: TimerRow): Omit<TimerInfo, "payload"> {
-  return {
-    id: row.id,
-    kind: row.kind,
-    dueAt: row.due_at,
-    key: row.key,
-    state: row.state === "claimed" ? "running" : row.state,
-    attempts: row.attempts,
-    maxAttempts: row.max_attempts,
-    lastError: row.last_error,
-    createdAt: row.created_at,
-  };
-}
-
-/** A row for inspection; a payload that cannot be decoded reads as `undefined`. */
-function toInfo(row: TimerRow): TimerInfo {
-  let payload: unknown;
-  try {
-    payload = decodeSync(row.payload);
-  } catch {
-    payload = undefined;
-  }
-  return { ...rowInfo(row), payload };
-}
-
-function dueTime(when: When, now: number): number {
-  if (typeof when !== "object" || when === null) {
-    invalidArgument("when", "must be { at: Date | number } or { after: duration }", when);
-  }
-  if ("at" in when) {
-    const at = when.at instanceof Date ? when.at.getTime() : when.at;
-    if (typeof at !== "number" || !Number.isFinite(at) || at < 0) {
-      invalidArgument("when.at", "must be a valid Date or a time in ms since the epoch", when.at);
-    }
-    return Math.ceil(at);
-  }
-  if ("after" in when) return now + parseDuration(when.after);
-  return invalidArgument("when", "must be { at: Date | number } or { after: duration }", when);
-}
-
-function checkKind(kind: unknown): asserts kind is string {
-  if (typeof kind !== "string" || kind.length === 0 || kind.length > MAX_KIND) {
-    invalidArgument("Timer kind", `must be a string of 1 to ${MAX_KIND} characters`, kind);
-  }
-}
-
-function checkIdOrKey(idOrKey: unknown): void {
-  if (typeof idOrKey === "number") {
-    if (!Number.isSafeInteger(idOrKey)) invalidArgument("id", "must be an integer", idOrKey);
-  } else if (typeof idOrKey === "string") checkKey(idOrKey);
-  else invalidArgument("Timer id or key", "must be an integer id or a string key", idOrKey);
-}
-
-function checkKey(key: unknown): asserts key is string {
-  if (typeof key !== "string" || key.length === 0 || key.length > MAX_KEY) {
-    invalidArgument("Timer key", `must be a string of 1 to ${MAX_KEY} characters`, key);
-  }
-}
-
-function positiveInt(name: string, value: unknown): number {
-  if (typeof value !== "number" || !Number.isSafeInteger(value) || value < 1) {
-    invalidArgument(name, "must be a positive integer", value);
-  }
-  return value;
 }

@@ -1,12 +1,12 @@
 import { RpcTarget, WorkerEntrypoint } from "cloudflare:workers";
-import type { CheckpointActor, SaveOptions } from "../actors/checkpoint-actor.ts";
-import type { ExecutionActor } from "../actors/execution-actor.ts";
-import type { ExecutionIndex, ListQuery } from "../actors/execution-index.ts";
-import type { AcquireOptions, Lease, LockActor } from "../actors/lock-actor.ts";
-import { requireNamespace } from "./bindings.ts";
-import type { Duration } from "./duration.ts";
-import { checkId } from "./errors.ts";
-import type { StartOptions, Value } from "./execution/types.ts";
+import type { CheckpointActor, SaveOptions } from "../../actors/checkpoint-actor.ts";
+import type { ExecutionActor } from "../../actors/execution-actor.ts";
+import type { ExecutionIndex, ListQuery } from "../../actors/execution-index.ts";
+import type { AcquireOptions, Lease, LockActor } from "../../actors/lock-actor.ts";
+import type { StartOptions, Value } from "../execution/types.ts";
+import { requireNamespace } from "../foundation/bindings.ts";
+import type { Duration } from "../foundation/duration.ts";
+import { checkId } from "../foundation/errors.ts";
 
 type ExecutionStub = DurableObjectStub<ExecutionActor<never>>;
 

@@ -1,6 +1,4 @@
-import type { ExecutionActor } from "../actors/execution-actor.ts";
-import type { Duration } from "./duration.ts";
-import { BatonError, invalidArgument } from "./errors.ts";
+import type { ExecutionActor } from "../../actors/execution-actor.ts";
 import type {
   EventReceipt,
   ExecutionInfo,
@@ -8,8 +6,10 @@ import type {
   JournalEntry,
   StartOptions,
   Value,
-} from "./execution/types.ts";
-import type { AnyWorkflow, InputOf, OutputOf } from "./workflow.ts";
+} from "../execution/types.ts";
+import type { Duration } from "../foundation/duration.ts";
+import { BatonError, invalidArgument } from "../foundation/errors.ts";
+import type { AnyWorkflow, InputOf, OutputOf } from "../workflow/workflow.ts";
 
 /** The workflows an Execution actor class registers (from its `workflows` list). */
 export type WorkflowsOf<A> = A extends { readonly workflows: ReadonlyArray<infer W> }

@@ -1,7 +1,8 @@
 import { DurableObject } from "cloudflare:workers";
 import { FSM_TABLE_SQL, type MachineDefinition, StateMachine } from "./fsm.ts";
 import { type Migration, runMigrations } from "./migrations.ts";
-import { Scheduler, type SchedulerOptions, TIMERS_TABLE_SQL, type TimerMap } from "./scheduler.ts";
+import { Scheduler } from "./scheduler/scheduler.ts";
+import { type SchedulerOptions, TIMERS_TABLE_SQL, type TimerMap } from "./scheduler/timer-table.ts";
 import { Sql } from "./sql.ts";
 import { VALUES_TABLE_SQL, ValueStore } from "./values.ts";
 

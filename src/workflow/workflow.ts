@@ -1,6 +1,6 @@
-import type { Duration } from "./duration.ts";
-import { BatonError, invalidArgument } from "./errors.ts";
-import type { StandardSchemaV1 } from "./standard-schema.ts";
+import type { Duration } from "../foundation/duration.ts";
+import { BatonError, invalidArgument } from "../foundation/errors.ts";
+import type { StandardSchemaV1 } from "../foundation/standard-schema.ts";
 
 /**
  * How a step retries. `limit` counts **retries**, as in Cloudflare Workflows: `limit: 3` means up
@@ -159,7 +159,7 @@ export interface WorkflowOptions {
     limit: number;
     /** The key; default: one key for all executions of the workflow. */
     key?: (input: never) => string;
-    /** Name of the Lock actor namespace binding in the Execution actor's env. */
+    /** Name of the Lock actor namespace binding in the Execution actor's env (a Durable Object binding; a service binding is not supported here). */
     binding: string;
     ttl?: Duration;
     /** How long an execution waits for a permit per attempt before retrying (default 1 hour). */
@@ -280,6 +280,23 @@ export class NonRetryableError extends Error {
   constructor(message: string, options?: ErrorOptions) {
     super(message, options);
     this.name = "NonRetryableError";
+  }
+}
+
+/**
+ * Thrown into the workflow when a step has failed for good (the workflow may catch it): the
+ * step's error with its `code`, the failed `step` and the `attempt` it failed on.
+ */
+export class StepFailedError extends Error {
+  readonly code: string;
+  readonly step: string;
+  readonly attempt: number;
+  constructor(step: string, attempt: number, error: StepError) {
+    super(error.message);
+    this.name = error.name;
+    this.code = error.code ?? "STEP_FAILED";
+    this.step = step;
+    this.attempt = attempt;
   }
 }
 

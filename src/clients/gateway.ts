@@ -1,20 +1,25 @@
 import { newWorkersRpcResponse, RpcTarget } from "capnweb";
-import type { CheckpointActor, SaveOptions } from "../actors/checkpoint-actor.ts";
-import type { ExecutionActor } from "../actors/execution-actor.ts";
-import { type ExecutionIndex, INDEX_SHARD, type ListQuery } from "../actors/execution-index.ts";
-import type { AcquireOptions, Lease, LockActor } from "../actors/lock-actor.ts";
-import { findNamespace, requireNamespace } from "./bindings.ts";
-import { type Duration, parseDuration } from "./duration.ts";
-import { BatonError, checkId, invalidArgument, isBatonError } from "./errors.ts";
-import type { ExecutionResult, StartOptions, Value } from "./execution/types.ts";
-import { type DisconnectedEvent, isTerminalEvent, type LiveEvent, liveProgress } from "./live.ts";
+import type { CheckpointActor, SaveOptions } from "../../actors/checkpoint-actor.ts";
+import type { ExecutionActor } from "../../actors/execution-actor.ts";
+import { type ExecutionIndex, INDEX_SHARD, type ListQuery } from "../../actors/execution-index.ts";
+import type { AcquireOptions, Lease, LockActor } from "../../actors/lock-actor.ts";
+import {
+  type DisconnectedEvent,
+  isTerminalEvent,
+  type LiveEvent,
+} from "../execution/live-events.ts";
+import type { ExecutionResult, StartOptions, Value } from "../execution/types.ts";
+import { findNamespace, requireNamespace } from "../foundation/bindings.ts";
+import { type Duration, parseDuration } from "../foundation/duration.ts";
+import { BatonError, checkId, invalidArgument, isBatonError } from "../foundation/errors.ts";
+import { liveProgress } from "./live.ts";
 
 /** Live subscriptions one session may hold at once (each holds a WebSocket to an actor). */
 const MAX_SUBSCRIPTIONS = 16;
 /** Events a subscription may have waiting for the client before it is dropped. */
 const MAX_BACKLOG = 1000;
 
-import type { AnyWorkflow, InputOf, OutputOf } from "./workflow.ts";
+import type { AnyWorkflow, InputOf, OutputOf } from "../workflow/workflow.ts";
 
 /** How the gateway tells callers it may serve from anonymous ones. */
 export type GatewayAuth<Env> =

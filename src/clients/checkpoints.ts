@@ -4,12 +4,12 @@ import type {
   LoadedCheckpoint,
   RedeemedToken,
   SaveOptions,
-} from "../actors/checkpoint-actor.ts";
-import { base64url, sha256Hex } from "./bindings.ts";
-import { connector } from "./client.ts";
-import { type Duration, parseDuration } from "./duration.ts";
-import { BatonError, invalidArgument } from "./errors.ts";
-import type { Value } from "./execution/types.ts";
+} from "../../actors/checkpoint-actor.ts";
+import type { Value } from "../execution/types.ts";
+import { base64url, sha256Hex } from "../foundation/bindings.ts";
+import { type Duration, parseDuration } from "../foundation/duration.ts";
+import { BatonError, invalidArgument } from "../foundation/errors.ts";
+import { connector } from "./executions.ts";
 
 type Stub = DurableObjectStub<CheckpointActor>;
 

@@ -4,11 +4,11 @@ import type {
   Lease,
   LockActor,
   LockStatus,
-} from "../actors/lock-actor.ts";
-import { connector } from "./client.ts";
-import { type Duration, parseDuration } from "./duration.ts";
-import { BatonError, invalidArgument, isBatonError } from "./errors.ts";
-import type { Step } from "./workflow.ts";
+} from "../../actors/lock-actor.ts";
+import { type Duration, parseDuration } from "../foundation/duration.ts";
+import { BatonError, invalidArgument, isBatonError } from "../foundation/errors.ts";
+import type { Step } from "../workflow/workflow.ts";
+import { connector } from "./executions.ts";
 
 type Stub = DurableObjectStub<LockActor>;
 

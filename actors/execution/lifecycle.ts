@@ -1,0 +1,143 @@
+import {
+  type ExecutionRow,
+  LIFECYCLE,
+  type LifecycleEvent,
+  type StoredStatus,
+} from "../../src/execution/schema.ts";
+import { BatonError, invalidArgument } from "../../src/foundation/errors.ts";
+import type { MachineDefinition } from "../../src/foundation/fsm.ts";
+import type { Sql } from "../../src/foundation/sql.ts";
+import type { AnyWorkflow } from "../../src/workflow/workflow.ts";
+
+/** Longest execution id (and tracked name, and event dedupe key). */
+export const MAX_ID = 256;
+
+/** Retention of a finished execution unless its workflow or its start says otherwise. */
+export const DEFAULT_RETENTION = "7 days";
+
+/**
+ * The execution's lifecycle machine: its state is the execution row's own `status` column, and
+ * every change of status writes the index outbox (`onTransition`) in the same transaction.
+ */
+export function lifecycleDefinition(
+  sql: Sql,
+  onTransition: () => void,
+): MachineDefinition<StoredStatus, LifecycleEvent> {
+  return {
+    name: "execution",
+    initial: "pending",
+    transitions: LIFECYCLE,
+    onTransition,
+    store: {
+      read: () => sql.value<StoredStatus>("SELECT status FROM _baton_execution WHERE id = 1"),
+      write: (to, at) => {
+        sql.run("UPDATE _baton_execution SET status = ?, updated_at = ? WHERE id = 1", to, at);
+      },
+    },
+  };
+}
+
+/** The columns of a new execution row (the rest take their defaults). */
+export interface NewExecution {
+  id: string;
+  workflow: string;
+  version: number;
+  mode: ExecutionRow["mode"];
+  /** Stored input: inline bytes or a value-store reference; null for tracked executions. */
+  input: Uint8Array | string | null;
+  digest: string;
+  retentionMs: number;
+  totalSteps?: number | null;
+  parent?: { id: string; seq: number; binding: string } | undefined;
+  now: number;
+}
+
+/** Writes the execution row, `pending` (call it in the transaction that sends `start`). */
+export function insertExecution(sql: Sql, row: NewExecution): void {
+  sql.run(
+    `INSERT INTO _baton_execution (id, execution_id, workflow, version, mode, status, input,
+       input_digest, total_steps, retention_ms, created_at, updated_at, parent_id, parent_seq,
+       parent_binding)
+     VALUES (1, ?, ?, ?, ?, 'pending', ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+    row.id,
+    row.workflow,
+    row.version,
+    row.mode,
+    row.input,
+    row.digest,
+    row.totalSteps ?? null,
+    row.retentionMs,
+    row.now,
+    row.now,
+    row.parent?.id ?? null,
+    row.parent?.seq ?? null,
+    row.parent?.binding ?? null,
+  );
+}
+
+/**
+ * `input` checked by the workflow's Standard Schema, if it has one: the validated value.
+ *
+ * @throws BatonError `INVALID_INPUT` with `details.issues` (path and message of each).
+ */
+export async function validateInput(wf: AnyWorkflow, input: unknown): Promise<unknown> {
+  if (!wf.schema) return input;
+  const result = await wf.schema["~standard"].validate(input);
+  if (!result.issues) return result.value;
+  const issues = result.issues.map((issue) => ({
+    message: issue.message,
+    path: (issue.path ?? []).map((p) => String(typeof p === "object" ? p.key : p)),
+  }));
+  throw new BatonError(
+    "INVALID_INPUT",
+    `Input of workflow "${wf.name}" is invalid: ${issues.map((i) => `${i.path.join(".") || "(root)"}: ${i.message}`).join("; ")}.`,
+    { workflow: wf.name, issues },
+  );
+}
+
+/**
+ * An execution id as a start gets it: 1 to 256 characters, and the actor's own name (`name`),
+ * since one actor is one execution.
+ *
+ * @throws BatonError `INVALID_ARGUMENT`.
+ */
+export function checkExecutionId(id: unknown, name: string | undefined): string {
+  if (typeof id !== "string" || id.length === 0 || id.length > MAX_ID) {
+    invalidArgument("id", `must be a string of 1 to ${MAX_ID} characters`, id);
+  }
+  if (name !== undefined && name !== id) {
+    invalidArgument(
+      "id",
+      `must be this actor's name ("${name}"); get the stub with getByName(id)`,
+      id,
+    );
+  }
+  return id;
+}
+
+/** `EXECUTION_NOT_FOUND` for the actor with this id. */
+export function notFound(id: DurableObjectId): BatonError {
+  return new BatonError(
+    "EXECUTION_NOT_FOUND",
+    `No execution "${id.name ?? id.toString()}": it was never started, or its retention ran out.`,
+    { id: id.name ?? null },
+  );
+}
+
+/** A tracked-execution method called on a workflow execution. */
+export function notTracked(row: ExecutionRow, method: string): BatonError {
+  return new BatonError(
+    "INVALID_TRANSITION",
+    `${method}() reports on tracked executions; "${row.execution_id}" is run by workflow "${row.workflow}".`,
+    { state: row.status, event: method, validEvents: [] },
+  );
+}
+
+/** A workflow-execution method called on a tracked execution. */
+export function trackedOnly(method: string): BatonError {
+  return new BatonError(
+    "INVALID_TRANSITION",
+    `${method}() needs a workflow execution; this one is tracked (run by outside code).`,
+    { event: method, validEvents: ["progress", "complete", "fail", "cancel"] },
+  );
+}

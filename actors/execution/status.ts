@@ -1,0 +1,103 @@
+import type { Blobs } from "../../src/execution/blobs.ts";
+import type { ExecutionRow, StepRow } from "../../src/execution/schema.ts";
+import type {
+  ExecutionError,
+  ExecutionInfo,
+  ExecutionStatus,
+  JournalEntry,
+  Value,
+} from "../../src/execution/types.ts";
+import type { Sql } from "../../src/foundation/sql.ts";
+
+/** Counts over the journal that status() reports, and its latest step. */
+export interface JournalStats {
+  steps: number;
+  done: number | null;
+  attempts: number | null;
+  busy: number | null;
+  waiting: number | null;
+  sleeping: number | null;
+  current: string | null;
+  [column: string]: string | number | ArrayBuffer | null;
+}
+
+/** One pass over the journal for the counts and for what the open steps are doing. */
+export const JOURNAL_STATS = `SELECT COUNT(*) AS steps, SUM(status = 'completed') AS done,
+  SUM(attempts) AS attempts, SUM(status IN ('running', 'backoff')) AS busy,
+  SUM(status = 'waiting') AS waiting, SUM(status = 'sleeping') AS sleeping,
+  (SELECT name FROM _baton_steps ORDER BY seq DESC LIMIT 1) AS current
+FROM _baton_steps`;
+
+/** The execution as `status()` reports it, from its row and its journal's counts. */
+export function toInfo(row: ExecutionRow, stats: JournalStats | undefined): ExecutionInfo {
+  let status: ExecutionStatus = row.status;
+  // Running with every open step parked: say what it waits for.
+  if (row.status === "running" && !stats?.busy) {
+    if (stats?.waiting) status = "waiting";
+    else if (stats?.sleeping) status = "sleeping";
+  }
+  return {
+    id: row.execution_id,
+    workflow: row.workflow,
+    version: row.version,
+    mode: row.mode,
+    status,
+    currentStep: stats?.current ?? null,
+    stepCount: stats?.steps ?? 0,
+    completedSteps: stats?.done ?? 0,
+    totalSteps: row.total_steps,
+    attempts: stats?.attempts ?? 0,
+    run: row.run,
+    createdAt: row.created_at,
+    updatedAt: row.updated_at,
+    endedAt: row.ended_at,
+    error: row.error ? parseError(row.error) : null,
+  };
+}
+
+/** The stored error of an execution (a placeholder when none was recorded). */
+export function parseError(text: string | null): ExecutionError {
+  if (!text)
+    return {
+      code: "UNKNOWN",
+      message: "no error recorded",
+      name: "Error",
+      step: null,
+      attempt: null,
+    };
+  return JSON.parse(text) as ExecutionError;
+}
+
+/** Journal entries from position `from`, at most `limit`, with completed steps' outputs. */
+export async function readJournal(
+  sql: Sql,
+  blobs: Blobs,
+  from: number,
+  limit: number,
+): Promise<JournalEntry[]> {
+  const rows = sql.all<StepRow>(
+    "SELECT * FROM _baton_steps WHERE seq >= ? ORDER BY seq LIMIT ?",
+    from,
+    limit,
+  );
+  const entries: JournalEntry[] = [];
+  for (const row of rows) {
+    const entry: JournalEntry = {
+      seq: row.seq,
+      name: row.name,
+      kind: row.kind,
+      status: row.status,
+      attempts: row.attempts,
+      startedAt: row.started_at,
+      endedAt: row.ended_at,
+      wakeAt: row.wake_at,
+      eventType: row.event_type,
+    };
+    if (row.status === "completed" && row.output !== null) {
+      entry.output = (await blobs.readStepOutput(row)) as Value;
+    }
+    if (row.error) entry.error = JSON.parse(row.error);
+    entries.push(entry);
+  }
+  return entries;
+}

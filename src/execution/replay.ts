@@ -1,0 +1,163 @@
+import type { StepError } from "../workflow/workflow.ts";
+import type { Blobs } from "./blobs.ts";
+import { nondeterminism, toExecutionError } from "./errors.ts";
+import type { EngineHost } from "./host.ts";
+import { never, type Run } from "./run.ts";
+import {
+  COMPENSATE_PREFIX,
+  type ExecutionRow,
+  ROW_COLUMNS,
+  type StepKind,
+  type StepRow,
+} from "./schema.ts";
+import type { ExecutionError } from "./types.ts";
+
+/** A step call's claim on its journal position: the position, the occurrence, the journal row. */
+export interface Begun {
+  seq: number;
+  occurrence: number;
+  /** The journal's row at this position, if the step ran before (a replay). */
+  row: StepRow | undefined;
+}
+
+/**
+ * Replay: how step calls line up with the journal, and how a run waits. Every `step.*` call
+ * claims the next position in call order ({@link Replay.begin}), which checks the journal's
+ * step there against the call (the determinism check); then the step kind's own code
+ * returns the journaled outcome or runs the step. Runs wait on timers and events through
+ * {@link Replay.until} and {@link Replay.sleepOn}, and at the pause gate.
+ */
+export class Replay {
+  readonly host: EngineHost;
+  readonly blobs: Blobs;
+  /** Who waits on a step (several may: a child step is awaited by its call and by the run's end). */
+  readonly #waiters = new Map<number, Set<() => void>>();
+  #gate: { promise: Promise<void>; open: () => void } | null = null;
+  readonly #fail: (run: Run, error: ExecutionError) => unknown;
+
+  /** `fail` ends the execution (with NONDETERMINISM, on a mismatch). */
+  constructor(host: EngineHost, blobs: Blobs, fail: (run: Run, error: ExecutionError) => unknown) {
+    this.host = host;
+    this.blobs = blobs;
+    this.#fail = fail;
+  }
+
+  /** The execution's row, without its input and output (read them from {@link Blobs}). */
+  row(): ExecutionRow | undefined {
+    return this.host.sql.one<ExecutionRow>(
+      `SELECT ${ROW_COLUMNS} FROM _baton_execution WHERE id = 1`,
+    );
+  }
+
+  stepRow(seq: number): StepRow | undefined {
+    return this.host.sql.one<StepRow>("SELECT * FROM _baton_steps WHERE seq = ?", seq);
+  }
+
+  /**
+   * Claims the next position in call order and checks it against the journal. On a mismatch the
+   * execution fails with NONDETERMINISM at once (the workflow cannot catch it) and the run ends.
+   */
+  begin(run: Run, name: string, kind: StepKind, compensating = false): Begun | null {
+    const row = run.seq <= run.journaled ? this.stepRow(run.seq) : undefined;
+    // A step the workflow calls after it started failing or cancelling does not start; nor does
+    // one whose place the journal gives to a compensation (the original run stopped it there).
+    // Parked calls claim no position, so the compensations keep theirs.
+    if (!compensating && (row?.name.startsWith(COMPENSATE_PREFIX) || (run.stopping && !row))) {
+      return null;
+    }
+    const seq = run.seq++;
+    const occurrence = run.occurrences.get(name) ?? 0;
+    run.occurrences.set(name, occurrence + 1);
+    run.current = name;
+    if (row && (row.name !== name || row.kind !== kind)) {
+      const error = nondeterminism(
+        `step ${seq} is "${row.name}" (${row.kind}) in the journal but the code now calls "${name}" (${kind}): steps were renamed, reordered or removed`,
+      );
+      void this.#fail(run, toExecutionError(error, name));
+      return null;
+    }
+    return { seq, occurrence, row };
+  }
+
+  /** A journaled value for a live run; a dead run never resumes. */
+  replayed<T>(run: Run, value: T): Promise<T> | T {
+    return run.dead ? never<T>() : value;
+  }
+
+  /** A cancel-mode replay reached a step that is not finished: stop here (never resumes). */
+  frontier<T>(run: Run): Promise<T> {
+    run.reachFrontier();
+    return never<T>();
+  }
+
+  /** Waits while the execution is paused; never returns for a dead run. */
+  async passGate(run: Run): Promise<void> {
+    for (;;) {
+      if (run.dead) return never();
+      const status = this.host.sql.value<string>(
+        "SELECT status FROM _baton_execution WHERE id = 1",
+      );
+      if (status !== "paused") return;
+      if (!this.#gate) {
+        let open!: () => void;
+        const promise = new Promise<void>((resolve) => {
+          open = resolve;
+        });
+        this.#gate = { promise, open };
+      }
+      await this.#gate.promise;
+    }
+  }
+
+  /** Lets a paused run through its gate. */
+  openGate(): void {
+    this.#gate?.open();
+    this.#gate = null;
+  }
+
+  /** Resolves when `seq`'s timer fires and the actor clock has reached `at`. */
+  async until(run: Run, seq: number, at: number): Promise<void> {
+    for (;;) {
+      if (run.dead) return never();
+      if (this.host.now() >= at) return;
+      // Register before any await, so a timer firing meanwhile finds the waiter.
+      const woken = this.sleepOn(seq);
+      await this.host.timers.schedule("wake", { seq }, { at }, { key: `wake:${seq}` });
+      await woken;
+    }
+  }
+
+  /** Resolves when step `seq` is woken ({@link Replay.wakeWaiters}). */
+  sleepOn(seq: number): Promise<void> {
+    return new Promise<void>((resolve) => {
+      const waiters = this.#waiters.get(seq) ?? new Set();
+      waiters.add(resolve);
+      this.#waiters.set(seq, waiters);
+    });
+  }
+
+  /** Wakes whoever waits on step `seq`; false when nobody does (then a replay must pick it up). */
+  wakeWaiters(seq: number): boolean {
+    const waiters = this.#waiters.get(seq);
+    if (!waiters) return false;
+    this.#waiters.delete(seq);
+    for (const resolve of waiters) resolve();
+    return true;
+  }
+
+  /** Forgets every waiter (the run they belong to is dead). */
+  clearWaiters(): void {
+    this.#waiters.clear();
+  }
+
+  /** Journals step `seq` as failed for good. */
+  stepFailed(seq: number, attempts: number, error: StepError): void {
+    this.host.sql.run(
+      "UPDATE _baton_steps SET status = 'failed', attempts = ?, error = ?, ended_at = ?, wake_at = NULL WHERE seq = ?",
+      attempts,
+      JSON.stringify(error),
+      this.host.now(),
+      seq,
+    );
+  }
+}

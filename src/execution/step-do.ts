@@ -1,0 +1,205 @@
+import { encode } from "../foundation/codec.ts";
+import { BatonError } from "../foundation/errors.ts";
+import {
+  retryDelay,
+  type StepAttempt,
+  type StepError,
+  StepFailedError,
+} from "../workflow/workflow.ts";
+import { failedError, toStepError } from "./errors.ts";
+import type { Replay } from "./replay.ts";
+import type { ResolvedPolicy } from "./retry.ts";
+import { never, type Run } from "./run.ts";
+import type { ExecutionRow } from "./schema.ts";
+
+/** What else a `step.do` call carries: a saga compensation, or that it is one. */
+export interface DoExtras {
+  compensate?:
+    | { fn: (output: unknown, attempt: StepAttempt) => unknown; policy: ResolvedPolicy }
+    | undefined;
+  /** This call runs a compensation (it runs even while the run is stopping). */
+  compensating?: boolean;
+}
+
+/**
+ * `step.do`: returns the journaled output of a completed step, or runs attempts until one
+ * succeeds, a non-retryable error stops it, or its attempts run out. Each attempt is counted in
+ * the journal before its body runs; the backoff between attempts is a `wake` timer, so an
+ * eviction during it loses nothing and no attempt starts early or twice. A step found `running`
+ * lost its runner to a crash: that attempt counts, and the recovery attempt is made durable
+ * before its body runs, so a body that kills the actor every time still uses up its attempts.
+ */
+export async function runDo<T>(
+  replay: Replay,
+  run: Run,
+  exec: ExecutionRow,
+  name: string,
+  policy: ResolvedPolicy,
+  timeoutMs: number | undefined,
+  fn: (a: StepAttempt) => T | Promise<T>,
+  extra: DoExtras = {},
+): Promise<T> {
+  if (run.dead) return never();
+  const begun = replay.begin(run, name, "do", extra.compensating);
+  if (!begun) return never();
+  const { seq, occurrence, row } = begun;
+  const done = (value: T): T => {
+    if (extra.compensate) run.compensations.push({ seq, name, output: value, ...extra.compensate });
+    return value;
+  };
+  if (row?.status === "completed") {
+    return replay.replayed(run, done((await run.track(replay.blobs.readStepOutput(row))) as T));
+  }
+  if (row?.status === "failed") throw failedError(row);
+  // Stopped by a failure or cancel elsewhere in the original run: it stays stopped on replay.
+  if (row?.status === "cancelled" && !extra.compensating) return never();
+  if (run.cancelling && !extra.compensating) return replay.frontier(run);
+  // A step that was in flight when the execution was paused finishes; others wait. A cancel
+  // overrides a pause: compensations run at once.
+  if (row?.status !== "running" && !extra.compensating) await replay.passGate(run);
+  const { host } = replay;
+  const { sql } = host;
+  const idempotencyKey = `${exec.execution_id}/${name}/${occurrence}`;
+  const maxAttempts = policy.limit + 1;
+  let attempts = row?.attempts ?? 0;
+  let previousError: StepError | undefined = row?.error ? JSON.parse(row.error) : undefined;
+  if (row?.status === "backoff" && row.wake_at !== null) await replay.until(run, seq, row.wake_at);
+  // Found running: the runner died mid-attempt. That attempt counts.
+  let recovering = row?.status === "running";
+  for (;;) {
+    if (run.dead) return never();
+    // Failing or cancelling: no new attempt (one cut short by a crash still runs again).
+    if (run.stopping && !extra.compensating && !recovering) return never();
+    if (recovering && attempts >= maxAttempts) {
+      const error: StepError = {
+        name: "BatonError",
+        code: "STEP_INTERRUPTED",
+        message: `Step "${name}" was interrupted ${attempts} time(s) (the actor was evicted, aborted or reset while it ran) and has no attempts left.`,
+        nonRetryable: true,
+      };
+      replay.stepFailed(seq, attempts, error);
+      throw new StepFailedError(name, attempts, error);
+    }
+    attempts++;
+    const now = host.now();
+    if (row === undefined && attempts === 1) {
+      sql.run(
+        `INSERT INTO _baton_steps (seq, name, occurrence, kind, status, attempts, started_at)
+         VALUES (?, ?, ?, 'do', 'running', 1, ?)`,
+        seq,
+        name,
+        occurrence,
+        now,
+      );
+    } else {
+      sql.run(
+        "UPDATE _baton_steps SET status = 'running', attempts = ?, wake_at = NULL WHERE seq = ?",
+        attempts,
+        seq,
+      );
+    }
+    // After a crash, make the recovery attempt durable before the body runs, so a body that
+    // kills the actor every time still uses up its attempts.
+    if (recovering) {
+      await host.storage.sync();
+      if (run.dead) return never();
+    }
+    recovering = false;
+    const controller = new AbortController();
+    run.controllers.add(controller);
+    const outcome = await run.track(
+      attempt(
+        fn,
+        {
+          attempt: attempts,
+          idempotencyKey,
+          signal: controller.signal,
+          ...(previousError ? { previousError } : {}),
+        },
+        timeoutMs,
+        controller,
+      ),
+    );
+    run.controllers.delete(controller);
+    if (run.dead) return never();
+    if (outcome.ok) {
+      let bytes: Uint8Array;
+      try {
+        bytes = await encode(outcome.value);
+      } catch (error) {
+        const stepError = { ...toStepError(error), nonRetryable: true };
+        replay.stepFailed(seq, attempts, stepError);
+        throw new StepFailedError(name, attempts, stepError);
+      }
+      if (run.dead) return never();
+      sql.run(
+        "UPDATE _baton_steps SET status = 'completed', output = ?, ended_at = ?, wake_at = NULL WHERE seq = ?",
+        replay.blobs.store(`step:${seq}`, bytes),
+        host.now(),
+        seq,
+      );
+      host.stepDone(seq, name, () => outcome.value);
+      return done(outcome.value);
+    }
+    const stepError = toStepError(outcome.error);
+    if (run.stopping && !extra.compensating) {
+      // Aborted because the execution is failing or cancelling: no retry, and not a failure
+      // of its own. It is journaled as cancelled (and stays so on a replay).
+      sql.run(
+        "UPDATE _baton_steps SET status = 'cancelled', ended_at = ?, error = ? WHERE seq = ?",
+        host.now(),
+        JSON.stringify(stepError),
+        seq,
+      );
+      return never();
+    }
+    if (stepError.nonRetryable || attempts >= maxAttempts) {
+      replay.stepFailed(seq, attempts, stepError);
+      throw new StepFailedError(name, attempts, stepError);
+    }
+    const wakeAt = host.now() + retryDelay(policy, attempts);
+    sql.run(
+      "UPDATE _baton_steps SET status = 'backoff', wake_at = ?, error = ? WHERE seq = ?",
+      wakeAt,
+      JSON.stringify(stepError),
+      seq,
+    );
+    previousError = stepError;
+    await replay.until(run, seq, wakeAt);
+    // A pause holds further attempts too.
+    await replay.passGate(run);
+  }
+}
+
+type Outcome<T> = { ok: true; value: T } | { ok: false; error: unknown };
+
+/** One attempt of a step body, cut off (its signal aborted) after `timeoutMs`. */
+async function attempt<T>(
+  fn: (a: StepAttempt) => T | Promise<T>,
+  context: StepAttempt,
+  timeoutMs: number | undefined,
+  controller: AbortController,
+): Promise<Outcome<T>> {
+  const body = (async () => fn(context))().then(
+    (value): Outcome<T> => ({ ok: true, value }),
+    (error): Outcome<T> => ({ ok: false, error }),
+  );
+  if (timeoutMs === undefined) return body;
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const timeout = new Promise<Outcome<T>>((resolve) => {
+    timer = setTimeout(() => {
+      const error = new BatonError(
+        "STEP_TIMEOUT",
+        `Attempt ${context.attempt} timed out after ${timeoutMs} ms.`,
+        { timeoutMs, attempt: context.attempt },
+      );
+      controller.abort(error);
+      resolve({ ok: false, error });
+    }, timeoutMs);
+  });
+  try {
+    return await Promise.race([body, timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}

@@ -1,0 +1,214 @@
+import { decodeSync, encode } from "../foundation/codec.ts";
+import { BatonError } from "../foundation/errors.ts";
+import type { WorkflowEvent } from "../workflow/workflow.ts";
+import { eventTimeout } from "./errors.ts";
+import { OMITTED } from "./live-events.ts";
+import type { Replay } from "./replay.ts";
+import { never, type Run } from "./run.ts";
+import { type EventRow, type StepRow, TERMINAL } from "./schema.ts";
+import type { EventReceipt } from "./types.ts";
+
+/** Event payloads larger than this (encoded) are refused. */
+const MAX_EVENT_BYTES = 1024 * 1024;
+
+/**
+ * `step.sleep` / `step.sleepUntil`: the wake time is journaled when the sleep starts (a replay
+ * keeps it), and a `wake` timer ends it; it never ends early, whatever wakes the actor.
+ */
+export async function runSleep(
+  replay: Replay,
+  run: Run,
+  name: string,
+  until: (now: number) => number,
+): Promise<void> {
+  if (run.dead) return never();
+  const begun = replay.begin(run, name, "sleep");
+  if (!begun) return never();
+  const { seq, occurrence, row } = begun;
+  if (row?.status === "completed") return;
+  if (run.cancelling) return replay.frontier(run);
+  await replay.passGate(run);
+  const { host } = replay;
+  let wakeAt = row?.wake_at ?? null;
+  if (!row) {
+    const now = host.now();
+    wakeAt = until(now);
+    host.sql.run(
+      `INSERT INTO _baton_steps (seq, name, occurrence, kind, status, attempts, started_at, wake_at)
+       VALUES (?, ?, ?, 'sleep', 'sleeping', 1, ?, ?)`,
+      seq,
+      name,
+      occurrence,
+      now,
+      wakeAt,
+    );
+  }
+  await replay.until(run, seq, wakeAt ?? 0);
+  const completed = host.sql.run(
+    "UPDATE _baton_steps SET status = 'completed', ended_at = ?, wake_at = NULL WHERE seq = ? AND status <> 'completed'",
+    host.now(),
+    seq,
+  );
+  if (completed > 0) host.stepDone(seq, name, () => undefined);
+}
+
+/**
+ * `step.waitForEvent`: takes the oldest buffered event of its type at once, or waits for
+ * {@link sendEvent} to hand it one; with a timeout, a `wake` timer ends it with `EVENT_TIMEOUT`.
+ * An event is consumed by one wait, once; a wait past its deadline takes none.
+ */
+export async function runWait<T>(
+  replay: Replay,
+  run: Run,
+  name: string,
+  type: string,
+  timeoutMs: number | undefined,
+): Promise<WorkflowEvent<T>> {
+  if (run.dead) return never();
+  const begun = replay.begin(run, name, "wait");
+  if (!begun) return never();
+  const { seq, occurrence, row } = begun;
+  if (row?.status === "completed") {
+    return replay.replayed(
+      run,
+      (await run.track(replay.blobs.readStepOutput(row))) as WorkflowEvent<T>,
+    );
+  }
+  if (row?.status === "timed_out") throw eventTimeout(name, type);
+  if (run.cancelling) return replay.frontier(run);
+  await replay.passGate(run);
+  const { host } = replay;
+  const { sql } = host;
+  if (!row) {
+    const now = host.now();
+    const wakeAt = timeoutMs === undefined ? null : now + timeoutMs;
+    sql.run(
+      `INSERT INTO _baton_steps (seq, name, occurrence, kind, status, attempts, started_at, wake_at, event_type)
+       VALUES (?, ?, ?, 'wait', 'waiting', 1, ?, ?, ?)`,
+      seq,
+      name,
+      occurrence,
+      now,
+      wakeAt,
+      type,
+    );
+    // An event that arrived before the wait is consumed at once (same synchronous block, so
+    // sendEvent cannot interleave).
+    const buffered = sql.one<EventRow>(
+      "SELECT * FROM _baton_events WHERE type = ? AND consumed_by IS NULL ORDER BY id LIMIT 1",
+      type,
+    );
+    if (buffered) deliver(replay, buffered, seq, name);
+  }
+  for (;;) {
+    if (run.dead) return never();
+    const current = replay.stepRow(seq);
+    if (current?.status === "completed")
+      return (await replay.blobs.readStepOutput(current)) as WorkflowEvent<T>;
+    const timeoutAt = current?.wake_at ?? null;
+    if (timeoutAt !== null && host.now() >= timeoutAt) {
+      sql.run(
+        "UPDATE _baton_steps SET status = 'timed_out', ended_at = ?, wake_at = NULL WHERE seq = ? AND status = 'waiting'",
+        host.now(),
+        seq,
+      );
+      throw eventTimeout(name, type);
+    }
+    // Register before any await, so sendEvent or the timeout timer finds the waiter.
+    const woken = replay.sleepOn(seq);
+    if (timeoutAt !== null) {
+      await host.timers.schedule("wake", { seq }, { at: timeoutAt }, { key: `wake:${seq}` });
+    }
+    await woken;
+  }
+}
+
+/**
+ * Stores an event and hands it to the oldest wait for its type, if any; `wake` resumes that
+ * wait's run (or replays). With `dedupeKey`, a repeated delivery changes nothing and returns the
+ * first one's receipt.
+ *
+ * @throws BatonError `EXECUTION_FINISHED`, `PAYLOAD_TOO_LARGE`, `SERIALIZATION_ERROR`.
+ */
+export async function sendEvent(
+  replay: Replay,
+  type: string,
+  payload: unknown,
+  dedupeKey: string | undefined,
+  wake: (seq: number) => void,
+): Promise<EventReceipt> {
+  const { host } = replay;
+  const { sql } = host;
+  const bytes = await encode(payload);
+  const status = replay.row()?.status;
+  if (status === undefined || TERMINAL.has(status)) {
+    throw new BatonError(
+      "EXECUTION_FINISHED",
+      `The execution is ${status ?? "gone"}; it takes no more events.`,
+      {
+        status: status ?? null,
+      },
+    );
+  }
+  if (bytes.byteLength > MAX_EVENT_BYTES) {
+    throw new BatonError(
+      "PAYLOAD_TOO_LARGE",
+      `Event payload is ${bytes.byteLength} bytes encoded; the limit is ${MAX_EVENT_BYTES}.`,
+      { bytes: bytes.byteLength, limit: MAX_EVENT_BYTES },
+    );
+  }
+  if (dedupeKey !== undefined) {
+    const seen = sql.one<EventRow>("SELECT * FROM _baton_events WHERE dedupe_key = ?", dedupeKey);
+    if (seen) {
+      const step =
+        seen.consumed_by === null ? null : (replay.stepRow(seen.consumed_by)?.name ?? null);
+      return { id: seen.id, delivered: seen.consumed_by !== null, step, duplicate: true };
+    }
+  }
+  const event = sql.one<EventRow>(
+    "INSERT INTO _baton_events (type, payload, dedupe_key, received_at) VALUES (?, ?, ?, ?) RETURNING *",
+    type,
+    bytes,
+    dedupeKey ?? null,
+    host.now(),
+  ) as EventRow;
+  // A wait past its deadline has timed out even if its timer has not fired yet (late alarm).
+  const waiting = sql.one<StepRow>(
+    `SELECT * FROM _baton_steps WHERE kind = 'wait' AND status = 'waiting' AND event_type = ?
+       AND (wake_at IS NULL OR wake_at > ?)
+     ORDER BY seq LIMIT 1`,
+    type,
+    host.now(),
+  );
+  if (!waiting) return { id: event.id, delivered: false, step: null, duplicate: false };
+  deliver(replay, event, waiting.seq, waiting.name);
+  await host.timers.cancel(`wake:${waiting.seq}`);
+  wake(waiting.seq);
+  return { id: event.id, delivered: true, step: waiting.name, duplicate: false };
+}
+
+/** Marks `event` consumed by the wait at `seq` and completes that wait, atomically. */
+function deliver(replay: Replay, event: EventRow, seq: number, step: string): void {
+  const { host } = replay;
+  // The wait's output refers to the event row, so the payload is stored once.
+  host.sql.transaction(() => {
+    host.sql.run("UPDATE _baton_events SET consumed_by = ? WHERE id = ?", seq, event.id);
+    host.sql.run(
+      "UPDATE _baton_steps SET status = 'completed', ended_at = ?, wake_at = NULL, output = ? WHERE seq = ?",
+      host.now(),
+      `event:${event.id}`,
+      seq,
+    );
+  });
+  host.stepDone(seq, step, () => {
+    try {
+      return {
+        type: event.type,
+        payload: decodeSync(event.payload),
+        receivedAt: event.received_at,
+      };
+    } catch {
+      return OMITTED; // a compressed (big) payload
+    }
+  });
+}
