@@ -1,0 +1,135 @@
+#!/usr/bin/env node
+/**
+ * Checks the shape of the codebase (part of `npm run check`); exits 1 with every finding:
+ *
+ * - no source file in src/, actors/ or examples/ is over 800 lines;
+ * - the layers hold: a file imports only from its own layer or lower ones (type imports too);
+ * - there is no runtime import circle among the project's files.
+ *
+ * The layers, lowest first, are listed in LAYERS (docs/architecture.md draws them). Imports are
+ * read from the source text: `import`/`export … from "…"`, `import "…"` and `import("…")`.
+ * With `verbatimModuleSyntax` (tsconfig.json), only `import type` / `export type` are erased, so
+ * every other import is a runtime edge, even one that names only types inline.
+ */
+import { readdirSync, readFileSync, statSync } from "node:fs";
+import { dirname, join, normalize } from "node:path";
+
+const MAX_LINES = 800;
+const ROOTS = ["src", "actors", "examples"];
+/** Path prefixes of the layers, lowest first. A file's layer is its longest matching prefix. */
+const LAYERS = [
+  ["src/foundation/", "foundation"],
+  ["src/workflow/", "workflow"],
+  ["src/execution/", "execution"],
+  ["actors/", "actors"],
+  ["src/clients/", "clients"],
+  ["src/index.ts", "barrel"],
+];
+
+const root = join(dirname(new URL(import.meta.url).pathname), "..");
+const problems = [];
+
+function filesUnder(dir) {
+  const out = [];
+  for (const name of readdirSync(join(root, dir))) {
+    if (name === "node_modules" || name.startsWith(".")) continue;
+    const path = join(dir, name);
+    if (statSync(join(root, path)).isDirectory()) out.push(...filesUnder(path));
+    else if (/\.(ts|mts|tsx|js|mjs)$/.test(name) && !name.endsWith(".d.ts")) out.push(path);
+  }
+  return out;
+}
+
+function layerOf(file) {
+  let best = -1;
+  for (let i = 0; i < LAYERS.length; i++) {
+    const [prefix] = LAYERS[i];
+    if (file === prefix || (prefix.endsWith("/") && file.startsWith(prefix))) {
+      if (best === -1 || prefix.length > LAYERS[best][0].length) best = i;
+    }
+  }
+  return best;
+}
+
+const IMPORT =
+  /(?:^|[\n;])\s*(import|export)\s+(type\s+)?(?:[\w*{}\s,$]*?\s+from\s+)?"(\.{1,2}\/[^"]+)"/g;
+const DYNAMIC = /\bimport\(\s*"(\.{1,2}\/[^"]+)"\s*\)/g;
+
+/** The project files `file` imports, each with whether the import survives at runtime. */
+function importsOf(file, text) {
+  const edges = [];
+  const add = (spec, runtime) => {
+    const target = normalize(join(dirname(file), spec));
+    edges.push({ target, runtime });
+  };
+  for (const m of text.matchAll(IMPORT)) add(m[3], m[2] === undefined);
+  for (const m of text.matchAll(DYNAMIC)) add(m[1], true);
+  return edges;
+}
+
+const files = ROOTS.flatMap(filesUnder);
+const graph = new Map();
+for (const file of files) {
+  const text = readFileSync(join(root, file), "utf8");
+  const lines = text.split("\n").length - (text.endsWith("\n") ? 1 : 0);
+  if (lines > MAX_LINES) {
+    problems.push(`${file}: ${lines} lines (at most ${MAX_LINES}); split it by concern`);
+  }
+  const edges = importsOf(file, text);
+  graph.set(
+    file,
+    edges.filter((e) => e.runtime).map((e) => e.target),
+  );
+  const from = layerOf(file);
+  if (from === -1) continue;
+  for (const { target, runtime } of edges) {
+    const to = layerOf(target);
+    if (to > from) {
+      problems.push(
+        `${file} (${LAYERS[from][1]}) imports ${target} (${LAYERS[to][1]})${runtime ? "" : " as a type"}: a lower layer never imports a higher one`,
+      );
+    }
+  }
+}
+
+// Runtime import circles: strongly connected components of more than one file (Tarjan).
+let index = 0;
+const stack = [];
+const state = new Map();
+function visit(file) {
+  const node = { index, low: index, onStack: true };
+  state.set(file, node);
+  index++;
+  stack.push(file);
+  for (const next of graph.get(file) ?? []) {
+    if (!graph.has(next)) continue;
+    const seen = state.get(next);
+    if (!seen) {
+      visit(next);
+      node.low = Math.min(node.low, state.get(next).low);
+    } else if (seen.onStack) node.low = Math.min(node.low, seen.index);
+  }
+  if (node.low === node.index) {
+    const component = [];
+    let member;
+    do {
+      member = stack.pop();
+      state.get(member).onStack = false;
+      component.push(member);
+    } while (member !== file);
+    const selfLoop = (graph.get(file) ?? []).includes(file);
+    if (component.length > 1 || selfLoop) {
+      problems.push(`runtime import circle among: ${component.reverse().join(", ")}`);
+    }
+  }
+}
+for (const file of graph.keys()) if (!state.has(file)) visit(file);
+
+if (problems.length > 0) {
+  console.error(`check-structure: ${problems.length} problem(s)`);
+  for (const problem of problems) console.error(`- ${problem}`);
+  process.exit(1);
+}
+console.log(
+  `check-structure: ${files.length} files, none over ${MAX_LINES} lines, layers hold, no runtime import circle`,
+);
