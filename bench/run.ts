@@ -542,6 +542,9 @@ function writeReport(
     const section = fresh.get(suite.title)?.join("\n").trimEnd() ?? kept.get(suite.title);
     if (section) lines.push(section, "");
   }
+  // Sections written by hand (comparisons of several runs, e.g. before and after a change) stay.
+  const titles = new Set(SUITES.map((suite) => suite.title));
+  for (const [title, section] of kept) if (!titles.has(title)) lines.push(section, "");
   writeFileSync(join(root, "BENCHMARKS.md"), `${lines.join("\n")}\n`);
   console.error(`Wrote BENCHMARKS.md (${command}).`);
 }
