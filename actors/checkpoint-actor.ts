@@ -3,7 +3,7 @@ import { Actor } from "../src/foundation/actor.ts";
 import { requireNamespace } from "../src/foundation/bindings.ts";
 import { decode, encode, encodeSync } from "../src/foundation/codec.ts";
 import { type Duration, parseDuration } from "../src/foundation/duration.ts";
-import { BatonError, invalidArgument, isBatonError } from "../src/foundation/errors.ts";
+import { BatonError, checkId, invalidArgument, isBatonError } from "../src/foundation/errors.ts";
 import { type Migration, runMigrations } from "../src/foundation/migrations.ts";
 import type { ExecutionActor } from "./execution-actor.ts";
 
@@ -50,19 +50,34 @@ const CHECKPOINT_MIGRATIONS: readonly Migration[] = [
  */
 const DELIVERY_ATTEMPTS = 600;
 
-/** Errors that retrying cannot fix: the execution is gone, finished, or not a workflow. */
-function isPermanent(error: unknown): boolean {
+/** The execution can never take the token's event: gone, finished, or not a workflow. */
+function isUnreachable(error: unknown): boolean {
   return (
     isBatonError(error, "EXECUTION_NOT_FOUND") ||
     isBatonError(error, "EXECUTION_FINISHED") ||
-    isBatonError(error, "INVALID_TRANSITION") ||
+    isBatonError(error, "INVALID_TRANSITION")
+  );
+}
+
+/** Errors that retrying cannot fix: the execution cannot take it, or the payload is refused. */
+function isPermanent(error: unknown): boolean {
+  return (
+    isUnreachable(error) ||
     isBatonError(error, "INVALID_ARGUMENT") ||
-    isBatonError(error, "PAYLOAD_TOO_LARGE")
+    isBatonError(error, "PAYLOAD_TOO_LARGE") ||
+    isBatonError(error, "LIMIT_EXCEEDED")
   );
 }
 
 /** Largest resume payload (it travels in a timer payload). */
 const MAX_EVENT_PAYLOAD = 200 * 1024;
+
+/** Versions kept per name when a save does not say `keep`. */
+export const DEFAULT_KEEP = 100;
+/** Old versions deleted by one save, at most (see `keep`). */
+const PRUNE_PER_SAVE = 256;
+/** Largest page of `history()`. */
+const MAX_HISTORY_PAGE = 1000;
 
 /** Longest checkpoint or token name. */
 const MAX_NAME = 256;
@@ -96,7 +111,11 @@ export interface SaveOptions {
   expectedVersion?: number;
   /** Delete this version after this long (by alarm). */
   ttl?: Duration;
-  /** Keep only the last `keep` versions of this name (older ones are deleted). */
+  /**
+   * Keep only the last `keep` versions of this name (older ones are deleted). Default
+   * {@link DEFAULT_KEEP} (100): a name's history does not grow without bound unless you say so;
+   * at most 10,000.
+   */
   keep?: number;
 }
 
@@ -202,8 +221,8 @@ export class CheckpointActor<Env = unknown> extends Actor<Env, CheckpointTimers>
       invalidArgument("expectedVersion", "must be an integer >= 0", expected);
     }
     const ttlMs = options?.ttl === undefined ? undefined : checkTtl(options.ttl);
-    const keep = options?.keep;
-    if (keep !== undefined && (!Number.isSafeInteger(keep) || keep < 1 || keep > 10_000)) {
+    const keep = options?.keep ?? DEFAULT_KEEP;
+    if (!Number.isSafeInteger(keep) || keep < 1 || keep > 10_000) {
       invalidArgument("keep", "must be an integer from 1 to 10000", keep);
     }
     // Encode before anything is checked or written: the check and the write below run with no
@@ -237,15 +256,20 @@ export class CheckpointActor<Env = unknown> extends Actor<Env, CheckpointTimers>
         expiresAt,
         bytes.byteLength,
       );
-      if (keep !== undefined) {
-        for (const old of this.sql.all<{ version: number; expires_at: number | null }>(
-          "SELECT version, expires_at FROM _baton_checkpoints WHERE name = ? ORDER BY version DESC LIMIT -1 OFFSET ?",
-          name,
-          keep,
-        )) {
-          this.#deleteVersion(name, old.version);
-          if (old.expires_at !== null) removed.push(old.version);
-        }
+      // Oldest first, a bounded number per save: a name with a long history from before the
+      // default `keep` is trimmed over its next saves, not in one burst.
+      for (const old of this.sql.all<{ version: number; expires_at: number | null }>(
+        `SELECT version, expires_at FROM _baton_checkpoints WHERE name = ? AND version <= (
+           SELECT version FROM _baton_checkpoints WHERE name = ?
+           ORDER BY version DESC LIMIT 1 OFFSET ?
+         ) ORDER BY version LIMIT ?`,
+        name,
+        name,
+        keep,
+        PRUNE_PER_SAVE,
+      )) {
+        this.#deleteVersion(name, old.version);
+        if (old.expires_at !== null) removed.push(old.version);
       }
       return next;
     });
@@ -307,14 +331,32 @@ export class CheckpointActor<Env = unknown> extends Actor<Env, CheckpointTimers>
       .map(toVersion);
   }
 
-  /** Every stored version of `name`, oldest first. */
-  history(name: string): CheckpointVersion[] {
+  /**
+   * The stored versions of `name`, oldest first, a page at a time: from version `fromVersion`
+   * (default 1) up to `limit` of them (default 100, at most 1000). Page on from the last one's
+   * version + 1.
+   */
+  history(
+    name: string,
+    options: { fromVersion?: number; limit?: number } = {},
+  ): CheckpointVersion[] {
     checkName(name);
+    const from = options?.fromVersion ?? 1;
+    const limit = options?.limit ?? 100;
+    if (!Number.isSafeInteger(from) || from < 1) {
+      invalidArgument("fromVersion", "must be an integer >= 1", from);
+    }
+    if (!Number.isSafeInteger(limit) || limit < 1 || limit > MAX_HISTORY_PAGE) {
+      invalidArgument("limit", `must be an integer from 1 to ${MAX_HISTORY_PAGE}`, limit);
+    }
     return this.sql
       .all<CheckpointRow>(
-        "SELECT * FROM _baton_checkpoints WHERE name = ? AND (expires_at IS NULL OR expires_at > ?) ORDER BY version",
+        `SELECT * FROM _baton_checkpoints WHERE name = ? AND version >= ?
+           AND (expires_at IS NULL OR expires_at > ?) ORDER BY version LIMIT ?`,
         name,
+        from,
         this.now(),
+        limit,
       )
       .map(toVersion);
   }
@@ -399,7 +441,11 @@ export class CheckpointActor<Env = unknown> extends Actor<Env, CheckpointTimers>
    *
    * @throws BatonError `INVALID_TOKEN` for an unknown, used or expired token; nothing changes.
    */
-  async redeemToken(hash: string, payload: Value): Promise<RedeemedToken> {
+  async redeemToken(
+    hash: string,
+    payload: Value,
+    expect: { executionId?: string } = {},
+  ): Promise<RedeemedToken> {
     if (typeof hash !== "string" || !/^[0-9a-f]{64}$/.test(hash)) {
       throw invalidToken();
     }
@@ -414,6 +460,10 @@ export class CheckpointActor<Env = unknown> extends Actor<Env, CheckpointTimers>
     }
     const row = this.sql.one<TokenRow>("SELECT * FROM _baton_tokens WHERE hash = ?", hash);
     if (!row || row.redeemed_at !== null || row.expires_at <= this.now()) throw invalidToken();
+    // Redeemed on behalf of one execution (StateManager.resume): another's token stays unused.
+    if (expect?.executionId !== undefined && expect.executionId !== row.execution_id) {
+      throw invalidToken();
+    }
     // Marking it used and queueing its delivery commit together (no await between the writes).
     this.sql.run("UPDATE _baton_tokens SET redeemed_at = ? WHERE hash = ?", this.now(), hash);
     const queued = this.timers.schedule(
@@ -428,8 +478,10 @@ export class CheckpointActor<Env = unknown> extends Actor<Env, CheckpointTimers>
       event: row.event,
       data: (await decode(row.data)) as Value,
     };
-    // Deliver now for a quick answer. A permanent refusal (the execution is gone or finished)
-    // gives the token back and reports it; a transient failure is left to the retried timer.
+    // Deliver now for a quick answer; a transient failure is left to the retried timer. A
+    // refused payload gives the token back (the redeemer may try another one). An execution that
+    // can no longer take the event (finished, gone) uses the token up: it must never reach a
+    // later run of that execution (after a restart).
     try {
       await this.#deliver(hash, payload ?? null);
       await this.timers.cancel(`deliver:${hash}`);
@@ -437,7 +489,12 @@ export class CheckpointActor<Env = unknown> extends Actor<Env, CheckpointTimers>
     } catch (error) {
       if (!isPermanent(error)) return redeemed;
       await this.timers.cancel(`deliver:${hash}`);
-      this.sql.run("UPDATE _baton_tokens SET redeemed_at = NULL WHERE hash = ?", hash);
+      if (isUnreachable(error)) {
+        this.sql.run("DELETE FROM _baton_tokens WHERE hash = ?", hash);
+        await this.timers.cancel(`token:${hash}`);
+      } else {
+        this.sql.run("UPDATE _baton_tokens SET redeemed_at = NULL WHERE hash = ?", hash);
+      }
       throw error;
     }
     return redeemed;
@@ -480,9 +537,7 @@ function valueKey(name: string, version: number): string {
 }
 
 function checkName(name: unknown): asserts name is string {
-  if (typeof name !== "string" || name.length === 0 || name.length > MAX_NAME) {
-    invalidArgument("Checkpoint name", `must be a string of 1 to ${MAX_NAME} characters`, name);
-  }
+  checkId(name, "Checkpoint name", MAX_NAME);
 }
 
 function checkTtl(ttl: Duration): number {

@@ -25,7 +25,7 @@ import type {
 import { Actor } from "../src/foundation/actor.ts";
 import { encode } from "../src/foundation/codec.ts";
 import { type Duration, parseDuration } from "../src/foundation/duration.ts";
-import { BatonError, invalidArgument } from "../src/foundation/errors.ts";
+import { BatonError, checkId, invalidArgument } from "../src/foundation/errors.ts";
 import type { StateMachine } from "../src/foundation/fsm.ts";
 import { runMigrations } from "../src/foundation/migrations.ts";
 import { type AnyWorkflow, type ChildResult, WorkflowRegistry } from "../src/workflow/workflow.ts";
@@ -38,6 +38,7 @@ import {
   MAX_ID,
   notFound,
   notTracked,
+  retentionMs,
   trackedOnly,
   validateInput,
 } from "./execution/lifecycle.ts";
@@ -95,6 +96,12 @@ export abstract class ExecutionActor<Env = unknown> extends Actor<Env, Execution
    */
   protected readonly indexBinding: string = "ExecutionIndex";
 
+  /**
+   * Most live-progress subscribers one execution takes at once, across every route and gateway
+   * (each holds a WebSocket on this actor); more get 429 `LIMIT_EXCEEDED`.
+   */
+  protected readonly maxLiveSubscribers: number = 256;
+
   readonly #engine: Engine;
   readonly #lifecycle: StateMachine<StoredStatus, LifecycleEvent>;
   readonly #live: LiveChannel;
@@ -118,6 +125,7 @@ export abstract class ExecutionActor<Env = unknown> extends Actor<Env, Execution
       readOutput: () => this.#engine.blobs.readOutput(),
       info: (row) => this.#info(row),
       now: () => this.now(),
+      maxSubscribers: () => this.maxLiveSubscribers,
     });
     const host: EngineHost = {
       sql: this.sql,
@@ -230,9 +238,7 @@ export abstract class ExecutionActor<Env = unknown> extends Actor<Env, Execution
         { id, workflow: existing.workflow },
       );
     }
-    const retentionMs = parseDuration(
-      options?.retention ?? wf.options.retention ?? DEFAULT_RETENTION,
-    );
+    const retention = retentionMs(options?.retention ?? wf.options.retention ?? DEFAULT_RETENTION);
     const bytes = await encode(value);
     // Re-check after the await: a concurrent start of the same id may have won meanwhile.
     if (this.#engine.row()) return this.#start(workflow, input, options, parent);
@@ -244,7 +250,7 @@ export abstract class ExecutionActor<Env = unknown> extends Actor<Env, Execution
         mode: "workflow",
         input: this.#engine.blobs.store("input", bytes),
         digest,
-        retentionMs,
+        retentionMs: retention,
         parent,
         now: this.now(),
       });
@@ -336,9 +342,7 @@ export abstract class ExecutionActor<Env = unknown> extends Actor<Env, Execution
    * @throws BatonError `CHECKPOINT_NOT_FOUND`, `EXECUTION_NOT_FOUND`.
    */
   async exportCheckpoint(name: string): Promise<ForkSnapshot> {
-    if (typeof name !== "string" || name.length === 0 || name.length > 200) {
-      invalidArgument("checkpoint", "must be a string of 1 to 200 characters", name);
-    }
+    checkId(name, "checkpoint", 200);
     this.#requireRow();
     return exportCheckpoint(this.#engine.replay, name);
   }
@@ -377,9 +381,7 @@ export abstract class ExecutionActor<Env = unknown> extends Actor<Env, Execution
       if (existing.input_digest === digest) return this.#info(existing);
       throw new BatonError("EXECUTION_CONFLICT", `Execution "${id}" already exists.`, { id });
     }
-    const retentionMs = parseDuration(
-      options?.retention ?? wf.options.retention ?? DEFAULT_RETENTION,
-    );
+    const retention = retentionMs(options?.retention ?? wf.options.retention ?? DEFAULT_RETENTION);
     const input = new Uint8Array(snapshot.input);
     importJournal(this.#engine.replay, snapshot, () => {
       insertExecution(this.sql, {
@@ -389,7 +391,7 @@ export abstract class ExecutionActor<Env = unknown> extends Actor<Env, Execution
         mode: "workflow",
         input: this.#engine.blobs.store("input", input),
         digest,
-        retentionMs,
+        retentionMs: retention,
         now: this.now(),
       });
       this.#lifecycle.send("start");
@@ -431,10 +433,12 @@ export abstract class ExecutionActor<Env = unknown> extends Actor<Env, Execution
             timer = setTimeout(() => resolve("timeout"), timeoutMs);
           });
     let row = this.#requireRow();
+    // Aborted when this call returns: its waits are forgotten, also after a timeout.
+    const gaveUp = new AbortController();
     try {
       // Loop: a restart may make a finished execution run again while we wait.
       while (!TERMINAL.has(row.status)) {
-        const outcome = await Promise.race([this.#engine.whenTerminal(), timedOut]);
+        const outcome = await Promise.race([this.#engine.whenTerminal(gaveUp.signal), timedOut]);
         row = this.#requireRow();
         if (outcome === "timeout" && !TERMINAL.has(row.status)) {
           throw new BatonError(
@@ -446,6 +450,7 @@ export abstract class ExecutionActor<Env = unknown> extends Actor<Env, Execution
       }
     } finally {
       clearTimeout(timer);
+      gaveUp.abort();
     }
     if (row.status === "completed") {
       return {
@@ -463,7 +468,9 @@ export abstract class ExecutionActor<Env = unknown> extends Actor<Env, Execution
 
   /**
    * The per-step audit trail, in call order: up to `limit` entries (default 1000, at most 1000)
-   * from position `from` (default 0). Page through long journals with `from`.
+   * from position `from` (default 0), and no more step outputs than 8 MiB (a page of big
+   * outputs ends early, after at least one entry). Page through long journals with `from` set
+   * to the last entry's `seq` + 1.
    */
   async journal(options: { from?: number; limit?: number } = {}): Promise<JournalEntry[]> {
     const from = options?.from ?? 0;
@@ -490,12 +497,7 @@ export abstract class ExecutionActor<Env = unknown> extends Actor<Env, Execution
   ): Promise<EventReceipt> {
     checkEventType(type);
     const dedupeKey = options?.dedupeKey;
-    if (
-      dedupeKey !== undefined &&
-      (typeof dedupeKey !== "string" || dedupeKey.length === 0 || dedupeKey.length > MAX_ID)
-    ) {
-      invalidArgument("dedupeKey", `must be a string of 1 to ${MAX_ID} characters`, dedupeKey);
-    }
+    if (dedupeKey !== undefined) checkId(dedupeKey, "dedupeKey", MAX_ID);
     const row = this.#requireRow();
     if (row.mode !== "workflow") throw trackedOnly("sendEvent");
     if (TERMINAL.has(row.status)) {
@@ -560,10 +562,16 @@ export abstract class ExecutionActor<Env = unknown> extends Actor<Env, Execution
     // completed steps (saga), then ends the execution as cancelled. finish() closes open steps
     // and cancels unfinished children.
     this.#engine.kick();
+    const gaveUp = new AbortController();
+    let timer: ReturnType<typeof setTimeout> | undefined;
     await Promise.race([
-      this.#engine.whenTerminal(),
-      new Promise((resolve) => setTimeout(resolve, CANCEL_WAIT_MS)),
+      this.#engine.whenTerminal(gaveUp.signal),
+      new Promise((resolve) => {
+        timer = setTimeout(resolve, CANCEL_WAIT_MS);
+      }),
     ]);
+    clearTimeout(timer);
+    gaveUp.abort();
     return this.#info(this.#requireRow());
   }
 
@@ -597,9 +605,7 @@ export abstract class ExecutionActor<Env = unknown> extends Actor<Env, Execution
     name: string,
     options: { id: string; totalSteps?: number; retention?: Duration },
   ): Promise<ExecutionInfo> {
-    if (typeof name !== "string" || name.length === 0 || name.length > MAX_ID) {
-      invalidArgument("name", `must be a string of 1 to ${MAX_ID} characters`, name);
-    }
+    checkId(name, "name", MAX_ID);
     const id = this.#checkId(options);
     const total = options?.totalSteps;
     if (total !== undefined && (!Number.isSafeInteger(total) || total < 0)) {
@@ -626,7 +632,7 @@ export abstract class ExecutionActor<Env = unknown> extends Actor<Env, Execution
         input: null,
         digest,
         totalSteps: total ?? null,
-        retentionMs: parseDuration(options?.retention ?? DEFAULT_RETENTION),
+        retentionMs: retentionMs(options?.retention ?? DEFAULT_RETENTION),
         now: this.now(),
       });
       this.#lifecycle.send("start");
@@ -639,9 +645,7 @@ export abstract class ExecutionActor<Env = unknown> extends Actor<Env, Execution
     step: string,
     options: { index?: number; output?: Value } = {},
   ): Promise<ExecutionInfo> {
-    if (typeof step !== "string" || step.length === 0 || step.length > 256) {
-      invalidArgument("step", "must be a string of 1 to 256 characters", step);
-    }
+    checkId(step, "step");
     const index = options?.index;
     if (index !== undefined && (!Number.isSafeInteger(index) || index < 0)) {
       invalidArgument("index", "must be an integer >= 0", index);
@@ -700,7 +704,9 @@ export abstract class ExecutionActor<Env = unknown> extends Actor<Env, Execution
       );
     }
     const code =
-      typeof error === "object" && typeof error.code === "string" ? error.code : "FAILED";
+      typeof error === "object" && typeof error.code === "string"
+        ? checkId(error.code, "error.code", 128)
+        : "FAILED";
     this.#requireTracked("fail");
     this.#guard("fail");
     const info: ExecutionError = {
@@ -717,6 +723,14 @@ export abstract class ExecutionActor<Env = unknown> extends Actor<Env, Execution
     );
     await this.#engine.finish(null, "fail");
     return this.#info(this.#requireRow());
+  }
+
+  /**
+   * Callers waiting in this actor for the execution to end (`result()`, `cancel()`), for
+   * diagnostics: a wait that timed out or was given up is gone from it.
+   */
+  protected pendingResultWaits(): number {
+    return this.#engine.pendingWaits;
   }
 
   // ---- internals ---------------------------------------------------------------------------------

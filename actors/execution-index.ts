@@ -1,7 +1,7 @@
 import type { StoredStatus } from "../src/execution/schema.ts";
 import { Actor } from "../src/foundation/actor.ts";
 import { base64url } from "../src/foundation/bindings.ts";
-import { BatonError, invalidArgument } from "../src/foundation/errors.ts";
+import { BatonError, checkId, invalidArgument } from "../src/foundation/errors.ts";
 import type { Migration } from "../src/foundation/migrations.ts";
 import { runMigrations } from "../src/foundation/migrations.ts";
 
@@ -48,7 +48,13 @@ export interface IndexUpdate {
 
 /** Filters and paging of {@link ExecutionIndex.list}. */
 export interface ListQuery {
-  workflow?: string;
+  /** One workflow or several. */
+  workflow?: string | readonly string[];
+  /**
+   * Only executions whose id starts with this (for example a tenant's `"acme/"`): 1–256
+   * characters.
+   */
+  idPrefix?: string;
   /** One status or several. */
   status?: IndexedStatus | readonly IndexedStatus[];
   /** Started at or after this time (ms since the epoch, or a Date). */
@@ -255,11 +261,29 @@ export class ExecutionIndex<Env = unknown> extends Actor<Env, IndexTimers> {
     const where: string[] = ["deleted_at IS NULL"];
     const params: Array<string | number> = [];
     if (query.workflow !== undefined) {
-      if (typeof query.workflow !== "string" || query.workflow.length === 0) {
-        invalidArgument("workflow", "must be a non-empty string", query.workflow);
+      const workflows = [
+        ...new Set(Array.isArray(query.workflow) ? query.workflow : [query.workflow]),
+      ];
+      if (
+        workflows.length === 0 ||
+        workflows.length > MAX_LIMIT ||
+        !workflows.every((w) => typeof w === "string" && w.length > 0 && w.length <= 256)
+      ) {
+        invalidArgument(
+          "workflow",
+          `must be a workflow name, or an array of 1 to ${MAX_LIMIT} of them`,
+          query.workflow,
+        );
       }
-      where.push("workflow = ?");
-      params.push(query.workflow);
+      // One parameter for any number of names (a statement takes at most 100).
+      where.push("workflow IN (SELECT value FROM json_each(?))");
+      params.push(JSON.stringify(workflows));
+    }
+    if (query.idPrefix !== undefined) {
+      checkId(query.idPrefix, "idPrefix");
+      // substr counts characters as length() does, so the two agree for any prefix.
+      where.push("substr(id, 1, length(?)) = ?");
+      params.push(query.idPrefix, query.idPrefix);
     }
     if (query.status !== undefined) {
       const statuses = [...new Set(Array.isArray(query.status) ? query.status : [query.status])];
@@ -300,9 +324,7 @@ export class ExecutionIndex<Env = unknown> extends Actor<Env, IndexTimers> {
 
   /** One execution as indexed, or `null`. */
   get(id: string): IndexedExecution | null {
-    if (typeof id !== "string" || id.length === 0 || id.length > 256) {
-      invalidArgument("id", "must be a string of 1 to 256 characters", id);
-    }
+    checkId(id, "id");
     const row = this.sql.one<IndexRow>(
       "SELECT * FROM _baton_index WHERE id = ? AND deleted_at IS NULL",
       id,

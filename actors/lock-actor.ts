@@ -1,6 +1,6 @@
 import { Actor } from "../src/foundation/actor.ts";
 import { type Duration, parseDuration } from "../src/foundation/duration.ts";
-import { BatonError, invalidArgument } from "../src/foundation/errors.ts";
+import { BatonError, checkId, invalidArgument } from "../src/foundation/errors.ts";
 import type { Migration } from "../src/foundation/migrations.ts";
 import { runMigrations } from "../src/foundation/migrations.ts";
 
@@ -91,11 +91,18 @@ export interface AcquireOptions {
   ttl: Duration;
   /** Wait in line up to this long (FIFO) instead of answering at once. At most 1 hour. */
   wait?: Duration;
-  /** Semaphore size (default 1). Fixed per lock: callers that disagree get `PERMITS_MISMATCH`. */
+  /**
+   * Semaphore size (default 1, a mutex). Fixed when the lock is first taken: a caller that asks
+   * for another number — omitting it asks for 1 — gets `PERMITS_MISMATCH`, so no caller can turn
+   * a mutex into a semaphore.
+   */
   permits?: number;
   /**
-   * Identifies this caller in the queue, so a call that re-attaches after a broken connection
-   * (the typed client does it for you) keeps its place, or gets the lease granted meanwhile.
+   * A secret that identifies this caller in the queue: a call that presents it again (after a
+   * broken connection; the typed client does it for you) keeps its place or collects the lease
+   * granted meanwhile, and `abandon` takes it as proof of who is giving up. Whoever knows it can
+   * claim the lease, so make it unguessable (at least 16 characters, e.g. `crypto.randomUUID()`)
+   * and never show it: it is not the `owner`, which `status()` shows to everyone.
    */
   waiterId?: string;
 }
@@ -319,9 +326,7 @@ export class LockActor<Env = unknown> extends Actor<Env, LockTimers> {
   ): Promise<
     { outcome: "claimed"; lease: Lease } | { outcome: "released" | "withdrawn" | "none" }
   > {
-    if (typeof waiterId !== "string" || waiterId.length === 0 || waiterId.length > 256) {
-      invalidArgument("waiterId", "must be a string of 1 to 256 characters", waiterId);
-    }
+    checkWaiter(waiterId);
     await this.#expireDue();
     const held = this.sql.one<HolderRow>(
       "SELECT * FROM _baton_lock_holders WHERE waiter = ?",
@@ -347,13 +352,14 @@ export class LockActor<Env = unknown> extends Actor<Env, LockTimers> {
 
   // ---- internals ---------------------------------------------------------------------------------
 
-  #ensureLock(permits: number | undefined): void {
+  /** Creates the lock with `permits`, or checks that it has that many (an omitted count is 1). */
+  #ensureLock(permits: number): void {
     const lock = this.sql.one<{ permits: number }>("SELECT permits FROM _baton_lock WHERE id = 1");
     if (!lock) {
-      this.sql.run("INSERT INTO _baton_lock (id, permits, fence) VALUES (1, ?, 0)", permits ?? 1);
+      this.sql.run("INSERT INTO _baton_lock (id, permits, fence) VALUES (1, ?, 0)", permits);
       return;
     }
-    if (permits !== undefined && permits !== lock.permits) {
+    if (permits !== lock.permits) {
       throw new BatonError(
         "PERMITS_MISMATCH",
         `This lock has ${lock.permits} permit(s); the caller asked for ${permits}. Every caller of one lock must agree on its permits.`,
@@ -557,16 +563,14 @@ function checkAcquire(options: AcquireOptions): {
   owner: string;
   ttlMs: number;
   waitMs: number | undefined;
-  permits: number | undefined;
+  permits: number;
   waiterId: string | undefined;
 } {
   if (typeof options !== "object" || options === null) {
     invalidArgument("options", "must be { owner, ttl, wait?, permits?, waiterId? }", options);
   }
   const { owner, ttl, wait, permits, waiterId } = options;
-  if (typeof owner !== "string" || owner.length === 0 || owner.length > 256) {
-    invalidArgument("owner", "must be a string of 1 to 256 characters", owner);
-  }
+  checkId(owner, "owner");
   const ttlMs = checkTtl(ttl);
   let waitMs: number | undefined;
   if (wait !== undefined) {
@@ -580,13 +584,31 @@ function checkAcquire(options: AcquireOptions): {
   ) {
     invalidArgument("permits", `must be an integer from 1 to ${MAX_PERMITS}`, permits);
   }
-  if (
-    waiterId !== undefined &&
-    (typeof waiterId !== "string" || waiterId.length === 0 || waiterId.length > 256)
-  ) {
-    invalidArgument("waiterId", "must be a string of 1 to 256 characters", waiterId);
+  if (waiterId !== undefined) {
+    checkWaiter(waiterId);
+    if (waiterId === owner) {
+      invalidArgument(
+        "waiterId",
+        "must not be the owner: status() shows owners to everyone, and the waiter id claims the lease",
+        waiterId,
+      );
+    }
   }
-  return { owner, ttlMs, waitMs, permits, waiterId };
+  return { owner, ttlMs, waitMs, permits: permits ?? 1, waiterId };
+}
+
+/** Shortest waiter id: a waiter id is a secret (see {@link AcquireOptions.waiterId}). */
+const MIN_WAITER_ID = 16;
+
+function checkWaiter(waiterId: unknown): asserts waiterId is string {
+  checkId(waiterId, "waiterId");
+  if ((waiterId as string).length < MIN_WAITER_ID) {
+    invalidArgument(
+      "waiterId",
+      `is a secret that claims the lease: at least ${MIN_WAITER_ID} characters (use crypto.randomUUID()), never a predictable name`,
+      waiterId,
+    );
+  }
 }
 
 function checkLease(lease: Lease): void {

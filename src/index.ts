@@ -13,6 +13,7 @@
 export {
   CheckpointActor,
   type CheckpointVersion,
+  DEFAULT_KEEP,
   type LoadedCheckpoint,
   MAX_CHECKPOINT_TTL,
   type RedeemedToken,
@@ -53,19 +54,20 @@ export {
   type WorkflowNamed,
   type WorkflowsOf,
 } from "./clients/executions.ts";
-export {
-  BatonApi,
-  type Gateway,
-  type GatewayAuth,
-  type GatewayInfo,
-  type GatewayOptions,
-  type GatewaySubscription,
-  gateway,
-  type WorkflowApi,
-} from "./clients/gateway.ts";
+export { BatonApi, type WorkflowApi } from "./clients/gateway/api.ts";
+export type { GatewayAuth } from "./clients/gateway/auth.ts";
+export { type Gateway, type GatewayOptions, gateway } from "./clients/gateway/gateway.ts";
+export type {
+  GatewayOperation,
+  GatewayPolicy,
+  GatewayTarget,
+} from "./clients/gateway/policy.ts";
+export type { GatewayBindings, GatewayInfo } from "./clients/gateway/session.ts";
+export type { GatewaySubscription } from "./clients/gateway/subscription.ts";
+export type { GatewayLimits } from "./clients/gateway/transport.ts";
 export { ExecutionIndexClient, executionIndex } from "./clients/listing.ts";
 export { liveProgress } from "./clients/live.ts";
-export { LocksClient, locks } from "./clients/locks.ts";
+export { LocksClient, locks, type WorkflowLease } from "./clients/locks.ts";
 export {
   BatonService,
   CheckpointRef,
@@ -113,11 +115,13 @@ export {
   encodeSync,
   encodeText,
   isCompressed,
+  MAX_DECODED_BYTES,
 } from "./foundation/codec.ts";
-export { type Duration, parseDuration } from "./foundation/duration.ts";
+export { type Duration, MAX_DURATION_MS, parseDuration } from "./foundation/duration.ts";
 export {
   BatonError,
   type BatonErrorLike,
+  checkId,
   ERROR_CODES,
   type ErrorCode,
   type ErrorDetails,
@@ -131,6 +135,7 @@ export {
   type Transitions,
 } from "./foundation/fsm.ts";
 export { type Migration, runMigrations, schemaVersion } from "./foundation/migrations.ts";
+export { isReserved, RESERVED_PREFIXES } from "./foundation/reserved.ts";
 export { Scheduler } from "./foundation/scheduler/scheduler.ts";
 export {
   type ListTimersOptions,

@@ -5,15 +5,18 @@ import {
   runInDurableObject,
 } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
-import { checkpoints, isBatonError, resumeTokens } from "../src/index.ts";
+import { checkpoints, executions, isBatonError, resumeTokens } from "../src/index.ts";
 import {
   advance as advanceClock,
+  eventually,
+  executionStub,
   expectBatonError,
   randomBytes,
   uniqueName,
   waitingGreet,
 } from "./helpers.ts";
 import type { TestCheckpoints } from "./worker.ts";
+import { greet } from "./workflows.ts";
 
 const cp = () => checkpoints(env.Checkpoints);
 
@@ -201,8 +204,8 @@ describe("resume tokens", () => {
     await expectBatonError(tokens.redeem(token, { ok: false }), "INVALID_TOKEN");
   });
 
-  it("gives a token back when its execution has finished, and refuses a binding it cannot use", async () => {
-    const { id, run } = await waitingGreet("token-greet");
+  it("uses up a token whose execution has finished: a restarted run never receives it", async () => {
+    const { id, stub, run } = await waitingGreet("token-greet");
     const tokens = resumeTokens(env.Checkpoints);
     const token = await tokens.issue({
       executionId: id,
@@ -211,13 +214,54 @@ describe("resume tokens", () => {
     });
     await run.cancel();
     await expectBatonError(tokens.redeem(token, { ok: true }), "EXECUTION_FINISHED");
-    // Not spent: the same refusal again, not INVALID_TOKEN.
-    await expectBatonError(tokens.redeem(token, { ok: true }), "EXECUTION_FINISHED");
+    // Spent by that attempt: a restarted run of the same execution does not get it.
+    await stub.restart();
+    await expectBatonError(tokens.redeem(token, { ok: true }), "INVALID_TOKEN");
+    await advanceClock(stub, 1_000);
+    await eventually(
+      () => stub.status(),
+      (s) => s.status === "waiting" && s.run === 2,
+    );
+    expect((await stub.journal()).map((e) => `${e.name}:${e.status}`)).toEqual([
+      "hello:completed",
+      "pause:completed",
+      "approval:waiting",
+    ]);
     await expectBatonError(
       tokens.issue({ executionId: id, event: "approve", binding: "NoSuchBinding" }),
       "INVALID_ARGUMENT",
       /NoSuchBinding/,
     );
+    await run.cancel();
+  });
+
+  it("gives a token back when its execution refuses the payload for now", async () => {
+    // greet is asleep before its wait: events are buffered, and its buffer is full.
+    const { id, stub } = executionStub("token-full");
+    const run = await executions(env.TestExecutions).start(greet, { name: "F" }, { id });
+    await eventually(
+      () => run.status(),
+      (s) => s.status === "sleeping",
+    );
+    for (let i = 0; i < 1000; i++) await stub.sendEvent("unwanted", i);
+    const tokens = resumeTokens(env.Checkpoints);
+    const token = await tokens.issue({
+      executionId: id,
+      event: "approve",
+      binding: "TestExecutions",
+    });
+    await expectBatonError(tokens.redeem(token, { ok: true }), "LIMIT_EXCEEDED");
+    // Not spent: once the execution waits for it, the same token resumes it.
+    await advanceClock(stub, 1_000);
+    await eventually(
+      () => run.status(),
+      (s) => s.status === "waiting",
+    );
+    expect((await tokens.redeem(token, { ok: true })).executionId).toBe(id);
+    expect(await run.result({ timeout: "5s" })).toMatchObject({
+      ok: true,
+      value: { approved: true },
+    });
   });
 
   it("refuses forged, malformed and expired tokens, changing nothing", async () => {

@@ -1,8 +1,15 @@
 import { env } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
 import { executions } from "../src/index.ts";
-import { advance, eventually, executionStub, expectBatonError, probe } from "./helpers.ts";
-import { counted, forkable, forkEdges } from "./workflows.ts";
+import {
+  advance,
+  eventually,
+  executionStub,
+  expectBatonError,
+  probe,
+  uniqueName,
+} from "./helpers.ts";
+import { counted, forkable, forkEdges, limitedFork } from "./workflows.ts";
 
 const client = () => executions(env.TestExecutions);
 
@@ -66,5 +73,39 @@ describe("fork from an execution's checkpoint", () => {
     const forked = await client().fork(forkEdges, source.id, "edges", { id: target.id });
     expect(await forked.result({ timeout: "5s" })).toMatchObject({ ok: true, value: expected });
     expect(await p.stub.count("after")).toBe(2);
+  });
+
+  it("takes its own concurrency permit: it never runs on, nor gives back, its source's", async () => {
+    const p = probe();
+    const key = uniqueName("key");
+    const lock = env.Locks.getByName(`concurrency:limitedFork:1:${key}`);
+    const source = executionStub("fork-permit-src");
+    const original = await client().start(limitedFork, { probe: p.name, key }, { id: source.id });
+    await eventually(
+      () => p.stub.records("b"),
+      (r) => r.length === 1,
+    );
+    const target = executionStub("fork-permit-dst");
+    const forked = await client().fork(limitedFork, source.id, "mid", { id: target.id });
+    // The fork queues for the one permit the source holds.
+    await eventually(
+      () => lock.status(),
+      (s) => s.queue === 1,
+    );
+    expect((await lock.status()).holders).toHaveLength(1);
+    expect(await p.stub.records("b")).toHaveLength(1);
+    await p.stub.openGate(source.id);
+    expect((await original.result({ timeout: "5s" })).ok).toBe(true);
+    // The source gave its permit back; the fork got it and runs step b now.
+    await eventually(
+      () => p.stub.records("b"),
+      (r) => r.length === 2,
+    );
+    await p.stub.openGate(target.id);
+    expect(await forked.result({ timeout: "5s" })).toMatchObject({ ok: true, value: target.id });
+    await eventually(
+      () => lock.status(),
+      (s) => s.holders.length === 0 && s.queue === 0,
+    );
   });
 });

@@ -219,7 +219,7 @@ describe("Cap'n Web gateway", () => {
     expect(await api.locks.isLocked(lock)).toBe(true);
     if (got.acquired) await api.locks.release(lock, got.lease);
     expect((await api.locks.status(lock)).holders).toEqual([]);
-    expect(await api.locks.abandon(lock, "never-waited")).toEqual({ outcome: "none" });
+    expect(await api.locks.abandon(lock, crypto.randomUUID())).toEqual({ outcome: "none" });
     const scope = uniqueName("gw-cp");
     expect(await api.checkpoints.save(scope, "doc", { a: 1 })).toMatchObject({ version: 1 });
     expect((await api.checkpoints.load(scope, "doc")).value).toEqual({ a: 1 });
@@ -440,7 +440,7 @@ describe("Cap'n Web gateway", () => {
     expect(outcomes.filter((o) => o.status === "fulfilled")).toHaveLength(16);
     expect(refused).toHaveLength(1);
     expect((refused[0] as PromiseRejectedResult).reason).toMatchObject({
-      code: "INVALID_ARGUMENT",
+      code: "LIMIT_EXCEEDED",
     });
     // Closing one frees a place.
     const first = outcomes[0] as PromiseFulfilledResult<{ close(): void }>;

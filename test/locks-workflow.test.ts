@@ -78,7 +78,7 @@ describe("locks inside workflows", () => {
     for (const [i, id] of ids.entries()) {
       await client().start(limited, { probe: p.name, customer, tag: `k${i}` }, { id });
       await eventually(
-        () => locks(env.Locks).status(lockName),
+        () => env.Locks.getByName(lockName).status(),
         (s) => s.holders.length + s.queue === i + 1,
       );
     }
@@ -86,14 +86,14 @@ describe("locks inside workflows", () => {
       .get(ids[2] as string)
       .cancel(); // queued
     await eventually(
-      () => locks(env.Locks).status(lockName),
+      () => env.Locks.getByName(lockName).status(),
       (s) => s.queue === 0,
     );
     await client()
       .get(ids[1] as string)
       .cancel(); // running: its permit comes back
     await eventually(
-      () => locks(env.Locks).status(lockName),
+      () => env.Locks.getByName(lockName).status(),
       (s) => s.holders.length === 1,
     );
     // Both end cancelled (not failed: the permit step replays in cancel mode like any step).
@@ -109,7 +109,7 @@ describe("locks inside workflows", () => {
       .get(limited, ids[0] as string)
       .result({ timeout: "5s" });
     await eventually(
-      () => locks(env.Locks).status(lockName),
+      () => env.Locks.getByName(lockName).status(),
       (s) => s.holders.length === 0 && s.queue === 0,
     );
   });
@@ -121,7 +121,7 @@ describe("locks inside workflows", () => {
     for (const [i, id] of ids.entries()) {
       await client().start(limited, { probe: p.name, customer, tag: `t${i}` }, { id });
       await eventually(
-        () => locks(env.Locks).status(`concurrency:limited:2:${customer}`),
+        () => env.Locks.getByName(`concurrency:limited:2:${customer}`).status(),
         (s) => s.holders.length + s.queue === i + 1,
       );
     }
@@ -157,7 +157,7 @@ describe("locks inside workflows", () => {
     expect(order).toEqual(["t0", "t1", "t2", "t3", "t4"]);
     // Permits come back through a timer of each finished execution.
     const final = await eventually(
-      () => locks(env.Locks).status(`concurrency:limited:2:${customer}`),
+      () => env.Locks.getByName(`concurrency:limited:2:${customer}`).status(),
       (st) => st.holders.length === 0,
     );
     expect(final).toMatchObject({ permits: 2, holders: [], queue: 0, fence: 5 });

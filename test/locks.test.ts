@@ -183,7 +183,7 @@ describe("locks: the wait queue", () => {
 
   it("expires a granted-but-unclaimed lease on its TTL", async () => {
     const name = uniqueName("lock");
-    const waiterId = uniqueName("waiter");
+    const waiterId = crypto.randomUUID();
     const held = await client().acquire(name, { owner: "a", ttl: "1h" });
     if (!held.acquired) throw new Error("not acquired");
     // A waiter queued directly on the stub; its caller goes away.
@@ -244,7 +244,7 @@ describe("locks: callers that give up", () => {
 
   it("gives a re-used waiter id a fresh wait, not its old overdue timeout", async () => {
     const name = uniqueName("lock");
-    const waiterId = uniqueName("w");
+    const waiterId = crypto.randomUUID();
     const held = await client().acquire(name, { owner: "a", ttl: "1h" });
     if (!held.acquired) throw new Error("not acquired");
     const first = expectBatonError(
@@ -266,23 +266,24 @@ describe("locks: callers that give up", () => {
 
   it("withdraws a waiter, or releases what was granted to it, on abandon", async () => {
     const name = uniqueName("lock");
+    const [wb, wc] = [crypto.randomUUID(), crypto.randomUUID()];
     const held = await client().acquire(name, { owner: "a", ttl: "1h" });
     if (!held.acquired) throw new Error("not acquired");
     const gone = expectBatonError(
-      lockStub(name).acquire({ owner: "b", ttl: "1h", wait: "1h", waiterId: "wb" }),
+      lockStub(name).acquire({ owner: "b", ttl: "1h", wait: "1h", waiterId: wb }),
       "LOCK_TIMEOUT",
     );
-    const stays = lockStub(name).acquire({ owner: "c", ttl: "1h", wait: "1h", waiterId: "wc" });
+    const stays = lockStub(name).acquire({ owner: "c", ttl: "1h", wait: "1h", waiterId: wc });
     await eventually(
       () => client().status(name),
       (s) => s.queue === 2,
     );
-    expect(await client().abandon(name, "wb")).toBe("withdrawn");
+    expect(await client().abandon(name, wb)).toBe("withdrawn");
     await gone;
     await client().release(name, held.lease);
     expect(await stays).toMatchObject({ acquired: true, lease: { owner: "c" } });
-    expect(await client().abandon(name, "wc")).toBe("released");
-    expect(await client().abandon(name, "nobody")).toBe("none");
+    expect(await client().abandon(name, wc)).toBe("released");
+    expect(await client().abandon(name, crypto.randomUUID())).toBe("none");
     expect(await client().status(name)).toMatchObject({ holders: [], queue: 0 });
   });
 });

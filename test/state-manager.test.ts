@@ -1,6 +1,6 @@
 import { env, runDurableObjectAlarm } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
-import { checkpoints, type ExecutionState, StateManager } from "../src/index.ts";
+import { type ExecutionState, StateManager } from "../src/index.ts";
 import { eventually, expectBatonError, uniqueName, waitingGreet } from "./helpers.ts";
 
 function manager(executionId = uniqueName("exec")) {
@@ -94,7 +94,7 @@ describe("StateManager: state", () => {
     const state = manager();
     await state.save(initial(state.executionId));
     const scope = `state:${state.executionId}`;
-    const before = await checkpoints(env.Checkpoints).history(scope, "$state");
+    const before = await env.Checkpoints.getByName(scope).history("$state");
     await expect(
       state.transaction((s) => {
         s.memberOutputs?.set("payment", { id: "ch_1" });
@@ -102,7 +102,7 @@ describe("StateManager: state", () => {
         throw new Error("payment provider down");
       }),
     ).rejects.toThrow("payment provider down");
-    expect(await checkpoints(env.Checkpoints).history(scope, "$state")).toEqual(before);
+    expect(await env.Checkpoints.getByName(scope).history("$state")).toEqual(before);
     expect(await state.load()).toEqual(initial(state.executionId));
     const after = await state.transaction((s) => {
       s.memberOutputs?.set("payment", { id: "ch_1" });
@@ -192,6 +192,33 @@ describe("StateManager: pause and resume", () => {
     });
     await expectBatonError(state.resume(token, { ok: false }), "INVALID_TOKEN");
     await expectBatonError(state.resume("bt_not-a-token", {}), "INVALID_TOKEN");
+  });
+
+  it("refuses another execution's token: it stays unused, and its own execution still gets it", async () => {
+    const a = await waitingGreet("sm-a", "A");
+    const b = await waitingGreet("sm-b", "B");
+    const forA = new StateManager<ExecutionState>({
+      env,
+      executionId: a.id,
+      bindings: { executions: "TestExecutions" },
+    });
+    const forB = new StateManager<ExecutionState>({
+      env,
+      executionId: b.id,
+      bindings: { executions: "TestExecutions" },
+    });
+    const tokenForB = await forB.pause({ member: "approval", event: "approve" });
+    await expectBatonError(forA.resume(tokenForB, { ok: true }), "INVALID_TOKEN");
+    // Nothing reached either execution; B's own manager redeems the token as usual.
+    expect((await a.run.status()).status).toBe("waiting");
+    expect((await b.run.status()).status).toBe("waiting");
+    await forB.resume(tokenForB, { ok: false });
+    expect(await b.run.result({ timeout: "5s" })).toMatchObject({
+      ok: true,
+      value: { approved: false },
+    });
+    expect((await a.run.status()).status).toBe("waiting");
+    await a.run.cancel();
   });
 
   it("rejects bad options, and wraps storage failures as STORAGE_ERROR", async () => {

@@ -23,7 +23,7 @@ import {
   type TimerInfo,
   type When,
 } from "../src/index.ts";
-import { allWorkflows, codeVariant, liveActors } from "./workflows.ts";
+import { allWorkflows, codeVariant, greet, liveActors } from "./workflows.ts";
 
 export { Orders, Payments, Reminders };
 
@@ -499,6 +499,8 @@ function withTestClock<B extends ActorClass>(Base: B) {
 export class TestExecutions extends withTestClock(ExecutionActor<Env>) {
   readonly workflows = allWorkflows;
   protected override readonly childBinding = "TestExecutions";
+  /** Low, so a test can reach the cap of live subscribers per execution. */
+  protected override readonly maxLiveSubscribers = 20;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
@@ -510,6 +512,11 @@ export class TestExecutions extends withTestClock(ExecutionActor<Env>) {
     return this.timers
       .list()
       .map((t) => ({ kind: t.kind, key: t.key, dueAt: t.dueAt, state: t.state }));
+  }
+
+  /** Callers waiting in this actor for the execution's end. */
+  resultWaits(): number {
+    return this.pendingResultWaits();
   }
 
   /** Simulates deploying changed workflow code (read by the `shape` workflow). */
@@ -652,12 +659,60 @@ const hookGateway = gateway({
 });
 export type TestApi = BatonApi<typeof allWorkflows>;
 
+/**
+ * A multi-tenant gateway: the principal is the tenant (header `X-Tenant`), which reaches only
+ * executions, locks and checkpoint scopes whose names start with `<tenant>/`, and lists only
+ * with that `idPrefix`. Small budgets, so the tests reach them.
+ */
+const tenantGateway = gateway({
+  workflows: allWorkflows,
+  auth: { authorize: (request) => request.headers.get("X-Tenant") || false },
+  can: async (tenant, operation, target) => {
+    // An asynchronous policy that takes a varying time (as a lookup would): the gateway must
+    // keep a session's writes in order all the same.
+    await new Promise((resolve) => setTimeout(resolve, Math.random() * 4));
+    const mine = `${tenant}/`;
+    if (target.kind === "execution") {
+      // Executions under "<tenant>/write-only/" may be started but not read.
+      if (operation === "execution.result" && target.id.startsWith(`${mine}write-only/`)) {
+        return false;
+      }
+      return target.id.startsWith(mine);
+    }
+    if (target.kind === "list") return target.query.idPrefix === mine;
+    if (target.kind === "lock") return target.name.startsWith(mine);
+    return target.scope.startsWith(mine);
+  },
+  limits: {
+    callsPerBatch: 5,
+    callsPerSession: 30,
+    responseBytesPerBatch: 256 * 1024,
+    responseBytesPerSession: 512 * 1024,
+    pendingResultsPerSession: 2,
+    maxResultWait: "300ms",
+  },
+  bindings: { executions: "TestExecutions" },
+  path: "/tenant/rpc",
+  livePrefix: "/tenant",
+});
+/** A gateway that serves one workflow, `greet`: the defaults refuse every other one. */
+const greetGateway = gateway({
+  workflows: [greet],
+  auth: { secret: "TEST_TOKEN" },
+  bindings: { executions: "TestExecutions" },
+  path: "/greet/rpc",
+  livePrefix: "/greet",
+});
+export type GreetApi = BatonApi<[typeof greet]>;
+
 // The test gateways, then the dev Worker's routes, so tests can call them through SELF.
 export default {
   async fetch(request: Request, env: Env): Promise<Response> {
     return (
       (await testGateway.fetch(request, env)) ??
       (await hookGateway.fetch(request, env)) ??
+      (await tenantGateway.fetch(request, env)) ??
+      (await greetGateway.fetch(request, env)) ??
       devWorker.fetch(request, env as never)
     );
   },

@@ -234,6 +234,52 @@ export const lockedWork = workflow(
   },
 );
 
+/** Step secrets: `s1` fails its first attempt, so its two attempts show the secret twice. */
+export const secrets = workflow("secrets", async (_input: Record<string, never>, step) => {
+  const seen: string[] = [];
+  await step.do(
+    "s1",
+    { retries: { limit: 1, delay: "1 second", backoff: "constant" } },
+    async (attempt) => {
+      seen.push(await attempt.secret());
+      if (attempt.attempt === 1) throw new Error("retry once");
+      return true;
+    },
+  );
+  const other = await step.do("s2", async (attempt) => attempt.secret());
+  return { first: seen[0] ?? "", again: seen[1] ?? "", other };
+});
+
+/**
+ * Fails with an error message far over SQLite's row limit: quoting the event it waited for, from
+ * a step (`where: "step"`) or from the workflow's own code (`"body"`).
+ */
+export const hugeError = workflow("hugeError", async (input: { where: "step" | "body" }, step) => {
+  const event = await step.waitForEvent<{ size: number }>("data", { type: "data" });
+  const message = `bad input: ${"x".repeat(event.payload.size)}`;
+  if (input.where === "body") throw new Error(message);
+  return step.do("parse", async () => {
+    throw new NonRetryableError(message);
+  });
+});
+
+/** `n` steps that each return `bytes` random bytes (big journal outputs). */
+export const bigOutputs = workflow(
+  "bigOutputs",
+  async (input: { n: number; bytes: number }, step) => {
+    for (let i = 0; i < input.n; i++) {
+      await step.do(`big${i}`, async () => {
+        const out = new Uint8Array(input.bytes);
+        for (let j = 0; j < out.length; j += 65_536) {
+          crypto.getRandomValues(out.subarray(j, j + 65_536));
+        }
+        return out;
+      });
+    }
+    return input.n;
+  },
+);
+
 /** At most two running executions per customer. */
 export const limited = workflow(
   "limited",
@@ -250,6 +296,21 @@ export const limited = workflow(
       await probe(ctx.env, input.probe).waitGate(input.tag);
       return input.tag;
     }),
+);
+
+/** One running execution per key, with a checkpoint mid-way (forks take their own permit). */
+export const limitedFork = workflow(
+  "limitedFork",
+  { concurrency: { limit: 1, key: (input: { key: string }) => input.key, binding: "Locks" } },
+  async (input: { probe: string; key: string }, step, ctx) => {
+    await step.do("a", () => 1);
+    await step.checkpoint("mid");
+    return step.do("b", async () => {
+      await probe(ctx.env, input.probe).record("b", { id: ctx.executionId });
+      await probe(ctx.env, input.probe).waitGate(ctx.executionId);
+      return ctx.executionId;
+    });
+  },
 );
 
 /** Ten counted steps with a checkpoint after the fifth. */
@@ -521,6 +582,10 @@ export const allWorkflows = [
   forkable,
   lockedWork,
   limited,
+  secrets,
+  limitedFork,
+  hugeError,
+  bigOutputs,
   defaults,
   gatedLast,
   greet,

@@ -2,9 +2,11 @@ import {
   type ExecutionRow,
   LIFECYCLE,
   type LifecycleEvent,
+  NEW_SECRET_SQL,
   type StoredStatus,
 } from "../../src/execution/schema.ts";
-import { BatonError, invalidArgument } from "../../src/foundation/errors.ts";
+import { type Duration, parseDuration } from "../../src/foundation/duration.ts";
+import { BatonError, checkId, invalidArgument } from "../../src/foundation/errors.ts";
 import type { MachineDefinition } from "../../src/foundation/fsm.ts";
 import type { Sql } from "../../src/foundation/sql.ts";
 import type { AnyWorkflow } from "../../src/workflow/workflow.ts";
@@ -14,6 +16,24 @@ export const MAX_ID = 256;
 
 /** Retention of a finished execution unless its workflow or its start says otherwise. */
 export const DEFAULT_RETENTION = "7 days";
+/** Shortest retention: a finished execution stays readable (status, result, journal) this long. */
+export const MIN_RETENTION_MS = 60_000;
+/** Longest retention: one year. */
+export const MAX_RETENTION_MS = 365 * 86_400_000;
+
+/**
+ * A retention in ms, from {@link MIN_RETENTION_MS} (1 minute) to {@link MAX_RETENTION_MS}
+ * (365 days).
+ *
+ * @throws BatonError `INVALID_DURATION` (not a duration) or `INVALID_ARGUMENT` (out of bounds).
+ */
+export function retentionMs(retention: Duration): number {
+  const ms = parseDuration(retention);
+  if (ms < MIN_RETENTION_MS || ms > MAX_RETENTION_MS) {
+    invalidArgument("retention", "must be from 1 minute to 365 days", retention);
+  }
+  return ms;
+}
 
 /**
  * The execution's lifecycle machine: its state is the execution row's own `status` column, and
@@ -57,8 +77,8 @@ export function insertExecution(sql: Sql, row: NewExecution): void {
   sql.run(
     `INSERT INTO _baton_execution (id, execution_id, workflow, version, mode, status, input,
        input_digest, total_steps, retention_ms, created_at, updated_at, parent_id, parent_seq,
-       parent_binding)
-     VALUES (1, ?, ?, ?, ?, 'pending', ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+       parent_binding, secret)
+     VALUES (1, ?, ?, ?, ?, 'pending', ?, ?, ?, ?, ?, ?, ?, ?, ?, ${NEW_SECRET_SQL})`,
     row.id,
     row.workflow,
     row.version,
@@ -102,17 +122,15 @@ export async function validateInput(wf: AnyWorkflow, input: unknown): Promise<un
  * @throws BatonError `INVALID_ARGUMENT`.
  */
 export function checkExecutionId(id: unknown, name: string | undefined): string {
-  if (typeof id !== "string" || id.length === 0 || id.length > MAX_ID) {
-    invalidArgument("id", `must be a string of 1 to ${MAX_ID} characters`, id);
-  }
-  if (name !== undefined && name !== id) {
+  const checked = checkId(id, "id", MAX_ID);
+  if (name !== undefined && name !== checked) {
     invalidArgument(
       "id",
       `must be this actor's name ("${name}"); get the stub with getByName(id)`,
       id,
     );
   }
-  return id;
+  return checked;
 }
 
 /** `EXECUTION_NOT_FOUND` for the actor with this id. */

@@ -22,6 +22,8 @@ export interface LiveSource {
   readOutput(): Promise<unknown>;
   info(row: ExecutionRow): ExecutionInfo;
   now(): number;
+  /** Most subscribers at once (a global cap per execution, across every gateway and route). */
+  maxSubscribers(): number;
 }
 
 /**
@@ -58,6 +60,16 @@ export class LiveChannel {
           message: "No such execution: it was never started, or its retention ran out.",
         },
         { status: 404 },
+      );
+    }
+    const max = this.#source.maxSubscribers();
+    if (this.#ctx.getWebSockets(LIVE_TAG).length >= max) {
+      return Response.json(
+        {
+          code: "LIMIT_EXCEEDED",
+          message: `This execution already has ${max} live subscribers, the most it takes; try again later.`,
+        },
+        { status: 429 },
       );
     }
     // Ended already: build its terminal event first, then (if it is still ended) accept, send

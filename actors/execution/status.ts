@@ -68,7 +68,16 @@ export function parseError(text: string | null): ExecutionError {
   return JSON.parse(text) as ExecutionError;
 }
 
-/** Journal entries from position `from`, at most `limit`, with completed steps' outputs. */
+/**
+ * Most output bytes one journal page carries (encoded, before compression): a page ends early
+ * (after at least one entry) rather than pass it. Page on from the last entry's `seq` + 1.
+ */
+export const JOURNAL_PAGE_BYTES = 8 * 1024 * 1024;
+
+/**
+ * Journal entries from position `from`: at most `limit`, and no more outputs than
+ * {@link JOURNAL_PAGE_BYTES} (at least one entry), with completed steps' outputs.
+ */
 export async function readJournal(
   sql: Sql,
   blobs: Blobs,
@@ -81,6 +90,7 @@ export async function readJournal(
     limit,
   );
   const entries: JournalEntry[] = [];
+  let bytes = 0;
   for (const row of rows) {
     const entry: JournalEntry = {
       seq: row.seq,
@@ -94,7 +104,18 @@ export async function readJournal(
       eventType: row.event_type,
     };
     if (row.status === "completed" && row.output !== null) {
-      entry.output = (await blobs.readStepOutput(row)) as Value;
+      let output: { value: unknown; bytes: number } | undefined;
+      try {
+        output = await blobs.readStepOutputSized(row);
+      } catch {
+        // One unreadable output must not make the whole journal unreadable.
+        entry.outputOmitted = true;
+      }
+      if (output) {
+        bytes += output.bytes;
+        if (bytes > JOURNAL_PAGE_BYTES && entries.length > 0) break;
+        entry.output = output.value as Value;
+      }
     }
     if (row.error) entry.error = JSON.parse(row.error);
     entries.push(entry);

@@ -3,19 +3,27 @@
  * the examples:
  *
  * - `GET /` — JSON: the bound actors and the routes below.
+ * - `/rpc` — the Cap'n Web gateway (WebSocket or HTTP batch) serving the order workflow, locks,
+ *   checkpoints and listing to browsers and Node (examples/node-client); token `BATON_TOKEN`
+ *   (`npm run dev` passes `dev-token`; deployed, a secret).
+ * - `GET /executions/:id/live` — an execution's live progress (WebSocket), same token.
+ *
+ * Local examples of the typed client inside a Worker (REST, JSON). They are open only when the
+ * Worker runs locally: `npm run dev` passes `--var BATON_LOCAL_DEV:true`, which is never in
+ * wrangler.toml, so a copy deployed with `wrangler deploy` answers them only with the token
+ * (`Authorization: Bearer <BATON_TOKEN>`), and 401 without it.
+ *
  * - `POST /reminders/:user` with JSON `{ "text": "...", "after": "30s" }` — add a reminder.
  * - `GET /reminders/:user` — list a user's reminders.
  * - `POST /orders` with JSON `{ orderId, items, amount }` — start the order workflow.
  * - `GET /orders/:id`, `GET /orders/:id/journal`, `GET /orders/:id/result` — follow it.
  * - `POST /orders/:id/approve` with JSON `{ approved, by }` — send the approval event.
- * - `/rpc` — the Cap'n Web gateway (WebSocket or HTTP batch) serving the order workflow, locks,
- *   checkpoints and listing to browsers and Node (examples/node-client); token `BATON_TOKEN`
- *   (`npm run dev` passes `dev-token`; deployed, a secret).
- * - `GET /executions/:id/live` — an execution's live progress (WebSocket), same token.
  */
 import {
   type BatonApi,
+  BatonError,
   type CheckpointActor,
+  checkId,
   type ExecutionIndex,
   executions,
   gateway,
@@ -42,6 +50,8 @@ export interface Env {
   ExecutionIndex: DurableObjectNamespace<ExecutionIndex>;
   /** The gateway's token (`npm run dev` passes a local value; a secret in production). */
   BATON_TOKEN: string;
+  /** `"true"` only under `npm run dev` (a command-line var): opens the local example routes. */
+  BATON_LOCAL_DEV?: string;
 }
 
 /** The Cap'n Web gateway: the order workflow, locks, checkpoints and listing, behind a token. */
@@ -74,40 +84,24 @@ export default {
     if (served) return served;
     try {
       if (url.pathname === "/" && request.method === "GET") {
-        return Response.json({ name: "baton-dev", actors: boundActors(env), routes: ROUTES });
+        return Response.json({
+          name: "baton-dev",
+          local: env.BATON_LOCAL_DEV === "true",
+          actors: boundActors(env),
+          routes: ROUTES,
+        });
       }
-      const reminders = /^\/reminders\/([\w.-]{1,64})$/.exec(url.pathname);
-      if (reminders?.[1]) {
-        const stub = env.Reminders.getByName(reminders[1]);
-        if (request.method === "GET") return Response.json(await stub.list());
-        if (request.method === "POST") {
-          const body = (await request.json()) as { text?: unknown; after?: unknown };
-          return Response.json(await stub.add(String(body.text ?? ""), String(body.after ?? "")), {
-            status: 201,
-          });
-        }
+      if (!(await localOrToken(request, env))) {
+        return Response.json(
+          {
+            code: "UNAUTHORIZED",
+            message:
+              "The example routes are open only under `npm run dev`; elsewhere send Authorization: Bearer <BATON_TOKEN>.",
+          },
+          { status: 401 },
+        );
       }
-      // The REST routes show the typed client inside a Worker, for local development: they
-      // check no caller. A deployed Worker puts its own authentication in front of such routes
-      // (the gateway above has it built in).
-      const orders = executions(env.Orders);
-      if (url.pathname === "/orders" && request.method === "POST") {
-        const order = (await request.json()) as Order;
-        const run = await orders.start(orderFlow, order, { id: String(order.orderId) });
-        return Response.json(await run.status(), { status: 201 });
-      }
-      const order = /^\/orders\/([\w.-]{1,64})(\/journal|\/result|\/approve)?$/.exec(url.pathname);
-      if (order?.[1]) {
-        const run = orders.get(orderFlow, order[1]);
-        const action = order[2];
-        if (!action && request.method === "GET") return Response.json(await run.status());
-        if (action === "/journal") return Response.json(await run.journal());
-        if (action === "/result") return Response.json(await run.result({ timeout: "10s" }));
-        if (action === "/approve" && request.method === "POST") {
-          return Response.json(await run.sendEvent("approve", await request.json()));
-        }
-      }
-      return Response.json({ error: "not found", routes: ROUTES }, { status: 404 });
+      return await examples(request, env, url);
     } catch (error) {
       if (isBatonError(error)) {
         const status = error.code.endsWith("NOT_FOUND")
@@ -117,10 +111,84 @@ export default {
             : 400;
         return Response.json({ code: error.code, message: error.message }, { status });
       }
-      throw error;
+      // Logged here; the caller gets no stack trace.
+      console.error("baton-dev: a route failed", error);
+      return Response.json(
+        { error: "internal", message: "The request failed; see the Worker's log." },
+        { status: 500 },
+      );
     }
   },
 } satisfies ExportedHandler<Env>;
+
+/** The local example routes (REST over the typed clients). */
+async function examples(request: Request, env: Env, url: URL): Promise<Response> {
+  const reminders = /^\/reminders\/([\w.-]{1,64})$/.exec(url.pathname);
+  if (reminders?.[1]) {
+    const stub = env.Reminders.getByName(reminders[1]);
+    if (request.method === "GET") return Response.json(await stub.list());
+    if (request.method === "POST") {
+      const body = await readJson<{ text?: unknown; after?: unknown }>(request);
+      if (typeof body.text !== "string" || typeof body.after !== "string") {
+        throw new BatonError("INVALID_ARGUMENT", 'Send { "text": "...", "after": "30s" }.');
+      }
+      return Response.json(await stub.add(body.text, body.after), { status: 201 });
+    }
+  }
+  const orders = executions(env.Orders);
+  if (url.pathname === "/orders" && request.method === "POST") {
+    const order = await readJson<Partial<Order>>(request);
+    // The id comes from the body: check it before it names an execution ("undefined" is not one).
+    const id = checkId(order.orderId, "orderId", 64);
+    const run = await orders.start(orderFlow, order as Order, { id });
+    return Response.json(await run.status(), { status: 201 });
+  }
+  const order = /^\/orders\/([\w.-]{1,64})(\/journal|\/result|\/approve)?$/.exec(url.pathname);
+  if (order?.[1]) {
+    const run = orders.get(orderFlow, order[1]);
+    const action = order[2];
+    if (!action && request.method === "GET") return Response.json(await run.status());
+    if (action === "/journal") return Response.json(await run.journal());
+    if (action === "/result") return Response.json(await run.result({ timeout: "10s" }));
+    if (action === "/approve" && request.method === "POST") {
+      const approval = await readJson<{ approved?: unknown; by?: unknown }>(request);
+      if (typeof approval.approved !== "boolean" || typeof approval.by !== "string") {
+        throw new BatonError("INVALID_ARGUMENT", 'Send { "approved": true|false, "by": "name" }.');
+      }
+      return Response.json(
+        await run.sendEvent("approve", { approved: approval.approved, by: approval.by }),
+      );
+    }
+  }
+  return Response.json({ error: "not found", routes: ROUTES }, { status: 404 });
+}
+
+/** The example routes are open under `npm run dev`; elsewhere they need the gateway's token. */
+async function localOrToken(request: Request, env: Env): Promise<boolean> {
+  if (env.BATON_LOCAL_DEV === "true") return true;
+  const token = /^Bearer\s+(\S+)$/i.exec(request.headers.get("Authorization") ?? "")?.[1];
+  if (!token || !env.BATON_TOKEN) return false;
+  const encoder = new TextEncoder();
+  const [a, b] = await Promise.all([
+    crypto.subtle.digest("SHA-256", encoder.encode(token)),
+    crypto.subtle.digest("SHA-256", encoder.encode(env.BATON_TOKEN)),
+  ]);
+  return crypto.subtle.timingSafeEqual(a, b);
+}
+
+/** The request's JSON body, or `INVALID_ARGUMENT` (a 400) when it is not a JSON object. */
+async function readJson<T>(request: Request): Promise<T> {
+  let body: unknown;
+  try {
+    body = await request.json();
+  } catch {
+    throw new BatonError("INVALID_ARGUMENT", "The request body must be JSON.");
+  }
+  if (typeof body !== "object" || body === null || Array.isArray(body)) {
+    throw new BatonError("INVALID_ARGUMENT", "The request body must be a JSON object.");
+  }
+  return body as T;
+}
 
 /** Names of the Durable Object namespaces bound to this Worker. */
 function boundActors(env: Env): string[] {

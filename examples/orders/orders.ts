@@ -1,4 +1,5 @@
 import { DurableObject } from "cloudflare:workers";
+import { z } from "zod";
 import { ExecutionActor, NonRetryableError, workflow } from "../../src/index.ts";
 
 export interface OrdersEnv {
@@ -6,11 +7,13 @@ export interface OrdersEnv {
   Payments: DurableObjectNamespace<Payments>;
 }
 
-export interface Order {
-  orderId: string;
-  items: string[];
-  amount: number;
-}
+/** An order as the workflow takes it (checked at start: a bad one is `INVALID_INPUT`). */
+export const Order = z.object({
+  orderId: z.string().regex(/^[\w.-]{1,64}$/, "letters, digits, _ . - (1 to 64)"),
+  items: z.array(z.string().min(1).max(200)).min(1).max(100),
+  amount: z.number().nonnegative().max(1_000_000),
+});
+export type Order = z.infer<typeof Order>;
 
 /**
  * reserve → wait for approval → charge (with the step's idempotency key) → ship.
@@ -18,8 +21,8 @@ export interface Order {
  */
 export const orderFlow = workflow(
   "order",
-  { retries: { limit: 3, delay: "1 second", backoff: "exponential" } },
-  async (order: Order, step, ctx) => {
+  { input: Order, retries: { limit: 3, delay: "1 second", backoff: "exponential" } },
+  async (order, step, ctx) => {
     const env = ctx.env as OrdersEnv;
     const reservation = await step.do(
       "reserve",

@@ -8,7 +8,8 @@ import type {
 import type { Value } from "../execution/types.ts";
 import { base64url, sha256Hex } from "../foundation/bindings.ts";
 import { type Duration, parseDuration } from "../foundation/duration.ts";
-import { BatonError, invalidArgument } from "../foundation/errors.ts";
+import { BatonError, checkId, invalidArgument } from "../foundation/errors.ts";
+import { checkNotReserved } from "../foundation/reserved.ts";
 import { connector } from "./executions.ts";
 
 type Stub = DurableObjectStub<CheckpointActor>;
@@ -19,12 +20,20 @@ type Stub = DurableObjectStub<CheckpointActor>;
  */
 export class CheckpointsClient {
   readonly #connect: (scope: string) => Stub;
+  readonly #access: symbol | undefined;
 
-  /** `target`: a Checkpoint actor namespace, or a {@link BatonService} reached by a service binding. */
+  /**
+   * `target`: a Checkpoint actor namespace, or a {@link BatonService} reached by a service
+   * binding. Scopes Baton keeps for itself (`state:`, `resume-tokens:`, `baton:` ...) are refused
+   * with `FORBIDDEN`.
+   */
   constructor(
     target: DurableObjectNamespace<CheckpointActor> | { checkpointScope(scope: string): unknown },
+    /** Baton's own code passes its private access token here; users pass nothing. */
+    access?: symbol,
   ) {
     this.#connect = connector<Stub>(target, "checkpointScope");
+    this.#access = access;
   }
 
   /** Saves a new version (see {@link CheckpointActor.save}); `CONFLICT` on a stale `expectedVersion`. */
@@ -51,9 +60,16 @@ export class CheckpointsClient {
     return (await this.#stub(scope).list()) as CheckpointVersion[];
   }
 
-  /** Every stored version of `name`, oldest first. */
-  async history(scope: string, name: string): Promise<CheckpointVersion[]> {
-    return (await this.#stub(scope).history(name)) as CheckpointVersion[];
+  /**
+   * The stored versions of `name`, oldest first, a page at a time (from `fromVersion`, up to
+   * `limit`: default 100, at most 1000).
+   */
+  async history(
+    scope: string,
+    name: string,
+    options: { fromVersion?: number; limit?: number } = {},
+  ): Promise<CheckpointVersion[]> {
+    return (await this.#stub(scope).history(name, options)) as CheckpointVersion[];
   }
 
   /** Deletes every version of `name`; returns how many. */
@@ -62,10 +78,8 @@ export class CheckpointsClient {
   }
 
   #stub(scope: string): Stub {
-    if (typeof scope !== "string" || scope.length === 0 || scope.length > 256) {
-      invalidArgument("Checkpoint scope", "must be a string of 1 to 256 characters", scope);
-    }
-    return this.#connect(scope);
+    const checked = checkId(scope, "Checkpoint scope");
+    return this.#connect(checkNotReserved(checked, "Checkpoint scope", this.#access));
   }
 }
 
@@ -125,9 +139,7 @@ export class ResumeTokens {
    * ```
    */
   async issue(options: IssueOptions): Promise<string> {
-    if (typeof options?.executionId !== "string" || options.executionId.length === 0) {
-      invalidArgument("executionId", "must be a non-empty string", options?.executionId);
-    }
+    checkId(options?.executionId, "executionId");
     if (typeof options.event !== "string" || !/^[\w.:/-]{1,128}$/.test(options.event)) {
       invalidArgument(
         "event",
@@ -155,14 +167,28 @@ export class ResumeTokens {
    * Redeems `token` once with `payload`: its execution receives `payload` as the event it waits
    * for (delivered by a retried timer, so it is never lost). Returns what the token was for.
    *
-   * @throws BatonError `INVALID_TOKEN` for a malformed, unknown, used or expired token.
+   * With `options.executionId`, a token for another execution is refused (`INVALID_TOKEN`)
+   * and stays unused. A token whose execution has finished or is gone is used up by the
+   * attempt (a later restart of that execution never receives it).
+   *
+   * @throws BatonError `INVALID_TOKEN` for a malformed, unknown, used or expired token (or one
+   *   for another execution); `EXECUTION_FINISHED` / `EXECUTION_NOT_FOUND` when its execution
+   *   can no longer take it.
    */
-  async redeem(token: string, payload?: Value): Promise<RedeemedToken> {
+  async redeem(
+    token: string,
+    payload?: Value,
+    options: { executionId?: string } = {},
+  ): Promise<RedeemedToken> {
     if (typeof token !== "string" || !/^bt_[A-Za-z0-9_-]{43}$/.test(token)) {
       throw new BatonError("INVALID_TOKEN", "This resume token is not valid: it is malformed.");
     }
     const hash = await sha256Hex(token);
-    return (await this.#stub(hash).redeemToken(hash, payload)) as RedeemedToken;
+    return (await this.#stub(hash).redeemToken(
+      hash,
+      payload,
+      options?.executionId === undefined ? {} : { executionId: options.executionId },
+    )) as RedeemedToken;
   }
 
   #stub(hash: string): Stub {

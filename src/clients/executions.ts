@@ -8,7 +8,7 @@ import type {
   Value,
 } from "../execution/types.ts";
 import type { Duration } from "../foundation/duration.ts";
-import { BatonError, invalidArgument } from "../foundation/errors.ts";
+import { BatonError, checkId, invalidArgument } from "../foundation/errors.ts";
 import type { AnyWorkflow, InputOf, OutputOf } from "../workflow/workflow.ts";
 
 /** The workflows an Execution actor class registers (from its `workflows` list). */
@@ -242,17 +242,19 @@ export class ExecutionsClient<W extends AnyWorkflow> {
   get<F extends W>(workflow: F, id: string): ExecutionHandle<OutputOf<F>>;
   get(id: string): ExecutionHandle;
   get(workflowOrId: AnyWorkflow | string, maybeId?: string): ExecutionHandle<never> {
-    const id = typeof workflowOrId === "string" ? workflowOrId : (maybeId as string);
+    const id = checkId(typeof workflowOrId === "string" ? workflowOrId : maybeId, "Execution id");
     return new ExecutionHandle(() => this.#stub(id), id);
   }
 
   /** A handle to report a tracked execution. */
   tracked(id: string): TrackedExecution {
+    checkId(id, "Execution id");
     return new TrackedExecution(() => this.#stub(id), id);
   }
 
+  /** The execution's stub; a malformed id is refused before it can reach another object. */
   #stub(id: string): Stub {
-    return this.#connect(typeof id === "string" ? id : String(id));
+    return this.#connect(checkId(id, "Execution id"));
   }
 }
 

@@ -1,3 +1,5 @@
+import { checkId } from "../foundation/errors.ts";
+
 /**
  * Forwards a WebSocket upgrade request to execution `id`'s live progress (a Worker route).
  * Authenticate the request before calling it. Answers 426 without `Upgrade: websocket`, and 404
@@ -17,12 +19,11 @@ export async function liveProgress(
   >,
   id: string,
 ): Promise<Response> {
-  if (typeof id !== "string" || id.length === 0 || id.length > 256) {
+  try {
+    checkId(id, "The execution id");
+  } catch (error) {
     return Response.json(
-      {
-        code: "INVALID_ARGUMENT",
-        message: "The execution id must be a string of 1 to 256 characters.",
-      },
+      { code: "INVALID_ARGUMENT", message: (error as Error).message },
       { status: 400 },
     );
   }

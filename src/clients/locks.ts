@@ -6,11 +6,18 @@ import type {
   LockStatus,
 } from "../../actors/lock-actor.ts";
 import { type Duration, parseDuration } from "../foundation/duration.ts";
-import { BatonError, invalidArgument, isBatonError } from "../foundation/errors.ts";
+import { BatonError, checkId, isBatonError } from "../foundation/errors.ts";
+import { checkNotReserved } from "../foundation/reserved.ts";
 import type { Step } from "../workflow/workflow.ts";
 import { connector } from "./executions.ts";
 
 type Stub = DurableObjectStub<LockActor>;
+
+/**
+ * A lease held inside a workflow (see {@link LocksClient.inWorkflow}): the fence to send to the
+ * systems you write, its expiry and owner. Its token stays out of the journal, so it is not here.
+ */
+export type WorkflowLease = Omit<Lease, "token">;
 
 /** How many times a waiting `acquire` re-attaches after a broken connection. */
 const REATTACH_LIMIT = 20;
@@ -24,10 +31,20 @@ const REATTACH_LIMIT = 20;
  */
 export class LocksClient {
   readonly #connect: (name: string) => Stub;
+  readonly #access: symbol | undefined;
 
-  /** `target`: a Lock actor namespace, or a {@link BatonService} reached by a service binding. */
-  constructor(target: DurableObjectNamespace<LockActor> | { lock(name: string): unknown }) {
+  /**
+   * `target`: a Lock actor namespace, or a {@link BatonService} reached by a service binding.
+   * Lock names Baton keeps for itself (`concurrency:`, `state:`, `baton:` ...) are refused with
+   * `FORBIDDEN`.
+   */
+  constructor(
+    target: DurableObjectNamespace<LockActor> | { lock(name: string): unknown },
+    /** Baton's own code passes its private access token here; users pass nothing. */
+    access?: symbol,
+  ) {
     this.#connect = connector<Stub>(target, "lock");
+    this.#access = access;
   }
 
   /**
@@ -167,10 +184,13 @@ export class LocksClient {
   /**
    * Runs `fn` under lock `name` inside a workflow: acquiring and releasing are journaled steps,
    * so a replay neither re-acquires nor leaks the lock. The waiter id is the acquire step's
-   * idempotency key, so an acquire interrupted by a crash re-attaches to its place in the queue.
-   * A lease that ran out while `fn` ran is not an error at release. Pick a `ttl` that covers
-   * the guarded steps: if the execution is cancelled inside `fn`, the release step never runs
-   * and the lock frees itself when the lease's TTL runs out.
+   * secret (`attempt.secret()`: unguessable, stable across retries), so an acquire interrupted by
+   * a crash re-attaches to its place in the queue and nobody else can claim its lease. The
+   * journal keeps the lease without its token (the fence, the expiry, the owner): whoever may
+   * read the journal cannot release or renew it; the release step proves the waiter secret
+   * instead. A lease that ran out while `fn` ran is not an error at release. Pick a `ttl` that
+   * covers the guarded steps: if the execution is cancelled inside `fn`, the release step never
+   * runs and the lock frees itself when the lease's TTL runs out.
    *
    * @example
    * ```ts
@@ -182,21 +202,31 @@ export class LocksClient {
     step: Step,
     name: string,
     options: Omit<AcquireOptions, "owner" | "waiterId"> & { owner?: string },
-    fn: (lease: Lease) => Promise<T>,
+    fn: (lease: WorkflowLease) => Promise<T>,
   ): Promise<T> {
-    // Retried (re-attaching with the same waiter id) if the attempt is cut short; a timeout is final.
+    this.#stub(name); // a bad or reserved name fails here, before any step is journaled
+    // Retried (re-attaching with the same waiter secret) if the attempt is cut short; a timeout is final.
     let waiterId: string | undefined;
-    let lease: Lease;
+    let held: { lease: WorkflowLease; key: string } | Lease;
     try {
-      lease = await step.do(
+      held = await step.do(
         `lock:${name}:acquire`,
         { retries: { limit: 3, delay: "1 second", backoff: "constant" } },
-        async ({ idempotencyKey }) => {
-          waiterId = idempotencyKey;
+        async (attempt) => {
+          // The waiter id claims the lease, so it is the step's secret (stable across retries,
+          // never shown), not its idempotency key, which the owner shows to everyone.
+          waiterId = await attempt.secret();
+          if (attempt.attempt > 1) {
+            // A Baton version before waiter secrets queued under the idempotency key: a retry
+            // after a deploy leaves no such entry behind to be granted to nobody.
+            await this.#stub(name)
+              .abandon(attempt.idempotencyKey, { release: true })
+              .catch(() => undefined);
+          }
           const got = await this.acquire(name, {
             ...options,
-            owner: options.owner ?? idempotencyKey,
-            waiterId: idempotencyKey,
+            owner: options.owner ?? attempt.idempotencyKey,
+            waiterId,
           }).catch((error: unknown) => {
             if (isBatonError(error)) Object.assign(error, { nonRetryable: true });
             throw error;
@@ -213,7 +243,9 @@ export class LocksClient {
               { nonRetryable: true },
             );
           }
-          return got.lease;
+          const { fence, expiresAt, owner } = got.lease;
+          // Journaled without its token; `key` names the waiter secret that releases it.
+          return { lease: { fence, expiresAt, owner }, key: attempt.idempotencyKey };
         },
       );
     } catch (error) {
@@ -224,21 +256,37 @@ export class LocksClient {
       });
       throw error;
     }
+    // An acquire journaled by a Baton version before waiter secrets holds the whole lease.
+    const legacy = "token" in held ? (held as unknown as Lease) : undefined;
+    const acquired = legacy ? undefined : (held as { lease: WorkflowLease; key: string });
     try {
-      return await fn(lease);
+      return await fn(acquired?.lease ?? (legacy as Lease));
     } finally {
-      await step.do(`lock:${name}:release`, async () => {
-        await this.#releaseQuietly(name, lease);
+      await step.do(`lock:${name}:release`, async (attempt) => {
+        if (acquired) {
+          // Released by the waiter secret of the acquire step (a lease that ran out: nothing).
+          await this.#abandonQuietly(name, await attempt.secret(acquired.key));
+        } else if (legacy) await this.#releaseQuietly(name, legacy);
         return true;
       });
     }
   }
 
-  #stub(name: string): Stub {
-    if (typeof name !== "string" || name.length === 0 || name.length > 256) {
-      invalidArgument("Lock name", "must be a string of 1 to 256 characters", name);
+  /** `abandon(…, { release: true })`, retrying a broken connection a few times. */
+  async #abandonQuietly(name: string, waiterId: string): Promise<void> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await this.#stub(name).abandon(waiterId, { release: true });
+        return;
+      } catch (error) {
+        if (isBatonError(error) || !isTransient(error) || attempt >= 5) throw error;
+        await new Promise((resolve) => setTimeout(resolve, 10 * attempt));
+      }
     }
-    return this.#connect(name);
+  }
+
+  #stub(name: string): Stub {
+    return this.#connect(checkNotReserved(checkId(name, "Lock name"), "Lock name", this.#access));
   }
 }
 

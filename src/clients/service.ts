@@ -7,6 +7,7 @@ import type { StartOptions, Value } from "../execution/types.ts";
 import { requireNamespace } from "../foundation/bindings.ts";
 import type { Duration } from "../foundation/duration.ts";
 import { checkId } from "../foundation/errors.ts";
+import { checkNotReserved } from "../foundation/reserved.ts";
 
 type ExecutionStub = DurableObjectStub<ExecutionActor<never>>;
 
@@ -116,8 +117,8 @@ export class CheckpointRef extends RpcTarget {
   async list() {
     return await this.#stub.list();
   }
-  async history(name: string) {
-    return await this.#stub.history(name);
+  async history(name: string, options: { fromVersion?: number; limit?: number } = {}) {
+    return await this.#stub.history(name, options);
   }
   async delete(name: string) {
     return await this.#stub.delete(name);
@@ -185,13 +186,16 @@ export class BatonService<Env = unknown, A = unknown> extends WorkerEntrypoint<E
 
   /** The lock `name`. */
   lock(name: string): LockRef {
-    return new LockRef(this.#ns<LockActor>("locks").getByName(checkId(name, "Lock name")));
+    const checked = checkNotReserved(checkId(name, "Lock name"), "Lock name");
+    return new LockRef(this.#ns<LockActor>("locks").getByName(checked));
   }
 
   /** The checkpoint scope `scope`. */
   checkpointScope(scope: string): CheckpointRef {
     return new CheckpointRef(
-      this.#ns<CheckpointActor>("checkpoints").getByName(checkId(scope, "Checkpoint scope")),
+      this.#ns<CheckpointActor>("checkpoints").getByName(
+        checkNotReserved(checkId(scope, "Checkpoint scope"), "Checkpoint scope"),
+      ),
     );
   }
 

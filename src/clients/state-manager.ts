@@ -3,7 +3,8 @@ import type { Lease, LockActor } from "../../actors/lock-actor.ts";
 import type { Value } from "../execution/types.ts";
 import { requireNamespace } from "../foundation/bindings.ts";
 import { type Duration, parseDuration } from "../foundation/duration.ts";
-import { BatonError, invalidArgument, isBatonError } from "../foundation/errors.ts";
+import { BatonError, checkId, invalidArgument, isBatonError } from "../foundation/errors.ts";
+import { RESERVED_ACCESS } from "../foundation/reserved.ts";
 import { CheckpointsClient, ResumeTokens } from "./checkpoints.ts";
 import { LocksClient } from "./locks.ts";
 
@@ -93,29 +94,22 @@ export class StateManager<S extends Value = ExecutionState> {
   #lease: Lease | undefined;
 
   constructor(options: StateManagerOptions) {
-    if (
-      typeof options?.executionId !== "string" ||
-      options.executionId.length === 0 ||
-      options.executionId.length > 200
-    ) {
-      invalidArgument(
-        "executionId",
-        "must be a string of 1 to 200 characters",
-        options?.executionId,
-      );
-    }
+    checkId(options?.executionId, "executionId", 200);
     this.executionId = options.executionId;
     this.ttl = parseDuration(options.ttl ?? DEFAULT_TTL);
     this.#lockTtl = parseDuration(options.lockTtl ?? "60 seconds");
     this.#executionsBinding = options.bindings?.executions ?? "Executions";
     const env = options.env as Record<string, unknown>;
     const checkpointNs = namespace(env, options.bindings?.checkpoints ?? "Checkpoints");
+    // `state:<id>` is one of Baton's reserved scopes (and lock names): only this class reaches it.
     this.#checkpoints = new CheckpointsClient(
       checkpointNs as DurableObjectNamespace<CheckpointActor>,
+      RESERVED_ACCESS,
     );
     this.#tokens = new ResumeTokens(checkpointNs as DurableObjectNamespace<CheckpointActor>);
     this.#locks = new LocksClient(
       namespace(env, options.bindings?.locks ?? "Locks") as DurableObjectNamespace<LockActor>,
+      RESERVED_ACCESS,
     );
   }
 
@@ -314,11 +308,11 @@ export class StateManager<S extends Value = ExecutionState> {
   /**
    * Redeems a resume token with `input`: the paused execution receives `input` as the event it
    * waits for, and the state (if any) is marked running. `INVALID_TOKEN` for a used, expired or
-   * unknown token.
+   * unknown token, or one issued for another execution (that token stays unused).
    */
   async resume(token: string, input: Value = null): Promise<void> {
-    const redeemed = await this.#tokens.redeem(token, input);
-    if (redeemed.executionId !== this.executionId) return;
+    // Only this execution's tokens: another's is refused and stays unused.
+    await this.#tokens.redeem(token, input, { executionId: this.executionId });
     const { value: state, version } = await this.#read();
     if (state !== null && typeof state === "object") {
       await this.#saveAt({ ...(state as object), status: "running" } as S, version);
@@ -360,9 +354,7 @@ function namespace(env: Record<string, unknown> | undefined, binding: string): u
 }
 
 function checkName(name: unknown): asserts name is string {
-  if (typeof name !== "string" || name.length === 0 || name.length > 200) {
-    invalidArgument("Checkpoint name", "must be a string of 1 to 200 characters", name);
-  }
+  checkId(name, "Checkpoint name", 200);
 }
 
 /** Shallow merge, except Maps (and plain objects under them), merged entry by entry. */

@@ -1,4 +1,4 @@
-import { decode } from "../foundation/codec.ts";
+import { decodeSized } from "../foundation/codec.ts";
 import type { Sql } from "../foundation/sql.ts";
 import type { ValueStore } from "../foundation/values.ts";
 import type { EventRow, StepRow } from "./schema.ts";
@@ -28,24 +28,29 @@ export class Blobs {
   }
 
   /** A step's output, decoded. */
-  readStepOutput(row: StepRow): Promise<unknown> {
+  async readStepOutput(row: StepRow): Promise<unknown> {
+    return (await this.#read(row.output as ArrayBuffer | string | null)).value;
+  }
+
+  /** A step's output, decoded, with its encoded size before compression (for page budgets). */
+  readStepOutputSized(row: StepRow): Promise<{ value: unknown; bytes: number }> {
     return this.#read(row.output as ArrayBuffer | string | null);
   }
 
   /** The execution's input, decoded (read here: rows are read without their blobs). */
-  readInput(): Promise<unknown> {
-    return this.#read(
-      this.#sql.value<ArrayBuffer | string>("SELECT input FROM _baton_execution WHERE id = 1") ??
-        null,
+  async readInput(): Promise<unknown> {
+    const stored = this.#sql.value<ArrayBuffer | string>(
+      "SELECT input FROM _baton_execution WHERE id = 1",
     );
+    return (await this.#read(stored ?? null)).value;
   }
 
   /** The execution's output, decoded. */
-  readOutput(): Promise<unknown> {
-    return this.#read(
-      this.#sql.value<ArrayBuffer | string>("SELECT output FROM _baton_execution WHERE id = 1") ??
-        null,
+  async readOutput(): Promise<unknown> {
+    const stored = this.#sql.value<ArrayBuffer | string>(
+      "SELECT output FROM _baton_execution WHERE id = 1",
     );
+    return (await this.#read(stored ?? null)).value;
   }
 
   /** Deletes every stored value of the execution (retention). */
@@ -60,24 +65,25 @@ export class Blobs {
     }
   }
 
-  async #read(stored: ArrayBuffer | string | null): Promise<unknown> {
-    if (stored === null) return undefined;
+  async #read(stored: ArrayBuffer | string | null): Promise<{ value: unknown; bytes: number }> {
+    const none = { value: undefined, bytes: 0 };
+    if (stored === null) return none;
     if (typeof stored === "string") {
       if (stored.startsWith("event:")) {
         const event = this.#sql.one<EventRow>(
           "SELECT * FROM _baton_events WHERE id = ?",
           Number(stored.slice(6)),
         );
-        if (!event) return undefined;
+        if (!event) return none;
+        const payload = await decodeSized(event.payload);
         return {
-          type: event.type,
-          payload: await decode(event.payload),
-          receivedAt: event.received_at,
+          value: { type: event.type, payload: payload.value, receivedAt: event.received_at },
+          bytes: payload.bytes,
         };
       }
       const bytes = this.#values.getEncoded("execution", stored.slice(4));
-      return bytes === undefined ? undefined : decode(bytes);
+      return bytes === undefined ? none : decodeSized(bytes);
     }
-    return decode(stored);
+    return decodeSized(stored);
   }
 }

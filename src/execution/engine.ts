@@ -52,11 +52,27 @@ export class Engine {
     return this.replay.row();
   }
 
-  /** Resolves when the execution is terminal. */
-  whenTerminal(): Promise<void> {
+  /**
+   * Resolves when the execution is terminal, or when `signal` aborts (then the wait is forgotten:
+   * a caller that gave up leaves nothing behind).
+   */
+  whenTerminal(signal?: AbortSignal): Promise<void> {
     const row = this.row();
-    if (!row || TERMINAL.has(row.status)) return Promise.resolve();
-    return new Promise((resolve) => this.#resultWaiters.push(resolve));
+    if (!row || TERMINAL.has(row.status) || signal?.aborted) return Promise.resolve();
+    return new Promise((resolve) => {
+      const done = () => {
+        this.#resultWaiters = this.#resultWaiters.filter((waiter) => waiter !== done);
+        signal?.removeEventListener("abort", done);
+        resolve();
+      };
+      this.#resultWaiters.push(done);
+      signal?.addEventListener("abort", done, { once: true });
+    });
+  }
+
+  /** Callers waiting for the execution to end now (`result()`, `cancel()`): for diagnostics. */
+  get pendingWaits(): number {
+    return this.#resultWaiters.length;
   }
 
   // ---- driving the run -----------------------------------------------------------------------

@@ -1,9 +1,17 @@
-import { BatonError, invalidArgument } from "../foundation/errors.ts";
+import { BatonError, invalidArgument, truncateText } from "../foundation/errors.ts";
 import { isNonRetryable, type StepError, StepFailedError } from "../workflow/workflow.ts";
 import type { StepRow } from "./schema.ts";
 import type { ExecutionError } from "./types.ts";
 
 const MAX_STEP_NAME = 256;
+/**
+ * Longest stored error message (UTF-8 bytes); longer ones are cut. An error quoting a big input
+ * must not make the write that records the failure exceed the row limit (and leave the execution
+ * running forever, failing that write on every replay).
+ */
+export const MAX_ERROR_MESSAGE_BYTES = 8 * 1024;
+/** Longest stored error name and code. */
+const MAX_ERROR_TAG = 256;
 const EVENT_TYPE = /^[\w.:/-]{1,128}$/;
 
 /** Any thrown value as a journaled step error (name, message, its own string `code`). */
@@ -11,22 +19,34 @@ export function toStepError(error: unknown): StepError {
   if (error instanceof Error || (typeof error === "object" && error !== null)) {
     const e = error as { name?: unknown; message?: unknown; code?: unknown };
     return {
-      name: typeof e.name === "string" ? e.name : "Error",
-      message: typeof e.message === "string" ? e.message : String(error),
-      ...(typeof e.code === "string" ? { code: e.code } : {}),
+      name: typeof e.name === "string" ? truncateText(e.name, MAX_ERROR_TAG) : "Error",
+      message: truncateText(
+        typeof e.message === "string" ? e.message : safeString(error),
+        MAX_ERROR_MESSAGE_BYTES,
+      ),
+      ...(typeof e.code === "string" ? { code: truncateText(e.code, MAX_ERROR_TAG) } : {}),
       ...(isNonRetryable(error) ? { nonRetryable: true } : {}),
     };
   }
-  return { name: "Error", message: String(error) };
+  return { name: "Error", message: truncateText(safeString(error), MAX_ERROR_MESSAGE_BYTES) };
+}
+
+/** `String(value)`, or a placeholder when even that throws (a hostile toString). */
+function safeString(value: unknown): string {
+  try {
+    return String(value);
+  } catch {
+    return Object.prototype.toString.call(value);
+  }
 }
 
 /** What made the workflow fail, as the execution reports it. `current`: the latest step. */
 export function toExecutionError(error: unknown, current: string | null): ExecutionError {
   if (error instanceof StepFailedError) {
     return {
-      code: error.code,
-      message: error.message,
-      name: error.name,
+      code: truncateText(error.code, MAX_ERROR_TAG),
+      message: truncateText(error.message, MAX_ERROR_MESSAGE_BYTES),
+      name: truncateText(error.name, MAX_ERROR_TAG),
       step: error.step,
       attempt: error.attempt,
     };

@@ -74,9 +74,34 @@ export async function exportCheckpoint(replay: Replay, name: string): Promise<Fo
     workflow: row.workflow,
     version: row.version,
     input: await encode(await blobs.readInput()),
-    steps,
+    steps: withoutHeldLocks(steps),
   };
 }
+
+/**
+ * The steps a fork must run again rather than replay: the ones that took something the source
+ * still holds at the checkpoint — its concurrency permit (`$concurrency`) and the locks it is
+ * inside of (`lock:<name>:acquire` with no release or abandon after it). Replaying them would
+ * let the fork run without a permit or a lock of its own. Their positions stay empty in the
+ * fork's journal; its replay runs them there and takes its own.
+ */
+function withoutHeldLocks(steps: ForkSnapshot["steps"]): ForkSnapshot["steps"] {
+  const open = new Map<string, number[]>(); // lock name → seqs of its acquires still held
+  for (const step of steps) {
+    const lock = /^lock:(.*):(acquire|release|abandon)$/.exec(step.name);
+    if (!lock) continue;
+    const [, name = "", what] = lock;
+    const held = open.get(name) ?? [];
+    if (what === "acquire") held.push(step.seq);
+    else held.shift();
+    open.set(name, held);
+  }
+  const drop = new Set([...open.values()].flat());
+  return steps.filter((step) => step.name !== PERMIT_STEP && !drop.has(step.seq));
+}
+
+/** The journal name of a concurrency-limited execution's permit. */
+const PERMIT_STEP = "$concurrency";
 
 /**
  * Writes a fork's journal (the snapshot's steps) into this new execution, in one transaction
@@ -85,7 +110,8 @@ export async function exportCheckpoint(replay: Replay, name: string): Promise<Fo
 export function importJournal(replay: Replay, snapshot: ForkSnapshot, alongside: () => void): void {
   const { host, blobs } = replay;
   host.sql.transaction(() => {
-    for (const step of snapshot.steps) {
+    // Never a permit from a snapshot (one made elsewhere could carry any): the fork takes its own.
+    for (const step of snapshot.steps.filter((s) => s.name !== PERMIT_STEP)) {
       const bytes = step.output ? new Uint8Array(step.output) : undefined;
       host.sql.run(
         `INSERT INTO _baton_steps (seq, name, occurrence, kind, status, attempts, started_at, ended_at, output, error)

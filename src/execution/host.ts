@@ -55,7 +55,16 @@ export type ExecutionTimers = {
   /** Delivers the index outbox to the ExecutionIndex (tried at once; this is the retry). */
   index: Record<string, never>;
   /** Gives a finished execution's concurrency permit back (retried by the scheduler). */
-  permit: { binding: string; lock: string; waiter: string; lease: PermitLease | null };
+  permit: {
+    binding: string;
+    lock: string;
+    /** The permit's waiter secret. */
+    waiter: string;
+    /** Only for a permit taken by a version before waiter secrets: its whole lease. */
+    lease: PermitLease | null;
+    /** Only for an execution started before waiter secrets: its predictable waiter id. */
+    legacy?: string;
+  };
 };
 
 /** How often a running execution's heartbeat checks that its runner is alive. */

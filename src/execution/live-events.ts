@@ -95,11 +95,16 @@ export function jsonIfSmall(value: unknown, limit: number): { json?: string; omi
   if (value === undefined) return { omitted: false };
   if (value === OMITTED) return { omitted: true };
   let json: string | undefined;
+  // A rough count of the output as it is built: a value of shared references (small in storage,
+  // huge as a tree) is given up as soon as it passes the limit, never stringified whole.
+  let size = 0;
   try {
     // Values JSON would silently turn into something else ({} for a Map) are left out instead.
-    json = JSON.stringify(value, (_key, v: unknown) => {
+    json = JSON.stringify(value, (key, v: unknown) => {
       if (v instanceof Map || v instanceof Set || v instanceof ArrayBuffer || ArrayBuffer.isView(v))
         throw new TypeError("not JSON");
+      size += key.length + (typeof v === "string" ? v.length : 4);
+      if (size > limit) throw new RangeError("too big");
       return v;
     });
   } catch {

@@ -1,6 +1,6 @@
 import { requireNamespace } from "../foundation/bindings.ts";
 import type { Duration } from "../foundation/duration.ts";
-import { invalidArgument, isBatonError } from "../foundation/errors.ts";
+import { checkId, isBatonError } from "../foundation/errors.ts";
 import type { AnyWorkflow, Step } from "../workflow/workflow.ts";
 import type { ExecutionTimers } from "./host.ts";
 import type { Replay } from "./replay.ts";
@@ -51,6 +51,10 @@ export async function takePermit(
   const limit = wf.options.concurrency;
   const target = permitLock(wf, input);
   if (!limit || !target) return;
+  // The waiter id is a secret (whoever presents it collects the permit), the same on every
+  // retry and replay of this run, and new for a restarted run.
+  const waiterId = await replay.secret(PERMIT_LABEL);
+  const legacy = legacyWaiter(replay, row);
   // The binding is checked now (a missing one fails the execution at once); each attempt gets a
   // new stub, since a stub that failed once (the Lock actor was reset) keeps failing.
   const ns = lockNamespace(replay.host.env, target.binding);
@@ -61,15 +65,18 @@ export async function takePermit(
       // Waits in line; an attempt cut short (a reset) is retried with the same waiter id, which
       // keeps its place in the queue or collects the permit granted meanwhile. After `wait` it
       // retries and queues again.
-      const got = await ns.getByName(target.name).acquire({
+      const lock = ns.getByName(target.name);
+      if (legacy) await lock.abandon(legacy, { release: true }).catch(() => undefined);
+      const got = await lock.acquire({
         owner: row.execution_id,
         ttl: limit.ttl ?? PERMIT_TTL_MS,
         wait: limit.wait ?? "1 hour",
         permits: limit.limit,
-        waiterId: permitWaiter(row),
+        waiterId,
       });
       if (!got.acquired) throw new Error("no permit yet");
-      return got.lease;
+      // Journaled without its token: the permit goes back by the waiter secret.
+      return { fence: got.lease.fence, expiresAt: got.lease.expiresAt };
     },
   );
 }
@@ -84,18 +91,29 @@ export async function schedulePermitReturn(replay: Replay, row: ExecutionRow): P
   if (!wf?.options.concurrency) return;
   const target = permitLock(wf, await blobs.readInput());
   if (!target) return;
+  // A permit journaled by a Baton version before waiter secrets holds the whole lease.
   const permit = host.sql.one<StepRow>(
     "SELECT * FROM _baton_steps WHERE name = '$concurrency' AND status = 'completed' ORDER BY seq LIMIT 1",
   );
-  const lease = permit ? ((await blobs.readStepOutput(permit)) as PermitLease) : null;
+  const output = permit ? ((await blobs.readStepOutput(permit)) as Partial<PermitLease>) : null;
+  const lease = typeof output?.token === "string" ? (output as PermitLease) : null;
   await host.timers.schedule(
     "permit",
-    { binding: target.binding, lock: target.name, waiter: permitWaiter(row), lease },
+    {
+      binding: target.binding,
+      lock: target.name,
+      waiter: await replay.secret(PERMIT_LABEL),
+      lease,
+      ...(legacyWaiter(replay, row) ? { legacy: legacyWaiter(replay, row) } : {}),
+    },
     { after: 0 },
   );
 }
 
-/** The `permit` timer: release the lease, or withdraw the queue entry (and a late grant). */
+/**
+ * The `permit` timer: by the waiter secret, release the permit granted to it or withdraw its
+ * place in the queue (the secret proves whose it is; no token is kept).
+ */
 export async function returnPermit(
   env: unknown,
   payload: ExecutionTimers["permit"],
@@ -105,8 +123,8 @@ export async function returnPermit(
     await lock.release(payload.lease).catch((error: unknown) => {
       if (!isBatonError(error, "LEASE_EXPIRED") && !isBatonError(error, "NOT_HOLDER")) throw error;
     });
-    return;
   }
+  if (payload.legacy) await lock.abandon(payload.legacy, { release: true });
   await lock.abandon(payload.waiter, { release: true });
 }
 
@@ -118,21 +136,29 @@ function permitLock(
   const limit = wf.options.concurrency;
   if (!limit) return undefined;
   const key = limit.key ? (limit.key as (i: unknown) => string)(input) : "*";
-  if (typeof key !== "string" || key.length === 0 || key.length > 128) {
-    invalidArgument(
-      `Concurrency key of workflow "${wf.name}"`,
-      "must be a string of 1 to 128 characters",
-      key,
-    );
-  }
+  // Well-formed (a lone surrogate would become U+FFFD in the name, merging two keys).
+  checkId(key, `Concurrency key of workflow "${wf.name}"`, 128);
   // The limit is part of the name: a deploy that changes it starts a new semaphore instead of
   // clashing with the old one's permits (PERMITS_MISMATCH).
   return { binding: limit.binding, name: `concurrency:${wf.name}:${limit.limit}:${key}` };
 }
 
-/** The permit's waiter id: per run, so a restart never picks up the previous run's permit. */
-function permitWaiter(row: ExecutionRow): string {
-  return `${row.execution_id}/$concurrency/run-${row.run}`;
+/**
+ * Label of the permit's waiter secret: a secret of this execution's run (see Replay.secret), so
+ * a restart never picks up the previous run's permit.
+ */
+const PERMIT_LABEL = "$concurrency";
+
+/**
+ * The waiter id an execution started before waiter secrets used (`<id>/$concurrency/run-N`,
+ * which anyone could guess): withdrawn too, so a queue entry left from before the deploy is
+ * never granted to nobody. Undefined for executions started since.
+ */
+function legacyWaiter(replay: Replay, row: ExecutionRow): string | undefined {
+  const legacy = replay.host.sql.value<number>(
+    "SELECT legacy_waiters FROM _baton_execution WHERE id = 1",
+  );
+  return legacy ? `${row.execution_id}/$concurrency/run-${row.run}` : undefined;
 }
 
 /** The Lock actor namespace of a concurrency limit (a Durable Object binding, not a service). */

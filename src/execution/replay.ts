@@ -1,3 +1,4 @@
+import { base64url } from "../foundation/bindings.ts";
 import type { StepError } from "../workflow/workflow.ts";
 import type { Blobs } from "./blobs.ts";
 import { nondeterminism, toExecutionError } from "./errors.ts";
@@ -150,6 +151,19 @@ export class Replay {
     this.#waiters.clear();
   }
 
+  /**
+   * A secret derived from the execution's own (never shown) secret, its run and `label`:
+   * unguessable, the same for the same label across retries, replays and evictions, and new
+   * for a restarted run.
+   */
+  async secret(label: string): Promise<string> {
+    const row = this.host.sql.one<{ secret: string | null; run: number }>(
+      "SELECT secret, run FROM _baton_execution WHERE id = 1",
+    );
+    if (!row?.secret) throw new Error("baton: the execution has no secret (no execution row)");
+    return await hmacBase64url(row.secret, `r${row.run}/${label}`);
+  }
+
   /** Journals step `seq` as failed for good. */
   stepFailed(seq: number, attempts: number, error: StepError): void {
     this.host.sql.run(
@@ -160,4 +174,18 @@ export class Replay {
       seq,
     );
   }
+}
+
+/** HMAC-SHA-256 of `message` under `key`, base64url. */
+async function hmacBase64url(key: string, message: string): Promise<string> {
+  const encoder = new TextEncoder();
+  const cryptoKey = await crypto.subtle.importKey(
+    "raw",
+    encoder.encode(key),
+    { name: "HMAC", hash: "SHA-256" },
+    false,
+    ["sign"],
+  );
+  const mac = await crypto.subtle.sign("HMAC", cryptoKey, encoder.encode(message));
+  return base64url(new Uint8Array(mac));
 }

@@ -1,5 +1,8 @@
 import type { Migration } from "../foundation/migrations.ts";
 
+/** SQL expression of a new execution secret: 256 random bits, hex. */
+export const NEW_SECRET_SQL = "lower(hex(randomblob(32)))";
+
 /** Schema scope of the Execution actor's tables. */
 export const EXECUTION_SCHEMA = "baton.execution";
 
@@ -76,6 +79,21 @@ export const EXECUTION_MIGRATIONS: readonly Migration[] = [
         execution_id TEXT NOT NULL,
         deleted INTEGER NOT NULL DEFAULT 0
       ) STRICT`);
+    },
+  },
+  {
+    version: 3,
+    name: "execution secret",
+    up: (sql) => {
+      // A random secret per execution, never shown: step secrets (lock waiter ids, permit
+      // waiters) are derived from it, so they are unguessable yet stable across retries.
+      sql.run("ALTER TABLE _baton_execution ADD COLUMN secret TEXT");
+      // An execution that existed before may have waited for a permit under the predictable
+      // waiter id of earlier versions: its permit path also withdraws that one.
+      sql.run("ALTER TABLE _baton_execution ADD COLUMN legacy_waiters INTEGER NOT NULL DEFAULT 0");
+      sql.run(
+        `UPDATE _baton_execution SET secret = ${NEW_SECRET_SQL}, legacy_waiters = 1 WHERE secret IS NULL`,
+      );
     },
   },
 ];

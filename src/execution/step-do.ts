@@ -114,6 +114,7 @@ export async function runDo<T>(
           attempt: attempts,
           idempotencyKey,
           signal: controller.signal,
+          secret: (label?: string) => replay.secret(label ?? idempotencyKey),
           ...(previousError ? { previousError } : {}),
         },
         timeoutMs,

@@ -85,6 +85,11 @@ export interface JournalEntry {
   eventType: string | null;
   /** Completed steps: the journaled output. */
   output?: Value;
+  /**
+   * True when a completed step's output could not be read back here (over the codec's 32 MiB
+   * limit, as a value stored by an older version may be, or damaged); the page goes on.
+   */
+  outputOmitted?: true;
   /** The last error, if any attempt failed. */
   error?: StepError;
 }

@@ -1,5 +1,5 @@
 import { decodeSync, encode } from "../foundation/codec.ts";
-import { BatonError } from "../foundation/errors.ts";
+import { BatonError, isBatonError } from "../foundation/errors.ts";
 import type { WorkflowEvent } from "../workflow/workflow.ts";
 import { eventTimeout } from "./errors.ts";
 import { OMITTED } from "./live-events.ts";
@@ -8,8 +8,12 @@ import { never, type Run } from "./run.ts";
 import { type EventRow, type StepRow, TERMINAL } from "./schema.ts";
 import type { EventReceipt } from "./types.ts";
 
-/** Event payloads larger than this (encoded) are refused. */
+/** Event payloads larger than this (encoded, before compression) are refused. */
 const MAX_EVENT_BYTES = 1024 * 1024;
+/** Events an execution buffers for waits to come (not consumed yet), at most. */
+export const MAX_BUFFERED_EVENTS = 1000;
+/** Stored bytes of those buffered events, at most. */
+export const MAX_BUFFERED_EVENT_BYTES = 16 * 1024 * 1024;
 
 /**
  * `step.sleep` / `step.sleepUntil`: the wake time is journaled when the sleep starts (a replay
@@ -139,7 +143,18 @@ export async function sendEvent(
 ): Promise<EventReceipt> {
   const { host } = replay;
   const { sql } = host;
-  const bytes = await encode(payload);
+  let bytes: Uint8Array;
+  try {
+    bytes = await encode(payload, MAX_EVENT_BYTES);
+  } catch (error) {
+    if (!isBatonError(error, "PAYLOAD_TOO_LARGE")) throw error;
+    const size = (error.details as { bytes?: number } | undefined)?.bytes;
+    throw new BatonError(
+      "PAYLOAD_TOO_LARGE",
+      `Event payload is ${size ?? "over"} bytes encoded; the limit is ${MAX_EVENT_BYTES}.`,
+      { bytes: size ?? null, limit: MAX_EVENT_BYTES },
+    );
+  }
   const status = replay.row()?.status;
   if (status === undefined || TERMINAL.has(status)) {
     throw new BatonError(
@@ -150,13 +165,6 @@ export async function sendEvent(
       },
     );
   }
-  if (bytes.byteLength > MAX_EVENT_BYTES) {
-    throw new BatonError(
-      "PAYLOAD_TOO_LARGE",
-      `Event payload is ${bytes.byteLength} bytes encoded; the limit is ${MAX_EVENT_BYTES}.`,
-      { bytes: bytes.byteLength, limit: MAX_EVENT_BYTES },
-    );
-  }
   if (dedupeKey !== undefined) {
     const seen = sql.one<EventRow>("SELECT * FROM _baton_events WHERE dedupe_key = ?", dedupeKey);
     if (seen) {
@@ -165,13 +173,6 @@ export async function sendEvent(
       return { id: seen.id, delivered: seen.consumed_by !== null, step, duplicate: true };
     }
   }
-  const event = sql.one<EventRow>(
-    "INSERT INTO _baton_events (type, payload, dedupe_key, received_at) VALUES (?, ?, ?, ?) RETURNING *",
-    type,
-    bytes,
-    dedupeKey ?? null,
-    host.now(),
-  ) as EventRow;
   // A wait past its deadline has timed out even if its timer has not fired yet (late alarm).
   const waiting = sql.one<StepRow>(
     `SELECT * FROM _baton_steps WHERE kind = 'wait' AND status = 'waiting' AND event_type = ?
@@ -180,11 +181,45 @@ export async function sendEvent(
     type,
     host.now(),
   );
+  // Nobody waits for it: it is buffered, within bounds (a sender cannot grow the object forever).
+  if (!waiting) checkBuffer(replay, bytes.byteLength);
+  const event = sql.one<EventRow>(
+    "INSERT INTO _baton_events (type, payload, dedupe_key, received_at) VALUES (?, ?, ?, ?) RETURNING *",
+    type,
+    bytes,
+    dedupeKey ?? null,
+    host.now(),
+  ) as EventRow;
   if (!waiting) return { id: event.id, delivered: false, step: null, duplicate: false };
   deliver(replay, event, waiting.seq, waiting.name);
   await host.timers.cancel(`wake:${waiting.seq}`);
   wake(waiting.seq);
   return { id: event.id, delivered: true, step: waiting.name, duplicate: false };
+}
+
+/**
+ * @throws BatonError `LIMIT_EXCEEDED` when buffering one more event of `bytes` would pass
+ *   {@link MAX_BUFFERED_EVENTS} or {@link MAX_BUFFERED_EVENT_BYTES}.
+ */
+function checkBuffer(replay: Replay, bytes: number): void {
+  const buffered = replay.host.sql.one<{ count: number; bytes: number }>(
+    `SELECT COUNT(*) AS count, COALESCE(SUM(length(payload)), 0) AS bytes FROM _baton_events
+     WHERE consumed_by IS NULL`,
+  );
+  const count = buffered?.count ?? 0;
+  const total = buffered?.bytes ?? 0;
+  if (count + 1 > MAX_BUFFERED_EVENTS || total + bytes > MAX_BUFFERED_EVENT_BYTES) {
+    throw new BatonError(
+      "LIMIT_EXCEEDED",
+      `The execution already buffers ${count} event(s) (${total} bytes) that no wait has taken; the limits are ${MAX_BUFFERED_EVENTS} events and ${MAX_BUFFERED_EVENT_BYTES} bytes. Events are buffered only until a step.waitForEvent takes them: send fewer, or wait for them.`,
+      {
+        buffered: count,
+        bytes: total,
+        limit: MAX_BUFFERED_EVENTS,
+        bytesLimit: MAX_BUFFERED_EVENT_BYTES,
+      },
+    );
+  }
 }
 
 /** Marks `event` consumed by the wait at `seq` and completes that wait, atomically. */

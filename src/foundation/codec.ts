@@ -24,6 +24,19 @@ import { BatonError } from "./errors.ts";
  */
 export const COMPRESS_THRESHOLD = 10 * 1024;
 
+/**
+ * Largest value the codec encodes or decodes, counted as encoded text before compression (32
+ * MiB; binary data counts as its base64 text, a third more). Decoding never inflates past it, so
+ * a small compressed row cannot turn into a huge value in memory.
+ *
+ * @example
+ * ```ts
+ * await encode(hugeString); // PAYLOAD_TOO_LARGE past MAX_DECODED_BYTES
+ * await encode(payload, 1024 * 1024); // a smaller limit of your own
+ * ```
+ */
+export const MAX_DECODED_BYTES = 32 * 1024 * 1024;
+
 const MAGIC = 0xba;
 const FORMAT = 1;
 const FLAG_DEFLATE = 1;
@@ -123,16 +136,23 @@ export function decodeText<T = unknown>(text: string): T {
 /**
  * Encodes `value` into bytes for storage: header, devalue text, deflated when large.
  *
- * @throws BatonError `SERIALIZATION_ERROR` (see {@link encodeText}).
+ * @param maxBytes Largest encoded size allowed, before compression (default and most:
+ *   {@link MAX_DECODED_BYTES}).
+ * @throws BatonError `SERIALIZATION_ERROR` (see {@link encodeText}); `PAYLOAD_TOO_LARGE` past
+ *   `maxBytes`.
  * @example
  * ```ts
  * const bytes = await encode({ when: new Date(), tags: new Set(["a"]) });
  * const back = await decode<{ when: Date; tags: Set<string> }>(bytes);
  * ```
  */
-export async function encode(value: unknown): Promise<Uint8Array> {
+export async function encode(
+  value: unknown,
+  maxBytes: number = MAX_DECODED_BYTES,
+): Promise<Uint8Array> {
   const kind = isPlainText(value) ? FLAG_STRING : 0;
   const raw = encoder.encode(kind ? (value as string) : encodeText(value));
+  checkSize(raw.byteLength, maxBytes);
   // The entropy sample saves a wasted attempt on mid-size random data; big values are always
   // tried (they may repeat a random block, and their size matters more than the attempt).
   if (
@@ -158,9 +178,23 @@ export async function encode(value: unknown): Promise<Uint8Array> {
  * const back = decodeSync<{ at: Date }>(bytes);
  * ```
  */
-export function encodeSync(value: unknown): Uint8Array {
-  if (isPlainText(value)) return withHeader(encoder.encode(value), FLAG_STRING);
-  return withHeader(encoder.encode(encodeText(value)), 0);
+export function encodeSync(value: unknown, maxBytes: number = MAX_DECODED_BYTES): Uint8Array {
+  const kind = isPlainText(value) ? FLAG_STRING : 0;
+  const raw = encoder.encode(kind ? (value as string) : encodeText(value));
+  checkSize(raw.byteLength, maxBytes);
+  return withHeader(raw, kind);
+}
+
+/** Refuses an encoded size past `maxBytes` (never past {@link MAX_DECODED_BYTES}). */
+function checkSize(bytes: number, maxBytes: number): void {
+  const limit = Math.min(maxBytes, MAX_DECODED_BYTES);
+  if (bytes > limit) {
+    throw new BatonError(
+      "PAYLOAD_TOO_LARGE",
+      `Value is ${bytes} bytes encoded (before compression); the limit here is ${limit} bytes. Store large data elsewhere (R2) and keep a reference.`,
+      { bytes, limit },
+    );
+  }
 }
 
 /**
@@ -174,13 +208,27 @@ export function encodeSync(value: unknown): Uint8Array {
  * ```
  */
 export async function decode<T = unknown>(bytes: ArrayBuffer | Uint8Array): Promise<T> {
+  return (await decodeSized<T>(bytes)).value;
+}
+
+/**
+ * Decodes like {@link decode} and also tells the value's encoded size before compression (what
+ * it weighs in a message), for callers that budget what they return.
+ *
+ * @throws BatonError `SERIALIZATION_ERROR`; `PAYLOAD_TOO_LARGE` for a value that would inflate
+ *   past {@link MAX_DECODED_BYTES} (the inflating stops there).
+ */
+export async function decodeSized<T = unknown>(
+  bytes: ArrayBuffer | Uint8Array,
+): Promise<{ value: T; bytes: number }> {
   const view = bytes instanceof Uint8Array ? bytes : new Uint8Array(bytes);
   const flags = readHeader(view);
   let body = view.subarray(HEADER);
   if (flags & FLAG_DEFLATE) {
     try {
-      body = await transform(body, new DecompressionStream("deflate-raw"));
+      body = await transform(body, new DecompressionStream("deflate-raw"), MAX_DECODED_BYTES);
     } catch (cause) {
+      if (cause instanceof BatonError) throw cause;
       throw new BatonError(
         "SERIALIZATION_ERROR",
         "Stored value could not be decompressed; its bytes are damaged.",
@@ -189,7 +237,9 @@ export async function decode<T = unknown>(bytes: ArrayBuffer | Uint8Array): Prom
       );
     }
   }
-  return flags & FLAG_STRING ? (toText(body) as T) : decodeText<T>(toText(body));
+  checkSize(body.byteLength, MAX_DECODED_BYTES);
+  const value = flags & FLAG_STRING ? (toText(body) as T) : decodeText<T>(toText(body));
+  return { value, bytes: body.byteLength };
 }
 
 /**
@@ -311,9 +361,14 @@ function toText(body: Uint8Array): string {
   }
 }
 
+/**
+ * Runs `input` through `stream`. With `maxOutput`, stops (and cancels the stream) as soon as the
+ * output passes it: `PAYLOAD_TOO_LARGE`.
+ */
 async function transform(
   input: Uint8Array,
   stream: CompressionStream | DecompressionStream,
+  maxOutput = Number.POSITIVE_INFINITY,
 ): Promise<Uint8Array> {
   const writer = stream.writable.getWriter();
   const written = writer.write(input).then(() => writer.close());
@@ -327,6 +382,14 @@ async function transform(
     if (done) break;
     chunks.push(value);
     total += value.byteLength;
+    if (total > maxOutput) {
+      await reader.cancel().catch(() => {});
+      throw new BatonError(
+        "PAYLOAD_TOO_LARGE",
+        `Stored value inflates past ${maxOutput} bytes; it is refused rather than decoded.`,
+        { limit: maxOutput },
+      );
+    }
   }
   await written;
   if (chunks.length === 1 && chunks[0]) return chunks[0];

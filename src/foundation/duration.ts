@@ -38,11 +38,18 @@ const UNIT_MS: Record<string, number> = {
 const PATTERN = /^\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]+)?\s*$/;
 
 /**
+ * Longest duration, numbers and text alike: 100 years. Anything longer is a mistake (or an
+ * attempt to make a due time overflow), not a plan.
+ */
+export const MAX_DURATION_MS = 100 * 365 * 86_400_000;
+
+/**
  * Parses a {@link Duration} into whole milliseconds (fractions are rounded up, so a duration never
  * ends early).
  *
  * Accepted units: `ms`, `s`/`sec`/`second(s)`, `m`/`min`/`minute(s)`, `h`/`hr`/`hour(s)`,
- * `d`/`day(s)`, `w`/`week(s)`. A bare number (or numeric string) means milliseconds.
+ * `d`/`day(s)`, `w`/`week(s)`. A bare number (or numeric string) means milliseconds. Every
+ * duration is from 0 to {@link MAX_DURATION_MS} (100 years).
  *
  * @throws BatonError `INVALID_DURATION` for anything else (negative, NaN, unknown unit ...); the
  *   message quotes the bad text.
@@ -56,8 +63,11 @@ const PATTERN = /^\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]+)?\s*$/;
  */
 export function parseDuration(duration: Duration | string): number {
   if (typeof duration === "number") {
-    if (Number.isFinite(duration) && duration >= 0) return Math.ceil(duration);
-    throw invalid(duration, "a duration in milliseconds must be a finite number >= 0");
+    if (!Number.isFinite(duration) || duration < 0) {
+      throw invalid(duration, "a duration in milliseconds must be a finite number >= 0");
+    }
+    if (duration > MAX_DURATION_MS) throw invalid(duration, "the longest duration is 100 years");
+    return Math.ceil(duration);
   }
   if (typeof duration !== "string") {
     throw invalid(duration, "a duration must be a number of milliseconds or a string");
@@ -69,7 +79,9 @@ export function parseDuration(duration: Duration | string): number {
   const factor = UNIT_MS[unit];
   if (factor === undefined) throw invalid(duration, `unknown unit "${match[2]}"`);
   const ms = Math.ceil(amount * factor);
-  if (!Number.isSafeInteger(ms)) throw invalid(duration, "the duration is too large");
+  if (!Number.isSafeInteger(ms) || ms > MAX_DURATION_MS) {
+    throw invalid(duration, "the longest duration is 100 years");
+  }
   return ms;
 }
 

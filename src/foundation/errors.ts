@@ -20,6 +20,10 @@ export const ERROR_CODES = [
   "INVALID_ARGUMENT",
   "INVALID_DURATION",
   "PAYLOAD_TOO_LARGE",
+  "LIMIT_EXCEEDED",
+  // Access
+  "UNAUTHORIZED",
+  "FORBIDDEN",
   // Storage and encoding
   "SERIALIZATION_ERROR",
   "STORAGE_ERROR",
@@ -174,14 +178,52 @@ export function invalidArgument(argument: string, rule: string, got: unknown): n
   });
 }
 
+/** C0 and C1 control characters (and DEL): never part of an id or a name. */
+// biome-ignore lint/suspicious/noControlCharactersInRegex: matching them is the point.
+const CONTROL = /[\u0000-\u001f\u007f-\u009f]/;
+
 /**
- * `value` if it is a string of 1 to `max` characters (ids, names, scopes).
+ * `value` if it is a string of 1 to `max` characters of well-formed Unicode with no control
+ * characters: an id, a name or a scope. (A lone surrogate would not survive storage or
+ * `getByName`, which turn it into U+FFFD, so `"a\uD800"` would reach the object of `"a\uFFFD"`.)
  *
  * @throws BatonError `INVALID_ARGUMENT` naming `what` otherwise.
+ * @example
+ * ```ts
+ * const stub = env.Executions.getByName(checkId(id, "Execution id"));
+ * ```
  */
 export function checkId(value: unknown, what: string, max = 256): string {
   if (typeof value !== "string" || value.length === 0 || value.length > max) {
     invalidArgument(what, `must be a string of 1 to ${max} characters`, value);
   }
+  if (!value.isWellFormed() || CONTROL.test(value)) {
+    invalidArgument(
+      what,
+      "must be well-formed Unicode (no lone surrogates) without control characters",
+      value,
+    );
+  }
   return value;
+}
+
+/**
+ * `text` cut to at most `maxBytes` of UTF-8 (whole characters), the note of how much was left out
+ * included. Error messages go through it before they are stored: an error that quotes a huge
+ * input must not make the write that records the failure exceed SQLite's row limit.
+ *
+ * @example
+ * ```ts
+ * truncateText("x".repeat(10_000), 100); // 68 × "x", then "… (9932 more bytes)"
+ * ```
+ */
+export function truncateText(text: string, maxBytes: number): string {
+  if (text.length * 3 <= maxBytes) return text; // at most 3 UTF-8 bytes per UTF-16 unit
+  const encoder = new TextEncoder();
+  const total = encoder.encode(text).byteLength;
+  if (total <= maxBytes) return text;
+  // The note takes at most this many bytes ("… (" is 5 bytes, a count of up to 16 digits).
+  const room = Math.max(0, maxBytes - 32);
+  const { read, written } = encoder.encodeInto(text, new Uint8Array(room));
+  return `${text.slice(0, read)}… (${total - (written ?? 0)} more bytes)`;
 }

@@ -43,6 +43,25 @@ export interface StepAttempt {
   idempotencyKey: string;
   /** Aborted when the attempt times out or the execution is cancelled. */
   signal: AbortSignal;
+  /**
+   * An unguessable secret of this step occurrence: the same across retries, replays and
+   * evictions (like `idempotencyKey`), new for a restarted run, and derived from the
+   * execution's own secret, which is never journaled or shown. Use it where a predictable key
+   * would grant something: a lock's waiter id, a one-time callback token. It is not journaled
+   * unless you return it. With `label`, the execution's secret for that label instead (another
+   * step's secret is `secret(itsIdempotencyKey)`).
+   *
+   * @example
+   * ```ts
+   * const reserved = await step.do("reserve", async (attempt) => {
+   *   const got = await locks(env.Locks).acquire("sku-7", {
+   *     owner: "reserve", ttl: "1m", wait: "30s", waiterId: await attempt.secret(),
+   *   });
+   *   return got.acquired ? got.lease.fence : null; // journal the fence, never the lease's token
+   * });
+   * ```
+   */
+  secret(label?: string): Promise<string>;
   /** The error of the previous attempt, if this is a retry. */
   previousError?: StepError;
 }

@@ -1,6 +1,6 @@
 import { decodeSync } from "../codec.ts";
 import { type Duration, parseDuration } from "../duration.ts";
-import { invalidArgument } from "../errors.ts";
+import { invalidArgument, truncateText } from "../errors.ts";
 
 /*
  * The timer table: its schema, the row and public shapes of a timer, and the checks of what
@@ -145,8 +145,15 @@ export const KEEP_KEY_UNLESS_WAITING_TWIN = `key = CASE WHEN key IS NOT NULL AND
   SELECT 1 FROM ${TABLE} t WHERE t.key = ${TABLE}.key AND t.id <> ${TABLE}.id AND t.state IN ('pending', 'claimed')
 ) THEN NULL ELSE key END`;
 
+/** Why a timer failed, as stored in `last_error` (cut to 8 KiB: a row must stay small). */
 export function messageOf(error: unknown): string {
-  return error instanceof Error ? `${error.name}: ${error.message}` : String(error);
+  let text: string;
+  try {
+    text = error instanceof Error ? `${error.name}: ${error.message}` : String(error);
+  } catch {
+    text = Object.prototype.toString.call(error);
+  }
+  return truncateText(text, 8 * 1024);
 }
 
 export function rowInfo(row: TimerRow): Omit<TimerInfo, "payload"> {

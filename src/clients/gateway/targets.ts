@@ -1,0 +1,95 @@
+import { RpcTarget } from "capnweb";
+import type { CheckpointActor, SaveOptions } from "../../../actors/checkpoint-actor.ts";
+import type { AcquireOptions, Lease, LockActor } from "../../../actors/lock-actor.ts";
+import type { Value } from "../../execution/types.ts";
+import type { Duration } from "../../foundation/duration.ts";
+import { checkId } from "../../foundation/errors.ts";
+import type { GatewayOperation } from "./policy.ts";
+import type { GatewaySession } from "./session.ts";
+
+/** Lock operations through the gateway (Baton's own locks are never reachable). */
+export class LocksApi extends RpcTarget {
+  readonly #session: GatewaySession;
+
+  constructor(session: GatewaySession) {
+    super();
+    this.#session = session;
+  }
+
+  async #lock(operation: GatewayOperation, name: string) {
+    this.#session.count();
+    checkId(name, "Lock name");
+    await this.#session.policy.check(operation, { kind: "lock", name });
+    return this.#session.ns<LockActor>("locks").getByName(name);
+  }
+
+  async acquire(name: string, options: AcquireOptions) {
+    return await (await this.#lock("lock.acquire", name)).acquire(options);
+  }
+  async renew(name: string, lease: Lease, ttl: Duration) {
+    return await (await this.#lock("lock.renew", name)).renew(lease, ttl);
+  }
+  async release(name: string, lease: Lease) {
+    return await (await this.#lock("lock.release", name)).release(lease);
+  }
+  async status(name: string) {
+    return await (await this.#lock("lock.status", name)).status();
+  }
+  async isLocked(name: string) {
+    return await (await this.#lock("lock.status", name)).isLocked();
+  }
+  /** For a caller that gave up waiting (see LockActor.abandon): by its waiter secret. */
+  async abandon(name: string, waiterId: string, options: { release?: boolean } = {}) {
+    return await (await this.#lock("lock.abandon", name)).abandon(waiterId, options ?? {});
+  }
+}
+
+/** Checkpoint operations through the gateway (Baton's own scopes are never reachable). */
+export class CheckpointsApi extends RpcTarget {
+  readonly #session: GatewaySession;
+
+  constructor(session: GatewaySession) {
+    super();
+    this.#session = session;
+  }
+
+  async #scope(operation: GatewayOperation, scope: string, name?: string) {
+    this.#session.count();
+    checkId(scope, "Checkpoint scope");
+    if (name !== undefined) checkId(name, "Checkpoint name");
+    await this.#session.policy.check(operation, {
+      kind: "checkpoint",
+      scope,
+      ...(name === undefined ? {} : { name }),
+    });
+    return this.#session.ns<CheckpointActor>("checkpoints").getByName(scope);
+  }
+
+  async save(scope: string, name: string, value: Value, options: SaveOptions = {}) {
+    return await (await this.#scope("checkpoint.save", scope, name)).save(
+      name,
+      value,
+      options ?? {},
+    );
+  }
+  async load(scope: string, name: string, options: { version?: number } = {}) {
+    const stub = await this.#scope("checkpoint.load", scope, name);
+    return this.#session.bounded(await stub.load(name, options ?? {}), "The checkpoint");
+  }
+  async list(scope: string) {
+    return await (await this.#scope("checkpoint.list", scope)).list();
+  }
+  async history(
+    scope: string,
+    name: string,
+    options: { fromVersion?: number; limit?: number } = {},
+  ) {
+    return await (await this.#scope("checkpoint.history", scope, name)).history(
+      name,
+      options ?? {},
+    );
+  }
+  async delete(scope: string, name: string) {
+    return await (await this.#scope("checkpoint.delete", scope, name)).delete(name);
+  }
+}
