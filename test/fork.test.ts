@@ -9,7 +9,7 @@ import {
   probe,
   uniqueName,
 } from "./helpers.ts";
-import { counted, forkable, forkEdges, limitedFork } from "./workflows.ts";
+import { counted, forkable, forkEdges, limitedFork, lockedCheckpoint } from "./workflows.ts";
 
 const client = () => executions(env.TestExecutions);
 
@@ -106,6 +106,25 @@ describe("fork from an execution's checkpoint", () => {
     await eventually(
       () => lock.status(),
       (s) => s.holders.length === 0 && s.queue === 0,
+    );
+  });
+
+  it("refuses a checkpoint inside a locked function: a fork cannot take over its source's lock", async () => {
+    const source = executionStub("fork-lock-src");
+    const run = await client().start(
+      lockedCheckpoint,
+      { resource: uniqueName("res") },
+      {
+        id: source.id,
+      },
+    );
+    expect((await run.result({ timeout: "5s" })).ok).toBe(true);
+    await expectBatonError(
+      client().fork(lockedCheckpoint, source.id, "inside", {
+        id: executionStub("fork-lock-dst").id,
+      }),
+      "INVALID_ARGUMENT",
+      /critical section of lock/,
     );
   });
 });

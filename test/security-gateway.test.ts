@@ -1,6 +1,7 @@
 import { env, SELF } from "cloudflare:test";
 import { newHttpBatchRpcSession, newWebSocketRpcSession, type RpcStub } from "capnweb";
 import { afterEach, describe, expect, it } from "vitest";
+import { checkTreeSize } from "../src/clients/gateway/size.ts";
 import { executions } from "../src/index.ts";
 import {
   advance,
@@ -372,5 +373,23 @@ describe("gateway: what the review of this hardening found", () => {
     expect((await env.TestExecutions.getByName(id).status()).workflow).toBe("greet");
     expect(await codeOf(api.result(id))).toBe("FORBIDDEN");
     api[Symbol.dispose]();
+  });
+
+  it("lets a read batched after a start of the same execution see it", async () => {
+    const id = uniqueName("start-then-read");
+    const api = batch("/test/rpc", token);
+    const [started, result] = await Promise.all([
+      api.workflows.counted.start({ n: 1, probe: uniqueName("p") }, { id }),
+      api.result(id, { timeout: "5s" }),
+    ]);
+    expect(started.id).toBe(id);
+    expect(result.ok).toBe(true);
+  });
+
+  it("measures a value of shared references as the tree it is sent as, at a bounded cost", () => {
+    let node: unknown = "leaf";
+    for (let i = 0; i < 60; i++) node = [node, node]; // 2^60 leaves as a tree
+    expect(() => checkTreeSize(node, 1_000_000, "The value")).toThrowError(/over 1000000 bytes/);
+    expect(() => checkTreeSize({ a: [1, 2, "three"] }, 1_000, "The value")).not.toThrow();
   });
 });

@@ -128,6 +128,42 @@ describe("security: lock leases cannot be stolen", () => {
   });
 });
 
+describe("locks inside workflows: cancels and restarts", () => {
+  it("a cancelled execution leaves the queue at once; a restarted one gets its own lease back", async () => {
+    const p = probe();
+    const resource = uniqueName("res");
+    const a = executionStub("lock-restart-a");
+    const b = executionStub("lock-cancel-b");
+    await client().start(lockedWork, { probe: p.name, resource, tag: "A" }, { id: a.id });
+    await eventually(
+      () => p.stub.records("critical"),
+      (r) => r.length === 1,
+    );
+    await client().start(lockedWork, { probe: p.name, resource, tag: "B" }, { id: b.id });
+    await eventually(
+      () => status(resource),
+      (s) => s.queue === 1,
+    );
+    await client().get(b.id).cancel();
+    await eventually(
+      () => status(resource),
+      (s) => s.queue === 0,
+    );
+    // A holds the lock; restarted, its new run re-attaches to that lease (same waiter secret)
+    // instead of waiting behind itself until the lease runs out.
+    await a.stub.restart();
+    await eventually(
+      () => p.stub.records("critical"),
+      (r) => r.length === 2,
+    );
+    const fences = (await p.stub.records("critical")).map((r) => (r as { fence: number }).fence);
+    expect(fences).toEqual([1, 1]);
+    await p.stub.openGate("A");
+    expect((await client().get(a.id).result({ timeout: "5s" })).ok).toBe(true);
+    expect(await status(resource)).toMatchObject({ holders: [], queue: 0, fence: 1 });
+  });
+});
+
 describe("security: the permit count cannot be squatted", () => {
   it("an omitted permits means 1: a caller cannot take a semaphore's extra permits, nor widen a mutex", async () => {
     const semaphore = uniqueName("sem");

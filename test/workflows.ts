@@ -280,6 +280,21 @@ export const bigOutputs = workflow(
   },
 );
 
+/** A checkpoint inside a locked function (a fork from it would need the lock). */
+export const lockedCheckpoint = workflow(
+  "lockedCheckpoint",
+  async (input: { resource: string }, step, ctx) =>
+    locks((ctx.env as Env).Locks).inWorkflow(
+      step,
+      input.resource,
+      { ttl: "1 minute" },
+      async () => {
+        await step.checkpoint("inside");
+        return step.do("work", () => 1);
+      },
+    ),
+);
+
 /** At most two running executions per customer. */
 export const limited = workflow(
   "limited",
@@ -584,6 +599,7 @@ export const allWorkflows = [
   limited,
   secrets,
   limitedFork,
+  lockedCheckpoint,
   hugeError,
   bigOutputs,
   defaults,

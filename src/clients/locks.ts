@@ -204,7 +204,8 @@ export class LocksClient {
     options: Omit<AcquireOptions, "owner" | "waiterId"> & { owner?: string },
     fn: (lease: WorkflowLease) => Promise<T>,
   ): Promise<T> {
-    this.#stub(name); // a bad or reserved name fails here, before any step is journaled
+    // A bad or reserved name fails here, before any step is journaled.
+    checkNotReserved(checkId(name, "Lock name"), "Lock name", this.#access);
     // Retried (re-attaching with the same waiter secret) if the attempt is cut short; a timeout is final.
     let waiterId: string | undefined;
     let held: { lease: WorkflowLease; key: string } | Lease;
@@ -213,9 +214,20 @@ export class LocksClient {
         `lock:${name}:acquire`,
         { retries: { limit: 3, delay: "1 second", backoff: "constant" } },
         async (attempt) => {
-          // The waiter id claims the lease, so it is the step's secret (stable across retries,
-          // never shown), not its idempotency key, which the owner shows to everyone.
+          // The waiter id claims the lease, so it is the step's secret (stable across retries
+          // and restarts, never shown), not its idempotency key, which the owner shows to all.
           waiterId = await attempt.secret();
+          const waiter = waiterId;
+          // Cancelled (or failing) while queued: leave the queue, so nothing is granted to a
+          // run that is gone. (A restart re-attaches with the same secret.)
+          attempt.signal.addEventListener(
+            "abort",
+            () =>
+              void this.#stub(name)
+                .abandon(waiter, { release: true })
+                .catch(() => undefined),
+            { once: true },
+          );
           if (attempt.attempt > 1) {
             // A Baton version before waiter secrets queued under the idempotency key: a retry
             // after a deploy leaves no such entry behind to be granted to nobody.
@@ -266,7 +278,10 @@ export class LocksClient {
         if (acquired) {
           // Released by the waiter secret of the acquire step (a lease that ran out: nothing).
           await this.#abandonQuietly(name, await attempt.secret(acquired.key));
-        } else if (legacy) await this.#releaseQuietly(name, legacy);
+          // Names the acquire it ends, so a fork can tell which locks were held where.
+          return { released: acquired.key };
+        }
+        if (legacy) await this.#releaseQuietly(name, legacy);
         return true;
       });
     }

@@ -348,13 +348,14 @@ export class Engine {
         ),
       );
     await Promise.all(followUps);
+    // This run's permit goes back whatever comes next (a restart takes a permit of its own).
+    if (row) await schedulePermitReturn(this.replay, row);
     await this.#host.timers.cancelKind("wake");
-    // A restart may have come in during that await: then its heartbeat must stay.
+    // A restart may have come in during those awaits: then its heartbeat must stay.
     if (this.row()?.run !== runNumber) return;
     // The heartbeat becomes the retention timer.
     await this.#setLifecycle(now + (row?.retention_ms ?? 0));
     this.#settle();
-    if (row) await schedulePermitReturn(this.replay, row);
     // Cancelling children is due now: start it in this event rather than one alarm later (the
     // rows are committed, so the alarm still runs them if this is cut short).
     if (openChildren.length > 0) void this.#host.timers.runDue().catch(() => {});

@@ -1,4 +1,4 @@
-import { encode } from "../foundation/codec.ts";
+import { decodeSync, encode } from "../foundation/codec.ts";
 import { BatonError } from "../foundation/errors.ts";
 import type { Replay } from "./replay.ts";
 import { CHECKPOINT_PREFIX, type StepKind, type StepRow } from "./schema.ts";
@@ -63,41 +63,70 @@ export async function exportCheckpoint(replay: Replay, name: string): Promise<Fo
       error: step.error,
     });
   }
-  if (steps.length !== mark.seq + 1) {
+  // Every step before the checkpoint must have finished (a position may be empty: a fork that
+  // has not re-taken its permit yet).
+  const unfinished = host.sql.value<number>(
+    `SELECT COUNT(*) FROM _baton_steps WHERE seq <= ? AND status NOT IN ('completed', 'failed', 'timed_out')`,
+    mark.seq,
+  );
+  if (unfinished) {
     throw new BatonError(
       "CHECKPOINT_NOT_FOUND",
       `Checkpoint "${name}" of execution "${row.execution_id}" has steps that did not finish before it (parallel steps still running); checkpoint after awaiting them.`,
       { checkpoint: name },
     );
   }
+  const held = heldLocks(steps);
+  if (held.length > 0) {
+    throw new BatonError(
+      "INVALID_ARGUMENT",
+      `Checkpoint "${name}" of execution "${row.execution_id}" is inside the critical section of lock "${held[0]}" (locks.inWorkflow): a fork cannot take over its source's lock. Checkpoint outside the locked function.`,
+      { checkpoint: name, lock: held[0] },
+    );
+  }
   return {
     workflow: row.workflow,
     version: row.version,
     input: await encode(await blobs.readInput()),
-    steps: withoutHeldLocks(steps),
+    // The fork takes its own permit: the source's is not replayed (its position stays empty).
+    steps: withoutPermit(steps),
   };
 }
 
 /**
- * The steps a fork must run again rather than replay: the ones that took something the source
- * still holds at the checkpoint — its concurrency permit (`$concurrency`) and the locks it is
- * inside of (`lock:<name>:acquire` with no release or abandon after it). Replaying them would
- * let the fork run without a permit or a lock of its own. Their positions stay empty in the
- * fork's journal; its replay runs them there and takes its own.
+ * The names of the locks (`locks.inWorkflow`) the journal shows acquired and not yet released:
+ * an acquire's output names its waiter key, and the release names the key it ends (older
+ * journals without keys pair in order).
  */
-function withoutHeldLocks(steps: ForkSnapshot["steps"]): ForkSnapshot["steps"] {
-  const open = new Map<string, number[]>(); // lock name → seqs of its acquires still held
+function heldLocks(steps: ForkSnapshot["steps"]): string[] {
+  const held = new Map<string, { name: string; key: unknown }>(); // by acquire seq
+  const decoded = (step: ForkSnapshot["steps"][number]) =>
+    step.output ? (decodeSync(step.output) as Record<string, unknown> | null) : null;
   for (const step of steps) {
-    const lock = /^lock:(.*):(acquire|release|abandon)$/.exec(step.name);
-    if (!lock) continue;
+    const lock = /^lock:(.*):(acquire|release)$/.exec(step.name);
+    if (!lock || step.status !== "completed") continue;
     const [, name = "", what] = lock;
-    const held = open.get(name) ?? [];
-    if (what === "acquire") held.push(step.seq);
-    else held.shift();
-    open.set(name, held);
+    let output: Record<string, unknown> | null = null;
+    try {
+      output = decoded(step);
+    } catch {
+      output = null; // compressed (a big output): not one of inWorkflow's
+    }
+    if (what === "acquire") held.set(String(step.seq), { name, key: output?.key });
+    else {
+      const released = output?.released;
+      const match = [...held.entries()].find(([, h]) =>
+        released === undefined ? h.name === name : h.key === released,
+      );
+      if (match) held.delete(match[0]);
+    }
   }
-  const drop = new Set([...open.values()].flat());
-  return steps.filter((step) => step.name !== PERMIT_STEP && !drop.has(step.seq));
+  return [...held.values()].map((h) => h.name);
+}
+
+/** Every step but the permit. */
+function withoutPermit(steps: ForkSnapshot["steps"]): ForkSnapshot["steps"] {
+  return steps.filter((step) => step.name !== PERMIT_STEP);
 }
 
 /** The journal name of a concurrency-limited execution's permit. */
@@ -111,7 +140,7 @@ export function importJournal(replay: Replay, snapshot: ForkSnapshot, alongside:
   const { host, blobs } = replay;
   host.sql.transaction(() => {
     // Never a permit from a snapshot (one made elsewhere could carry any): the fork takes its own.
-    for (const step of snapshot.steps.filter((s) => s.name !== PERMIT_STEP)) {
+    for (const step of withoutPermit(snapshot.steps)) {
       const bytes = step.output ? new Uint8Array(step.output) : undefined;
       host.sql.run(
         `INSERT INTO _baton_steps (seq, name, occurrence, kind, status, attempts, started_at, ended_at, output, error)

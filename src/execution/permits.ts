@@ -53,7 +53,7 @@ export async function takePermit(
   if (!limit || !target) return;
   // The waiter id is a secret (whoever presents it collects the permit), the same on every
   // retry and replay of this run, and new for a restarted run.
-  const waiterId = await replay.secret(PERMIT_LABEL);
+  const waiterId = await permitWaiter(replay, row.run);
   const legacy = legacyWaiter(replay, row);
   // The binding is checked now (a missing one fails the execution at once); each attempt gets a
   // new stub, since a stub that failed once (the Lock actor was reset) keeps failing.
@@ -102,7 +102,7 @@ export async function schedulePermitReturn(replay: Replay, row: ExecutionRow): P
     {
       binding: target.binding,
       lock: target.name,
-      waiter: await replay.secret(PERMIT_LABEL),
+      waiter: await permitWaiter(replay, row.run),
       lease,
       ...(legacyWaiter(replay, row) ? { legacy: legacyWaiter(replay, row) } : {}),
     },
@@ -124,8 +124,9 @@ export async function returnPermit(
       if (!isBatonError(error, "LEASE_EXPIRED") && !isBatonError(error, "NOT_HOLDER")) throw error;
     });
   }
-  if (payload.legacy) await lock.abandon(payload.legacy, { release: true });
   await lock.abandon(payload.waiter, { release: true });
+  // A predictable id of an older version can be refused (too long, say): never blocks the return.
+  if (payload.legacy) await lock.abandon(payload.legacy, { release: true }).catch(() => undefined);
 }
 
 /** The workflow's concurrency semaphore for this execution: binding and lock name. */
@@ -144,10 +145,13 @@ function permitLock(
 }
 
 /**
- * Label of the permit's waiter secret: a secret of this execution's run (see Replay.secret), so
- * a restart never picks up the previous run's permit.
+ * The permit's waiter id: a secret of this execution and run `run` (see Replay.secret), so a
+ * restart never picks up the previous run's permit, and a permit is returned for the run that
+ * ended even when a restart has come in meanwhile.
  */
-const PERMIT_LABEL = "$concurrency";
+function permitWaiter(replay: Replay, run: number): Promise<string> {
+  return replay.secret(`$concurrency/run-${run}`);
+}
 
 /**
  * The waiter id an execution started before waiter secrets used (`<id>/$concurrency/run-N`,

@@ -152,16 +152,14 @@ export class Replay {
   }
 
   /**
-   * A secret derived from the execution's own (never shown) secret, its run and `label`:
-   * unguessable, the same for the same label across retries, replays and evictions, and new
-   * for a restarted run.
+   * A secret derived from the execution's own (never shown) secret and `label`: unguessable,
+   * and the same for the same label across retries, replays, evictions and restarts (put the
+   * run in the label for a secret per run).
    */
   async secret(label: string): Promise<string> {
-    const row = this.host.sql.one<{ secret: string | null; run: number }>(
-      "SELECT secret, run FROM _baton_execution WHERE id = 1",
-    );
-    if (!row?.secret) throw new Error("baton: the execution has no secret (no execution row)");
-    return await hmacBase64url(row.secret, `r${row.run}/${label}`);
+    const secret = this.host.sql.value<string>("SELECT secret FROM _baton_execution WHERE id = 1");
+    if (!secret) throw new Error("baton: the execution has no secret (no execution row)");
+    return await hmacBase64url(secret, label);
   }
 
   /** Journals step `seq` as failed for good. */

@@ -1,4 +1,5 @@
 import type { Migration } from "../foundation/migrations.ts";
+import type { StepKind, StepStatus } from "./types.ts";
 
 /** SQL expression of a new execution secret: 256 random bits, hex. */
 export const NEW_SECRET_SQL = "lower(hex(randomblob(32)))";
@@ -129,16 +130,7 @@ export interface ExecutionRow {
   [column: string]: string | number | ArrayBuffer | null;
 }
 
-export type StepKind = "do" | "sleep" | "wait" | "progress" | "child";
-export type StepStatus =
-  | "running"
-  | "backoff"
-  | "completed"
-  | "failed"
-  | "sleeping"
-  | "waiting"
-  | "timed_out"
-  | "cancelled";
+export type { StepKind, StepStatus } from "./types.ts";
 
 export interface StepRow {
   seq: number;

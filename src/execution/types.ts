@@ -1,5 +1,18 @@
 import type { StepError } from "../workflow/workflow.ts";
-import type { StepKind, StepStatus } from "./schema.ts";
+
+/** The kind of a journal entry: a step call of one of these kinds. */
+export type StepKind = "do" | "sleep" | "wait" | "progress" | "child";
+
+/** Where a journal entry stands. */
+export type StepStatus =
+  | "running"
+  | "backoff"
+  | "completed"
+  | "failed"
+  | "sleeping"
+  | "waiting"
+  | "timed_out"
+  | "cancelled";
 
 /**
  * Any value a workflow takes or returns, as it crosses RPC (structured-clone types). Typed

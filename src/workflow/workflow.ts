@@ -44,9 +44,9 @@ export interface StepAttempt {
   /** Aborted when the attempt times out or the execution is cancelled. */
   signal: AbortSignal;
   /**
-   * An unguessable secret of this step occurrence: the same across retries, replays and
-   * evictions (like `idempotencyKey`), new for a restarted run, and derived from the
-   * execution's own secret, which is never journaled or shown. Use it where a predictable key
+   * An unguessable secret of this step occurrence: the same across retries, replays, evictions
+   * and restarts (like `idempotencyKey`), and derived from the execution's own secret, which is
+   * never journaled or shown. Use it where a predictable key
    * would grant something: a lock's waiter id, a one-time callback token. It is not journaled
    * unless you return it. With `label`, the execution's secret for that label instead (another
    * step's secret is `secret(itsIdempotencyKey)`).

@@ -224,15 +224,21 @@ const SESSION: RpcSessionOptions = {
 /** Keys that name Baton's or the platform's internals: never sent to a gateway client. */
 const INTERNAL_KEYS = new Set(["durableObjectId", "source", "stack", "cause"]);
 
-/** A copy of `details` without internal ids, at any depth (a few levels is all details use). */
-function scrub(value: object, depth = 0): Record<string, unknown> {
+/**
+ * A copy of `details` without internal ids, in nested objects and arrays too; what lies deeper
+ * than a few levels (Baton's details never do) is left out.
+ */
+function scrub(value: object): Record<string, unknown> {
+  return clean(value, 0) as Record<string, unknown>;
+}
+
+function clean(value: unknown, depth: number): unknown {
+  if (typeof value !== "object" || value === null) return value;
+  if (depth >= 4) return undefined;
+  if (Array.isArray(value)) return value.map((entry) => clean(entry, depth + 1));
   const out: Record<string, unknown> = {};
   for (const [key, entry] of Object.entries(value)) {
-    if (INTERNAL_KEYS.has(key)) continue;
-    out[key] =
-      typeof entry === "object" && entry !== null && !Array.isArray(entry) && depth < 4
-        ? scrub(entry, depth + 1)
-        : entry;
+    if (!INTERNAL_KEYS.has(key)) out[key] = clean(entry, depth + 1);
   }
   return out;
 }

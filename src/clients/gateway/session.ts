@@ -111,9 +111,21 @@ export class GatewaySession<P = unknown> {
       id,
       ...(workflow === undefined ? {} : { workflow }),
     });
+    // A read made after a write of this session (a start, say) reaches the actor after it.
+    if (workflow === undefined) await this.#issued.get(id);
     const runs = workflow ?? (await this.workflowOf(id));
     this.policy.serves(operation, runs);
     return runs;
+  }
+
+  /** `allow` inside a write (which must not wait for its own issuing). */
+  async #allowWrite(operation: GatewayOperation, id: string, workflow?: string): Promise<void> {
+    await this.policy.check(operation, {
+      kind: "execution",
+      id,
+      ...(workflow === undefined ? {} : { workflow }),
+    });
+    this.policy.serves(operation, workflow ?? (await this.workflowOf(id)));
   }
 
   /** The workflow execution `id` runs (it never changes for an id while it exists). */
@@ -254,7 +266,7 @@ export class GatewaySession<P = unknown> {
       let pending: Promise<T>;
       try {
         await before;
-        await this.allow(operation, id, workflow);
+        await this.#allowWrite(operation, id, workflow);
         pending = this.call(id, change); // issued to the actor now
       } finally {
         issued();

@@ -12,9 +12,8 @@ import { BatonError } from "../../foundation/errors.ts";
 export function checkTreeSize(value: unknown, maxBytes: number, what: string): void {
   let bytes = 0;
   const stack: unknown[] = [value];
-  while (stack.length > 0) {
-    const item = stack.pop();
-    bytes += sizeOf(item);
+  const charge = (n: number) => {
+    bytes += n;
     if (bytes > maxBytes) {
       throw new BatonError(
         "PAYLOAD_TOO_LARGE",
@@ -22,14 +21,24 @@ export function checkTreeSize(value: unknown, maxBytes: number, what: string): v
         { limit: maxBytes },
       );
     }
+  };
+  while (stack.length > 0) {
+    const item = stack.pop();
+    charge(sizeOf(item));
     if (typeof item !== "object" || item === null || ArrayBuffer.isView(item)) continue;
+    // A container is charged for its entries before they are pushed: the walk never holds or
+    // visits more than the limit allows, however often entries are shared.
     if (item instanceof Map) {
+      charge(item.size * 2);
       for (const [key, entry] of item) stack.push(key, entry);
     } else if (item instanceof Set || Array.isArray(item)) {
+      charge(item instanceof Set ? item.size : item.length);
       for (const entry of item) stack.push(entry);
     } else if (!(item instanceof Date) && !(item instanceof ArrayBuffer)) {
-      for (const [key, entry] of Object.entries(item)) {
-        bytes += key.length + 4;
+      const entries = Object.entries(item);
+      charge(entries.length);
+      for (const [key, entry] of entries) {
+        charge(key.length + 4);
         stack.push(entry);
       }
     }
