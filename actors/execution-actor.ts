@@ -215,7 +215,7 @@ export abstract class ExecutionActor<Env = unknown> extends Actor<Env, Execution
     if (!wf) {
       throw new BatonError(
         "UNKNOWN_WORKFLOW",
-        `No workflow named "${workflow}" is registered on this Execution actor. Registered: ${this.#workflowRegistry().names().join(", ") || "(none)"}.`,
+        `No workflow named "${workflow}" is registered on this Execution actor (${this.constructor.name}). Registered: ${this.#workflowRegistry().names().join(", ") || "(none)"}. Add it to the class's \`workflows\` list (and deploy), or check the name.`,
         { workflow },
       );
     }

@@ -4,7 +4,9 @@
  *
  * - no source file in src/, actors/ or examples/ is over 800 lines;
  * - the layers hold: a file imports only from its own layer or lower ones (type imports too);
- * - there is no runtime import circle among the project's files.
+ * - there is no runtime import circle among the project's files;
+ * - `baton/client` (src/remote/) loads nothing Worker-only: no file it reaches at runtime imports
+ *   a `cloudflare:` module (it must run in Node and in browsers).
  *
  * The layers, lowest first, are listed in LAYERS (docs/architecture.md draws them). Imports are
  * read from the source text: `import`/`export … from "…"`, `import "…"` and `import("…")`.
@@ -21,8 +23,11 @@ const LAYERS = [
   ["src/foundation/", "foundation"],
   ["src/workflow/", "workflow"],
   ["src/execution/", "execution"],
+  ["src/protocol/", "protocol"],
   ["actors/", "actors"],
   ["src/clients/", "clients"],
+  ["src/remote/", "remote"],
+  ["src/cli/", "cli"],
   ["src/index.ts", "barrel"],
 ];
 
@@ -67,8 +72,14 @@ function importsOf(file, text) {
   return edges;
 }
 
+/** Entries that must stay free of Worker-only modules, and how those modules are imported. */
+const PORTABLE_ENTRIES = ["src/remote/index.ts"];
+const WORKER_ONLY =
+  /(?:^|[\n;])\s*(?:import|export)\s+(?!type\s)(?:[\w*{}\s,$]*?\s+from\s+)?"cloudflare:[^"]*"/;
+
 const files = ROOTS.flatMap(filesUnder);
 const graph = new Map();
+const workerOnly = new Set();
 for (const file of files) {
   const text = readFileSync(join(root, file), "utf8");
   const lines = text.split("\n").length - (text.endsWith("\n") ? 1 : 0);
@@ -76,6 +87,7 @@ for (const file of files) {
     problems.push(`${file}: ${lines} lines (at most ${MAX_LINES}); split it by concern`);
   }
   const edges = importsOf(file, text);
+  if (WORKER_ONLY.test(text)) workerOnly.add(file);
   graph.set(
     file,
     edges.filter((e) => e.runtime).map((e) => e.target),
@@ -124,6 +136,25 @@ function visit(file) {
   }
 }
 for (const file of graph.keys()) if (!state.has(file)) visit(file);
+
+for (const entry of PORTABLE_ENTRIES) {
+  const seen = new Set([entry]);
+  const queue = [entry];
+  while (queue.length > 0) {
+    const file = queue.shift();
+    if (workerOnly.has(file)) {
+      problems.push(
+        `${entry} (browsers and Node) reaches ${file}, which imports a cloudflare: module`,
+      );
+    }
+    for (const next of graph.get(file) ?? []) {
+      if (!seen.has(next)) {
+        seen.add(next);
+        queue.push(next);
+      }
+    }
+  }
+}
 
 if (problems.length > 0) {
   console.error(`check-structure: ${problems.length} problem(s)`);

@@ -20,14 +20,7 @@ export {
   type SaveOptions,
 } from "../actors/checkpoint-actor.ts";
 export { ExecutionActor } from "../actors/execution-actor.ts";
-export {
-  ExecutionIndex,
-  type IndexedExecution,
-  type IndexedStatus,
-  type IndexUpdate,
-  type ListPage,
-  type ListQuery,
-} from "../actors/execution-index.ts";
+export { ExecutionIndex } from "../actors/execution-index.ts";
 export {
   type AcquireOptions,
   type AcquireResult,
@@ -47,16 +40,19 @@ export {
   resumeTokens,
 } from "./clients/checkpoints.ts";
 export {
+  type AnyExecutionActor,
   ExecutionHandle,
+  type ExecutionService,
   ExecutionsClient,
   executions,
   TrackedExecution,
   type WorkflowNamed,
   type WorkflowsOf,
 } from "./clients/executions.ts";
-export { BatonApi, type WorkflowApi } from "./clients/gateway/api.ts";
-export type { GatewayAuth } from "./clients/gateway/auth.ts";
+export { BatonApi, type WorkflowApi, type WorkflowApis } from "./clients/gateway/api.ts";
+export type { GatewayAuth, Refusal } from "./clients/gateway/auth.ts";
 export { type Gateway, type GatewayOptions, gateway } from "./clients/gateway/gateway.ts";
+export type { GatewayLimits } from "./clients/gateway/limits.ts";
 export type {
   GatewayOperation,
   GatewayPolicy,
@@ -64,7 +60,7 @@ export type {
 } from "./clients/gateway/policy.ts";
 export type { GatewayBindings, GatewayInfo } from "./clients/gateway/session.ts";
 export type { GatewaySubscription } from "./clients/gateway/subscription.ts";
-export type { GatewayLimits } from "./clients/gateway/transport.ts";
+export type { CheckpointsApi, LocksApi } from "./clients/gateway/targets.ts";
 export { ExecutionIndexClient, executionIndex } from "./clients/listing.ts";
 export { liveProgress } from "./clients/live.ts";
 export { LocksClient, locks, type WorkflowLease } from "./clients/locks.ts";
@@ -83,6 +79,7 @@ export {
   StateManager,
   type StateManagerOptions,
 } from "./clients/state-manager.ts";
+export type { ForkSnapshot } from "./execution/fork.ts";
 export {
   type CancelledEvent,
   type CompletedEvent,
@@ -103,6 +100,8 @@ export type {
   ExecutionStatus,
   JournalEntry,
   StartOptions,
+  StepKind,
+  StepStatus,
   Value,
 } from "./execution/types.ts";
 export { Actor, APP_SCHEMA } from "./foundation/actor.ts";
@@ -160,6 +159,13 @@ export {
 } from "./foundation/sql.ts";
 export type { StandardSchemaV1 } from "./foundation/standard-schema.ts";
 export { CHUNK_BYTES, MAX_VALUE_BYTES, type PutResult, ValueStore } from "./foundation/values.ts";
+export type {
+  IndexedExecution,
+  IndexedStatus,
+  IndexUpdate,
+  ListPage,
+  ListQuery,
+} from "./protocol/listing.ts";
 export { loop, Pipeline, type PipelineFailure, pipeline, sequence } from "./workflow/pipeline.ts";
 export {
   type AnyWorkflow,

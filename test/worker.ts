@@ -38,6 +38,7 @@ export interface Env {
   Locks: DurableObjectNamespace<TestLocks>;
   Checkpoints: DurableObjectNamespace<TestCheckpoints>;
   ExecutionIndex: DurableObjectNamespace<TestIndex>;
+  KvBacked: DurableObjectNamespace<KvBackedExecutions>;
   ORDERS: Fetcher;
   PLATFORM: Service<Platform>;
   TEST_TOKEN: string;
@@ -523,6 +524,11 @@ export class TestExecutions extends withTestClock(ExecutionActor<Env>) {
   setCodeVariant(variant: string): void {
     codeVariant.current = variant;
   }
+}
+
+/** An Execution actor bound without `new_sqlite_classes` (a mistake a user can make). */
+export class KvBackedExecutions extends ExecutionActor<Env> {
+  readonly workflows = allWorkflows;
 }
 
 /** The platform entrypoint of examples/cross-worker, served from this Worker's actors. */

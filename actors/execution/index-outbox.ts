@@ -4,7 +4,8 @@ import { findNamespace } from "../../src/foundation/bindings.ts";
 import { isBatonError } from "../../src/foundation/errors.ts";
 import type { Scheduler } from "../../src/foundation/scheduler/scheduler.ts";
 import type { Sql } from "../../src/foundation/sql.ts";
-import { type ExecutionIndex, INDEX_SHARD, type IndexUpdate } from "../execution-index.ts";
+import { INDEX_SHARD, type IndexUpdate } from "../../src/protocol/listing.ts";
+import type { ExecutionIndex } from "../execution-index.ts";
 
 /** What the outbox needs from its Execution actor. */
 export interface OutboxHost {

@@ -6,15 +6,13 @@
  *   npm run dev              # in one terminal: the dev Worker on http://127.0.0.1:8787
  *   npm run example:node     # in another (BATON_URL and BATON_TOKEN override the defaults)
  */
-import { newWebSocketRpcSession, type RpcStub } from "capnweb";
-import type { LiveEvent } from "../../src/execution/live-events.ts";
+// In your project: `from "baton/client"`.
+import { type GatewayStub, type LiveEvent, connect as open } from "../../src/remote/index.ts";
 import type { DevApi } from "../dev/worker.ts";
 
-/** Opens a capnweb session over a WebSocket to the gateway, with the token in a header. */
-export function connect(url: string, token: string): RpcStub<DevApi> {
-  // Node's WebSocket takes headers; a browser would put the token in the URL (`?token=`).
-  const socket = new WebSocket(url, { headers: { Authorization: `Bearer ${token}` } } as never);
-  return newWebSocketRpcSession<DevApi>(socket);
+/** Opens a session to the gateway (a WebSocket; the token goes in a header from Node). */
+export function connect(url: string, token: string): GatewayStub<DevApi> {
+  return open<DevApi>(url, { token });
 }
 
 /**
@@ -22,7 +20,7 @@ export function connect(url: string, token: string): RpcStub<DevApi> {
  * and returns the live events and the result.
  */
 export async function followOrder(
-  api: RpcStub<DevApi>,
+  api: GatewayStub<DevApi>,
   orderId: string,
   log: (line: string) => void = console.log,
 ) {

@@ -23,7 +23,8 @@ export type WorkflowNamed<W extends AnyWorkflow, N extends string> = W extends {
   ? W
   : never;
 
-type AnyExecutionActor = ExecutionActor<never>;
+/** Any Execution actor, whatever its env and workflows (what the clients accept). */
+export type AnyExecutionActor = ExecutionActor<never>;
 type Stub = DurableObjectStub<AnyExecutionActor>;
 
 /**
@@ -35,7 +36,7 @@ export class ExecutionHandle<O = Value> {
   readonly id: string;
   readonly #connect: () => Stub;
 
-  /** `connect` makes a stub per call, so a handle outlives a reset of the actor. */
+  /** `connect` makes a stub per call, so a handle outlives a reset of the actor. @internal */
   constructor(connect: () => Stub, id: string) {
     this.#connect = connect;
     this.id = id;
@@ -96,7 +97,7 @@ export class TrackedExecution {
   readonly id: string;
   readonly #connect: () => Stub;
 
-  /** `connect` makes a stub per call, so a handle outlives a reset of the actor. */
+  /** `connect` makes a stub per call, so a handle outlives a reset of the actor. @internal */
   constructor(connect: () => Stub, id: string) {
     this.#connect = connect;
     this.id = id;
@@ -308,12 +309,56 @@ export function connector<S>(
   // A service binding (`Fetcher`) answers every property name with an RPC method, `getByName`
   // included, so it is told apart by its tag before the namespace check.
   const isService = Object.prototype.toString.call(t) === "[object Fetcher]";
-  if (!isService && typeof t?.getByName === "function") return (name) => t.getByName?.(name) as S;
+  if (!isService && typeof t?.getByName === "function") {
+    return (name) => checkedStub(t.getByName?.(name) as object, EXPECTED[method]) as S;
+  }
   if (typeof t?.[method] === "function")
     return (name) => (t[method] as (n: string) => unknown)(name) as S;
   return invalidArgument(
     "Baton client target",
     `must be a Durable Object namespace, or a service binding to a BatonService (with ${method}())`,
     typeof target,
+  );
+}
+
+/** The actor class each kind of client needs behind its binding. */
+const EXPECTED = {
+  execution: "ExecutionActor",
+  lock: "LockActor",
+  checkpointScope: "CheckpointActor",
+  indexShard: "ExecutionIndex",
+} as const;
+
+/**
+ * `stub`, whose calls fail with `CONFIGURATION_ERROR` naming the fix when the object behind it is
+ * not an `expected` (a binding to another class: the platform only says that the receiver does
+ * not implement the method).
+ */
+function checkedStub(stub: object, expected: string): object {
+  return new Proxy(stub, {
+    get(target, property, receiver) {
+      const value = Reflect.get(target, property, receiver);
+      // Not `then`: a stub must not become thenable.
+      if (typeof value !== "function" || typeof property !== "string" || property === "then") {
+        return value;
+      }
+      // Reflect.apply: on an RPC stub, `value.apply` would be a remote property, not Function's.
+      return (...args: unknown[]) =>
+        Promise.resolve(Reflect.apply(value as (...a: unknown[]) => unknown, target, args)).catch(
+          (error: unknown) => {
+            throw wrongClass(error, expected, property) ?? error;
+          },
+        );
+    },
+  });
+}
+
+function wrongClass(error: unknown, expected: string, method: string): BatonError | undefined {
+  const message = error instanceof Error ? error.message : "";
+  if (!/does not implement/i.test(message)) return undefined;
+  return new BatonError(
+    "CONFIGURATION_ERROR",
+    `The Durable Object binding given to this client is not ${/^[AEIOU]/.test(expected) ? "an" : "a"} ${expected}: its class does not implement ${method}(). Check that binding's class_name in wrangler.toml, and that the class extends ${expected}.`,
+    { expected, method },
   );
 }

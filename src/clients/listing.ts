@@ -1,10 +1,10 @@
+import type { ExecutionIndex } from "../../actors/execution-index.ts";
 import {
-  type ExecutionIndex,
   INDEX_SHARD,
   type IndexedExecution,
   type ListPage,
   type ListQuery,
-} from "../../actors/execution-index.ts";
+} from "../protocol/listing.ts";
 import { connector } from "./executions.ts";
 
 type IndexStub = {

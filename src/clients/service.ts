@@ -1,13 +1,14 @@
 import { RpcTarget, WorkerEntrypoint } from "cloudflare:workers";
 import type { CheckpointActor, SaveOptions } from "../../actors/checkpoint-actor.ts";
 import type { ExecutionActor } from "../../actors/execution-actor.ts";
-import type { ExecutionIndex, ListQuery } from "../../actors/execution-index.ts";
+import type { ExecutionIndex } from "../../actors/execution-index.ts";
 import type { AcquireOptions, Lease, LockActor } from "../../actors/lock-actor.ts";
 import type { StartOptions, Value } from "../execution/types.ts";
 import { requireNamespace } from "../foundation/bindings.ts";
 import type { Duration } from "../foundation/duration.ts";
 import { checkId } from "../foundation/errors.ts";
 import { checkNotReserved } from "../foundation/reserved.ts";
+import type { ListQuery } from "../protocol/listing.ts";
 
 type ExecutionStub = DurableObjectStub<ExecutionActor<never>>;
 
@@ -17,6 +18,7 @@ type ExecutionStub = DurableObjectStub<ExecutionActor<never>>;
  */
 export class ExecutionRef extends RpcTarget {
   readonly #stub: ExecutionStub;
+  /** Made by {@link BatonService}. @internal */
   constructor(stub: ExecutionStub) {
     super();
     this.#stub = stub;
@@ -77,6 +79,7 @@ export class ExecutionRef extends RpcTarget {
 /** One lock, handed across a service binding. */
 export class LockRef extends RpcTarget {
   readonly #stub: DurableObjectStub<LockActor>;
+  /** Made by {@link BatonService}. @internal */
   constructor(stub: DurableObjectStub<LockActor>) {
     super();
     this.#stub = stub;
@@ -104,6 +107,7 @@ export class LockRef extends RpcTarget {
 /** One checkpoint scope, handed across a service binding. */
 export class CheckpointRef extends RpcTarget {
   readonly #stub: DurableObjectStub<CheckpointActor>;
+  /** Made by {@link BatonService}. @internal */
   constructor(stub: DurableObjectStub<CheckpointActor>) {
     super();
     this.#stub = stub;
@@ -128,6 +132,7 @@ export class CheckpointRef extends RpcTarget {
 /** The execution index, handed across a service binding. */
 export class IndexRef extends RpcTarget {
   readonly #stub: DurableObjectStub<ExecutionIndex>;
+  /** Made by {@link BatonService}. @internal */
   constructor(stub: DurableObjectStub<ExecutionIndex>) {
     super();
     this.#stub = stub;

@@ -3,7 +3,7 @@ import { BatonError } from "../foundation/errors.ts";
 import type { Replay } from "./replay.ts";
 import { CHECKPOINT_PREFIX, type StepKind, type StepRow } from "./schema.ts";
 
-/** A journal prefix that a fork replays (see {@link exportCheckpoint}). */
+/** A journal prefix that a fork replays (`ExecutionActor.exportCheckpoint` makes one). */
 export interface ForkSnapshot {
   workflow: string;
   /** The workflow version the source ran. */

@@ -1,4 +1,5 @@
 import { DurableObject } from "cloudflare:workers";
+import { BatonError } from "./errors.ts";
 import { FSM_TABLE_SQL, type MachineDefinition, StateMachine } from "./fsm.ts";
 import { type Migration, runMigrations } from "./migrations.ts";
 import { Scheduler } from "./scheduler/scheduler.ts";
@@ -80,7 +81,11 @@ export abstract class Actor<
     this.sql = new Sql(ctx.storage);
     // Synchronous SQL, so the schema is ready before the subclass constructor body runs and
     // before any request or alarm reaches the object.
-    runMigrations(this.sql, "baton", FRAMEWORK_MIGRATIONS);
+    try {
+      runMigrations(this.sql, "baton", FRAMEWORK_MIGRATIONS);
+    } catch (error) {
+      throw withoutSqlite(error, new.target.name) ?? error;
+    }
     const own = this.migrations();
     if (own.length > 0) runMigrations(this.sql, APP_SCHEMA, own);
     this.values = new ValueStore(this.sql);
@@ -139,4 +144,18 @@ export abstract class Actor<
   override async alarm(_info?: AlarmInvocationInfo): Promise<void> {
     await this.timers.run();
   }
+}
+
+/**
+ * The error to give when the object has no SQLite storage (its class is bound without
+ * `new_sqlite_classes`), naming the fix; `undefined` for any other error.
+ */
+function withoutSqlite(error: unknown, className: string): BatonError | undefined {
+  const message = error instanceof Error ? error.message : String(error);
+  if (!/SQL is not enabled/i.test(message)) return undefined;
+  return new BatonError(
+    "CONFIGURATION_ERROR",
+    `Durable Object class "${className}" has no SQLite storage, and Baton's actors keep their state in SQLite. List it in new_sqlite_classes in a [[migrations]] entry of wrangler.toml, e.g.\n[[migrations]]\ntag = "v1"\nnew_sqlite_classes = ["${className}"]\n(A class already deployed with key-value storage cannot be switched: bind a new class name.)`,
+    { class: className },
+  );
 }

@@ -28,6 +28,7 @@ export const ERROR_CODES = [
   "SERIALIZATION_ERROR",
   "STORAGE_ERROR",
   "MIGRATION_ERROR",
+  "CONFIGURATION_ERROR",
   // State machines and timers
   "INVALID_TRANSITION",
   "NO_TIMER_HANDLER",

@@ -55,6 +55,7 @@ export class Pipeline<N extends string, I, O> implements Workflow<N, I, O> {
   readonly #steps: readonly PipelineStep[];
   readonly #onFailure: ((failure: PipelineFailure<I>) => unknown) | undefined;
 
+  /** Made by {@link pipeline}; each `.step()` returns a new one. @internal */
   constructor(
     name: N,
     options: WorkflowOptions,

@@ -6,6 +6,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { connect, followOrder } from "../../examples/node-client/main.ts";
 import { type DevServer, groupAlive, startDevServer } from "../../scripts/wrangler-dev.ts";
+import { main } from "../../src/cli/baton.ts";
 
 let server: DevServer;
 const output: string[] = [];
@@ -43,6 +44,64 @@ describe("the Node client against `wrangler dev`", () => {
     } finally {
       api[Symbol.dispose]();
     }
+  }, 60_000);
+
+  it("the baton command lists, reads and steers executions through the gateway", async () => {
+    const baton = async (...args: string[]) => {
+      const out: string[] = [];
+      const err: string[] = [];
+      const code = await main(
+        [...args, "--url", `${server.url}/rpc`, "--token", "dev-token"],
+        (line) => out.push(line),
+        (line) => err.push(line),
+      );
+      return { code, json: out.length ? JSON.parse(out.join("\n")) : null, err: err.join("\n") };
+    };
+    const api = connect(`ws://127.0.0.1:${server.port}/rpc`, "dev-token");
+    const id = `cli-${Date.now()}`;
+    try {
+      await api.workflows.order.start({ orderId: id, items: ["pen"], amount: 3 }, { id });
+    } finally {
+      api[Symbol.dispose]();
+    }
+    const status = await baton("executions", "status", id);
+    expect(status).toMatchObject({ code: 0, json: { id, workflow: "order" } });
+    const sent = await baton("send-event", id, "approve", '{"approved":true,"by":"cli"}');
+    expect(sent.code).toBe(0);
+    const result = await baton("executions", "result", id, "--timeout", "20s");
+    expect(result.json).toMatchObject({ ok: true, value: { orderId: id, approvedBy: "cli" } });
+    const journal = await baton("executions", "journal", id);
+    expect(journal.json.map((e: { name: string }) => e.name)).toEqual([
+      "reserve",
+      "approval",
+      "charge",
+      "ship",
+    ]);
+    const listed = await baton("executions", "list", "--workflow", "order", "--limit", "100");
+    expect(listed.json.executions.map((e: { id: string }) => e.id)).toContain(id);
+    const other = `cli-cancel-${Date.now()}`;
+    const second = connect(`ws://127.0.0.1:${server.port}/rpc`, "dev-token");
+    try {
+      await second.workflows.order.start(
+        { orderId: other, items: ["x"], amount: 1 },
+        { id: other },
+      );
+    } finally {
+      second[Symbol.dispose]();
+    }
+    expect((await baton("pause", other)).json.status).toBe("paused");
+    expect((await baton("resume", other)).code).toBe(0);
+    expect((await baton("cancel", other)).json.status).toBe("cancelled");
+    // Errors come back as JSON with their code, and a non-zero exit.
+    const missing = await baton("executions", "status", "no-such-order");
+    expect(missing.code).toBe(1);
+    expect(JSON.parse(missing.err)).toMatchObject({ code: "EXECUTION_NOT_FOUND" });
+    const usage = await main(
+      ["executions", "status"],
+      () => {},
+      () => {},
+    );
+    expect(usage).toBe(2);
   }, 60_000);
 
   it("refuses a caller without the token (401)", async () => {

@@ -1,10 +1,11 @@
-import { RpcTarget } from "capnweb";
-import type { ExecutionIndex, ListQuery } from "../../../actors/execution-index.ts";
-import { INDEX_SHARD } from "../../../actors/execution-index.ts";
+// Workers' own RpcTarget, which capnweb uses on Workers too: the declarations need no capnweb.
+import { RpcTarget } from "cloudflare:workers";
+import type { ExecutionIndex } from "../../../actors/execution-index.ts";
 import type { LiveEvent } from "../../execution/live-events.ts";
 import type { ExecutionResult, StartOptions, Value } from "../../execution/types.ts";
 import type { Duration } from "../../foundation/duration.ts";
 import { BatonError, checkId, invalidArgument, isBatonError } from "../../foundation/errors.ts";
+import { INDEX_SHARD, type ListQuery } from "../../protocol/listing.ts";
 import type { AnyWorkflow, InputOf, OutputOf } from "../../workflow/workflow.ts";
 import { liveProgress } from "../live.ts";
 import type { GatewayInfo, GatewaySession } from "./session.ts";
@@ -22,7 +23,7 @@ export interface WorkflowApi<I, O> {
 }
 
 /** One entry per workflow with a literal name (a name typed only as `string` cannot be a key). */
-type WorkflowApis<W extends readonly AnyWorkflow[]> = {
+export type WorkflowApis<W extends readonly AnyWorkflow[]> = {
   [K in W[number] as string extends K["name"] ? never : K["name"]]: WorkflowApi<
     InputOf<K>,
     OutputOf<K>
@@ -48,7 +49,7 @@ export class BatonApi<W extends readonly AnyWorkflow[] = readonly AnyWorkflow[]>
   /** One target per served workflow, made once per session. */
   readonly #workflows: Record<string, WorkflowTarget> = {};
 
-  /** Made by the gateway, one per session. */
+  /** Made by the gateway, one per session. @internal */
   constructor(session: GatewaySession) {
     super();
     this.#session = session;

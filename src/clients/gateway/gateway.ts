@@ -6,15 +6,10 @@ import type { AnyWorkflow } from "../../workflow/workflow.ts";
 import { liveProgress } from "../live.ts";
 import { BatonApi } from "./api.ts";
 import { authenticate, checkAuth, type GatewayAuth } from "./auth.ts";
+import { type GatewayLimits, type ResolvedLimits, resolveLimits } from "./limits.ts";
 import { type GatewayPolicy, Policy } from "./policy.ts";
 import { type GatewayBindings, GatewaySession } from "./session.ts";
-import {
-  type GatewayLimits,
-  type ResolvedLimits,
-  resolveLimits,
-  serveBatch,
-  serveWebSocket,
-} from "./transport.ts";
+import { serveBatch, serveWebSocket } from "./transport.ts";
 
 /** Options of {@link gateway}. */
 export interface GatewayOptions<Env, W extends readonly AnyWorkflow[], P = true> {

@@ -1,6 +1,6 @@
-import type { ListQuery } from "../../../actors/execution-index.ts";
 import { BatonError } from "../../foundation/errors.ts";
 import { isReserved } from "../../foundation/reserved.ts";
+import type { ListQuery } from "../../protocol/listing.ts";
 
 /** What a gateway call does: the `operation` a {@link GatewayPolicy} decides on. */
 export type GatewayOperation =

@@ -1,14 +1,14 @@
 import type { ExecutionActor } from "../../../actors/execution-actor.ts";
-import type { ExecutionResult, Value } from "../../execution/types.ts";
+import type { ExecutionInfo, ExecutionResult, Value } from "../../execution/types.ts";
 import { requireNamespace } from "../../foundation/bindings.ts";
 import { type Duration, parseDuration } from "../../foundation/duration.ts";
 import { BatonError, checkId, isBatonError } from "../../foundation/errors.ts";
+import type { ResolvedLimits } from "./limits.ts";
 import type { GatewayOperation, Policy } from "./policy.ts";
 import { checkTreeSize } from "./size.ts";
-import type { ResolvedLimits } from "./transport.ts";
 
-/** What `status()` returns, through the gateway. */
-export type GatewayInfo = Awaited<ReturnType<ExecutionActor["status"]>>;
+/** What `status()` returns, through the gateway: the execution's state. */
+export type GatewayInfo = ExecutionInfo;
 
 type ExecutionStub = DurableObjectStub<ExecutionActor<never>>;
 

@@ -1,4 +1,5 @@
-import { RpcTarget } from "capnweb";
+// Workers' own RpcTarget, which capnweb uses on Workers too: the declarations need no capnweb.
+import { RpcTarget } from "cloudflare:workers";
 import {
   type DisconnectedEvent,
   isTerminalEvent,
@@ -13,7 +14,10 @@ export interface GatewaySubscription {
   close(): void;
 }
 
-/** A live subscription: relays the execution's WebSocket events to the client's callback. */
+/**
+ * A live subscription: relays the execution's WebSocket events to the client's callback.
+ * @internal
+ */
 export class Subscription extends RpcTarget implements GatewaySubscription {
   readonly #ws: WebSocket;
   readonly #listener: (event: LiveEvent) => unknown;

@@ -1,4 +1,5 @@
-import { RpcTarget } from "capnweb";
+// Workers' own RpcTarget, which capnweb uses on Workers too: the declarations need no capnweb.
+import { RpcTarget } from "cloudflare:workers";
 import type { CheckpointActor, SaveOptions } from "../../../actors/checkpoint-actor.ts";
 import type { AcquireOptions, Lease, LockActor } from "../../../actors/lock-actor.ts";
 import type { Value } from "../../execution/types.ts";
