@@ -1,0 +1,350 @@
+#!/usr/bin/env node
+/**
+ * The packed-package test (the last part of `npm test`): Baton as a user gets it from npm.
+ *
+ * 1. `npm pack` (which builds dist/) and check what the tarball holds.
+ * 2. A new Worker project outside the repository installs the tarball, wrangler,
+ *    @cloudflare/workers-types and typescript 5 from the registry, takes the README's quick
+ *    start as its Worker (a workflow and an ExecutionActor subclass), and:
+ *    - type-checks it under a strict
+ *      tsconfig (skipLibCheck: false) and under the tsconfig `npm create cloudflare` generates
+ *      (with `wrangler types`);
+ *    - bundles it with `wrangler deploy --dry-run` and checks the gzipped size (≤ 50 KiB);
+ *    - serves it with `wrangler dev --port`: two requests run two executions to their result,
+ *      and a favicon request does not disturb them;
+ *    - imports `baton/client` from plain Node (the machine's own, Node 20 here), bundles it for
+ *      a browser (no Worker-only module), and type-checks a browser project against it alone.
+ * 3. `npx --package <tarball> baton init` (the package's command, as README says) creates the
+ *    starter; its `npm install`, `npm run
+ *    typecheck` and `npm test` (vitest inside workerd) pass, and `npm run dev` serves it.
+ *
+ * Everything runs in a temporary folder, removed at the end (kept with KEEP_PACKAGE_TEST=1).
+ */
+import { execFileSync, spawn } from "node:child_process";
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { delimiter, dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+
+const root = join(dirname(fileURLToPath(import.meta.url)), "..");
+const repo = JSON.parse(readFileSync(join(root, "package.json"), "utf8"));
+const bin = join(root, "node_modules", ".bin");
+const started = Date.now();
+const work = mkdtempSync(join(tmpdir(), "baton-package-"));
+/** The repository's Node (>= 22, for wrangler) first on PATH, as in its npm scripts. */
+const env = { ...process.env, PATH: `${bin}${delimiter}${process.env.PATH}`, CI: "1" };
+delete env.npm_config_prefix;
+
+const step = (text) =>
+  console.log(`package-test [${((Date.now() - started) / 1000).toFixed(0)}s] ${text}`);
+
+function run(command, args, cwd, options = {}) {
+  try {
+    return execFileSync(command, args, {
+      cwd,
+      env,
+      encoding: "utf8",
+      stdio: ["ignore", "pipe", "pipe"],
+      maxBuffer: 64 * 1024 * 1024,
+      ...options,
+    });
+  } catch (error) {
+    const out = `${error.stdout ?? ""}${error.stderr ?? ""}`;
+    throw new Error(`\`${command} ${args.join(" ")}\` failed in ${cwd}:\n${out.slice(-6000)}`);
+  }
+}
+
+const npm = (args, cwd) =>
+  run("npm", [...args, "--no-audit", "--no-fund", "--prefer-offline"], cwd);
+
+function write(dir, files) {
+  for (const [path, text] of Object.entries(files)) {
+    mkdirSync(dirname(join(dir, path)), { recursive: true });
+    writeFileSync(join(dir, path), text);
+  }
+}
+
+function check(condition, message) {
+  if (!condition) throw new Error(`package-test: ${message}`);
+}
+
+/** The quick start of README.md: its wrangler.toml and src/index.ts blocks. */
+function readQuickStart() {
+  const readme = readFileSync(join(root, "README.md"), "utf8");
+  const section = readme.slice(readme.indexOf("## Quick start"));
+  const toml = /```toml\n([\s\S]*?)```/.exec(section)?.[1];
+  const ts = /```ts\n([\s\S]*?)```/.exec(section)?.[1];
+  check(toml && ts, "README.md has no quick start with a toml and a ts block");
+  check(
+    /^name = /m.test(toml) && /^main = /m.test(toml) && /^compatibility_date = /m.test(toml),
+    "the quick start's wrangler.toml lacks name, main or compatibility_date",
+  );
+  return { toml, ts };
+}
+const quickStart = readQuickStart();
+
+try {
+  // 1. The tarball.
+  step("npm run build, npm pack");
+  run("node", [join(root, "scripts", "build.mjs")], root);
+  const packed = JSON.parse(
+    run("npm", ["pack", "--json", "--ignore-scripts", "--pack-destination", work], root),
+  );
+  const tarball = join(work, packed[0].filename);
+  const files = packed[0].files.map((f) => f.path);
+  for (const needed of [
+    "dist/src/index.js",
+    "dist/src/index.d.ts",
+    "dist/src/remote/index.js",
+    "dist/src/cli/baton.js",
+    "templates/starter/package.json",
+    "README.md",
+    "LICENSE",
+  ]) {
+    check(files.includes(needed), `the tarball lacks ${needed}`);
+  }
+  const stray = files.filter((f) => /^(src|actors|test|bench|scripts|examples)\//.test(f));
+  check(stray.length === 0, `the tarball holds sources or tests: ${stray.slice(0, 5).join(", ")}`);
+
+  // 2. A user's Worker.
+  const app = join(work, "app");
+  write(app, {
+    "package.json": JSON.stringify({
+      name: "user-worker",
+      private: true,
+      type: "module",
+      dependencies: { baton: `file:${tarball}` },
+      devDependencies: {
+        wrangler: repo.devDependencies.wrangler,
+        "@cloudflare/workers-types": repo.devDependencies["@cloudflare/workers-types"],
+        typescript: "~5.9.3",
+      },
+    }),
+    // The README's quick start, as a reader copies it.
+    "wrangler.toml": quickStart.toml,
+    "src/index.ts": quickStart.ts,
+    "tsconfig.strict.json": JSON.stringify({
+      compilerOptions: {
+        target: "ES2022",
+        module: "ESNext",
+        moduleResolution: "Bundler",
+        lib: ["ES2022"],
+        types: ["@cloudflare/workers-types"],
+        strict: true,
+        noUncheckedIndexedAccess: true,
+        exactOptionalPropertyTypes: true,
+        noImplicitOverride: true,
+        isolatedModules: true,
+        verbatimModuleSyntax: true,
+        noEmit: true,
+        skipLibCheck: false,
+      },
+      include: ["src"],
+    }),
+    // What `npm create cloudflare` (hello-world, TypeScript) generates.
+    "tsconfig.c3.json": JSON.stringify({
+      compilerOptions: {
+        target: "es2021",
+        lib: ["es2021"],
+        jsx: "react-jsx",
+        module: "es2022",
+        moduleResolution: "Bundler",
+        resolveJsonModule: true,
+        allowJs: true,
+        checkJs: false,
+        noEmit: true,
+        isolatedModules: true,
+        allowSyntheticDefaultImports: true,
+        forceConsistentCasingInFileNames: true,
+        strict: true,
+        skipLibCheck: true,
+      },
+      exclude: ["test"],
+      include: ["worker-configuration.d.ts", "src/**/*.ts"],
+    }),
+    "client.mjs": `import { connect, ERROR_CODES, isBatonError, liveEvents } from "baton/client";
+if (typeof connect !== "function" || typeof liveEvents !== "function") throw new Error("exports missing");
+if (!ERROR_CODES.includes("INVALID_ARGUMENT") || isBatonError(new Error("x"))) throw new Error("bad guard");
+const api = connect("http://127.0.0.1:9/rpc", { transport: "batch", token: "t" });
+if (!api) throw new Error("no stub");
+console.log("baton/client ok on Node " + process.versions.node);
+`,
+    "browser/main.ts": `import { connect, isBatonError, liveEvents, type LiveEvent } from "baton/client";
+const api = connect<{ status(id: string): Promise<{ status: string }> }>("https://example.com/rpc", { token: "t" });
+export async function show(id: string): Promise<string> {
+  try {
+    return (await api.status(id)).status;
+  } catch (error) {
+    return isBatonError(error) ? error.code : "?";
+  }
+}
+export const events: (id: string) => AsyncGenerator<LiveEvent> = (id) => liveEvents(api as never, id);
+`,
+    "browser/tsconfig.json": JSON.stringify({
+      compilerOptions: {
+        target: "ES2022",
+        module: "ESNext",
+        moduleResolution: "Bundler",
+        lib: ["ES2022", "DOM", "DOM.Iterable"],
+        types: [],
+        strict: true,
+        noEmit: true,
+        // capnweb's own declarations name node:http (its Node server helpers): not ours to fix.
+        skipLibCheck: true,
+      },
+      include: ["main.ts"],
+    }),
+  });
+  step(
+    "installing the tarball, wrangler, workers-types and typescript 5 into a new Worker project",
+  );
+  npm(["install"], app);
+  const tsc5 = join(app, "node_modules", ".bin", "tsc");
+  check(/^Version 5\./.test(run(tsc5, ["--version"], app)), "typescript 5 was not installed");
+  step("type-check under a strict tsconfig (skipLibCheck: false)");
+  run(tsc5, ["-p", "tsconfig.strict.json"], app);
+  step("type-check under the tsconfig of `npm create cloudflare` (with `wrangler types`)");
+  run(join(app, "node_modules", ".bin", "wrangler"), ["types"], app);
+  run(tsc5, ["-p", "tsconfig.c3.json"], app);
+  step("bundle with `wrangler deploy --dry-run`");
+  const dry = run(
+    join(app, "node_modules", ".bin", "wrangler"),
+    ["deploy", "--dry-run", "--outdir", "out"],
+    app,
+  );
+  const gzip = /gzip:\s*([\d.]+)\s*KiB/.exec(dry);
+  check(gzip, `no bundle size in wrangler's output:\n${dry}`);
+  const kib = Number(gzip?.[1]);
+  check(kib <= 50, `the minimal Worker bundles to ${kib} KiB gzipped (limit 50)`);
+  const bundle = readFileSync(join(app, "out", "index.js"), "utf8");
+  check(
+    !bundle.includes("newWorkersRpcResponse"),
+    "a Worker without the gateway bundles capnweb's server",
+  );
+  step(`minimal Worker: ${kib} KiB gzipped`);
+  writeFileSync(join(work, "bundle-size.txt"), String(kib));
+
+  step("the quick start under `wrangler dev --port`, requested twice");
+  await serve(
+    app,
+    [join(app, "node_modules", ".bin", "wrangler"), "dev", "--port"],
+    async (base) => {
+      for (let i = 0; i < 2; i++) {
+        const response = await fetch(base);
+        const body = await response.json();
+        check(
+          response.status === 200 &&
+            body.ok === true &&
+            body.value?.hello === "Hello, Ada" &&
+            body.value?.approved === true,
+          `GET / (request ${i + 1}) answered ${response.status} ${JSON.stringify(body)}`,
+        );
+        const favicon = await fetch(`${base}favicon.ico`);
+        check(favicon.status === 404, `GET /favicon.ico answered ${favicon.status}`);
+      }
+    },
+  );
+
+  step("baton/client from plain Node, and bundled for a browser");
+  const systemNode = findSystemNode();
+  console.log(run(systemNode, ["client.mjs"], app).trim());
+  const browserBundle = run(
+    join(bin, "esbuild"),
+    ["browser/main.ts", "--bundle", "--platform=browser", "--format=esm", "--log-level=warning"],
+    app,
+  );
+  check(
+    !/cloudflare:/.test(browserBundle),
+    "the browser bundle of baton/client imports cloudflare:",
+  );
+  run(tsc5, ["-p", "browser/tsconfig.json"], app);
+
+  // 3. The starter, from the package's own command.
+  step("baton init (from the tarball) and the starter's install, typecheck, tests and dev server");
+  run("npx", ["--yes", "--package", tarball, "baton", "init", "my-app", "--baton", tarball], work);
+  const starter = join(work, "my-app");
+  check(readdirSync(starter).includes(".gitignore"), "the starter has no .gitignore");
+  npm(["install"], starter);
+  run("npm", ["run", "typecheck"], starter);
+  run("npm", ["test"], starter);
+  await serve(starter, ["npm", "run", "dev", "--", "--port"], async (base) => {
+    for (let i = 0; i < 2; i++) {
+      // Twice: the start is idempotent per id (a second request does not fail).
+      const response = await fetch(`${base}signups`, {
+        method: "POST",
+        body: JSON.stringify({ email: "dev@example.com" }),
+      });
+      const body = await response.json();
+      check(
+        response.status === 201 && body.id === "dev@example.com",
+        `POST /signups (request ${i + 1}) answered ${response.status} ${JSON.stringify(body)}`,
+      );
+    }
+  });
+  step("all good");
+} finally {
+  if (process.env.KEEP_PACKAGE_TEST) console.log(`package-test: kept ${work}`);
+  else rmSync(work, { recursive: true, force: true });
+}
+
+/** A Node on PATH other than the repository's own (the machine's: Node 20 on these machines). */
+function findSystemNode() {
+  for (const dir of (process.env.PATH ?? "").split(delimiter)) {
+    if (!dir || dir.startsWith(root)) continue;
+    try {
+      const node = join(dir, "node");
+      const version = execFileSync(node, ["--version"], { encoding: "utf8" }).trim();
+      if (/^v(\d+)/.exec(version) && Number(/^v(\d+)/.exec(version)?.[1]) >= 20) return node;
+    } catch {
+      // not here
+    }
+  }
+  return process.execPath;
+}
+
+/**
+ * Runs `command <free port>` in `cwd` (a dev server), waits until it answers, runs `probe` with
+ * its base URL, then stops it (the whole process group).
+ */
+async function serve(cwd, command, probe) {
+  const port = 8800 + Math.floor(Math.random() * 800);
+  const [program, ...args] = command;
+  const child = spawn(program, [...args, String(port)], {
+    cwd,
+    env,
+    detached: true,
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  let output = "";
+  child.stdout.on("data", (chunk) => (output += chunk));
+  child.stderr.on("data", (chunk) => (output += chunk));
+  const base = `http://127.0.0.1:${port}/`;
+  try {
+    const deadline = Date.now() + 90_000;
+    for (;;) {
+      if (Date.now() > deadline)
+        throw new Error(`\`${command.join(" ")}\` did not start:\n${output.slice(-3000)}`);
+      try {
+        await fetch(`${base}favicon.ico`);
+        break;
+      } catch {
+        await new Promise((resolve) => setTimeout(resolve, 500));
+      }
+    }
+    await probe(base);
+  } catch (error) {
+    throw new Error(`${error.message}\n--- server output ---\n${output.slice(-3000)}`);
+  } finally {
+    try {
+      process.kill(-child.pid, "SIGTERM");
+    } catch {
+      // gone
+    }
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    try {
+      process.kill(-child.pid, "SIGKILL");
+    } catch {
+      // gone
+    }
+  }
+}
