@@ -24,7 +24,7 @@ import { execFileSync, spawn } from "node:child_process";
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { delimiter, dirname, join } from "node:path";
-import { fileURLToPath } from "node:url";
+import { fileURLToPath, pathToFileURL } from "node:url";
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "..");
 const repo = JSON.parse(readFileSync(join(root, "package.json"), "utf8"));
@@ -105,6 +105,19 @@ try {
   }
   const stray = files.filter((f) => /^(src|actors|test|bench|scripts|examples)\//.test(f));
   check(stray.length === 0, `the tarball holds sources or tests: ${stray.slice(0, 5).join(", ")}`);
+  const { STARTER_FILES } = await import(
+    pathToFileURL(join(root, "dist", "src", "cli", "init.js")).href
+  );
+  const template = files.filter((f) => f.startsWith("templates/")).sort();
+  const expected = STARTER_FILES.map((f) => `templates/starter/${f}`).sort();
+  check(
+    JSON.stringify(template) === JSON.stringify(expected),
+    `the tarball's templates/ (${template.join(", ")}) differ from init's STARTER_FILES`,
+  );
+  check(
+    !files.some((f) => f.endsWith(".d.ts.map")),
+    "the tarball ships declaration maps without their sources",
+  );
 
   // 2. A user's Worker.
   const app = join(work, "app");
@@ -118,11 +131,68 @@ try {
         wrangler: repo.devDependencies.wrangler,
         "@cloudflare/workers-types": repo.devDependencies["@cloudflare/workers-types"],
         typescript: "~5.9.3",
+        ws: "^8.18.0",
       },
     }),
     // The README's quick start, as a reader copies it.
     "wrangler.toml": quickStart.toml,
     "src/index.ts": quickStart.ts,
+    // The gateway in front of the quick start's workflow, for the client on Node 20.
+    "src/gateway.ts": `import { type BatonApi, gateway } from "baton";
+import { type Env, greet } from "./index";
+
+export { Executions } from "./index";
+export type Api = BatonApi<[typeof greet]>;
+
+const api = gateway({ workflows: [greet], auth: { secret: "BATON_TOKEN" } });
+
+export default {
+  async fetch(request, env) {
+    return (await api.fetch(request, env)) ?? new Response("Not found", { status: 404 });
+  },
+} satisfies ExportedHandler<Env & { BATON_TOKEN: string }>;
+`,
+    "wrangler.gateway.toml": `name = "user-gateway"
+main = "src/gateway.ts"
+compatibility_date = "2026-11-01"
+
+[[durable_objects.bindings]]
+name = "Executions"
+class_name = "Executions"
+
+[[migrations]]
+tag = "v1"
+new_sqlite_classes = ["Executions"]
+`,
+    // baton/client on the machine's Node 20 against that gateway: a WebSocket from "ws" with
+    // the token in a header, live events to the end, an HTTP batch, a refused token, and a
+    // session that breaks under a live-event loop.
+    "gateway-client.mjs": `import WebSocket from "ws";
+import { connect, liveEvents } from "baton/client";
+const [url, token] = process.argv.slice(2);
+const api = connect(url, { token, WebSocket });
+const id = "node-" + Date.now();
+const run = await api.workflows.greet.start({ name: "Node" }, { id });
+await api.sendEvent(run.id, "approve", { ok: true });
+const events = [];
+for await (const event of liveEvents(api, run.id)) events.push(event.type);
+const result = await api.workflows.greet.result(run.id, { timeout: "30s" });
+const batch = connect(url, { token, transport: "batch" });
+const [status, again] = await Promise.all([batch.status(run.id), batch.status(run.id)]);
+let refused = "";
+try {
+  await connect(url, { token: "wrong", transport: "batch" }).status(run.id);
+} catch (error) {
+  refused = String(error.message);
+}
+const waiting = await api.workflows.greet.start({ name: "Broken" }, { id: id + "-b" });
+const broken = [];
+for await (const event of liveEvents(api, waiting.id)) {
+  broken.push(event.type);
+  if (event.type === "initial_state") api[Symbol.dispose]();
+}
+console.log(JSON.stringify({ node: process.versions.node, events, result, status: status.status, again: again.status, refused, broken }));
+`,
     "tsconfig.strict.json": JSON.stringify({
       compilerOptions: {
         target: "ES2022",
@@ -222,6 +292,13 @@ export const events: (id: string) => AsyncGenerator<LiveEvent> = (id) => liveEve
     "a Worker without the gateway bundles capnweb's server",
   );
   step(`minimal Worker: ${kib} KiB gzipped`);
+  const claimed = Number(
+    /\*\*([\d.]+) KiB gzipped\*\*/.exec(readFileSync(join(root, "README.md"), "utf8"))?.[1],
+  );
+  check(
+    Math.abs(claimed - kib) <= 2,
+    `README.md says the quick start bundles to ${claimed} KiB gzipped; it is ${kib} KiB now: update README`,
+  );
   writeFileSync(join(work, "bundle-size.txt"), String(kib));
 
   step("the quick start under `wrangler dev --port`, requested twice");
@@ -248,6 +325,45 @@ export const events: (id: string) => AsyncGenerator<LiveEvent> = (id) => liveEve
   step("baton/client from plain Node, and bundled for a browser");
   const systemNode = findSystemNode();
   console.log(run(systemNode, ["client.mjs"], app).trim());
+  step("baton/client on Node 20 (with ws) against a gateway under `wrangler dev`");
+  await serve(
+    app,
+    [
+      join(app, "node_modules", ".bin", "wrangler"),
+      "dev",
+      "-c",
+      "wrangler.gateway.toml",
+      "--var",
+      "BATON_TOKEN:package-test-token",
+      "--port",
+    ],
+    async (base) => {
+      const report = JSON.parse(
+        run(systemNode, ["gateway-client.mjs", `${base}rpc`, "package-test-token"], app),
+      );
+      check(
+        report.events[0] === "initial_state" && report.events.at(-1) === "completed",
+        `live events over ws: ${report.events.join(", ")}`,
+      );
+      check(
+        report.result.ok === true && report.result.value.approved === true,
+        `result: ${JSON.stringify(report.result)}`,
+      );
+      check(
+        report.status === "completed" && report.again === "completed",
+        "the HTTP batch read the status",
+      );
+      check(
+        /401/.test(report.refused),
+        `a wrong token was not refused with 401: ${report.refused}`,
+      );
+      check(
+        JSON.stringify(report.broken) === JSON.stringify(["initial_state", "disconnected"]),
+        `a broken session should end liveEvents with "disconnected": ${report.broken.join(", ")}`,
+      );
+      step(`baton/client ok on Node ${report.node} over ws and HTTP batch`);
+    },
+  );
   const browserBundle = run(
     join(bin, "esbuild"),
     ["browser/main.ts", "--bundle", "--platform=browser", "--format=esm", "--log-level=warning"],
@@ -299,7 +415,9 @@ function findSystemNode() {
       // not here
     }
   }
-  return process.execPath;
+  throw new Error(
+    "package-test: no Node >= 20 on PATH besides the repository's own (npm runs on one)",
+  );
 }
 
 /**

@@ -22,7 +22,7 @@ const HELP = `Usage:
   baton init <directory> [--baton <version or tarball>]
   baton executions list [--workflow <name>] [--status <status>] [--id-prefix <p>] [--limit <n>] [--cursor <c>]
   baton executions status <id>
-  baton executions journal <id> [--from <seq>]
+  baton executions journal <id> [--from <seq>] [--limit <n>]
   baton executions result <id> [--timeout <duration>]
   baton send-event <id> <type> [<json payload>] [--dedupe-key <key>]
   baton cancel <id> | pause <id> | resume <id> | restart <id>
@@ -47,9 +47,13 @@ export async function main(
   }
   const { values, positionals } = parsed;
   const [command, ...rest] = positionals;
-  if (values.help || !command) {
+  if (values.help) {
     out(HELP);
-    return command ? 0 : values.help ? 0 : 2;
+    return 0;
+  }
+  if (!command) {
+    err(HELP);
+    return 2;
   }
   try {
     if (command === "init") {
@@ -61,8 +65,8 @@ export async function main(
       );
       return 0;
     }
-    const api = gatewayApi(values);
-    const result = await run(api, command, rest, values);
+    // Connected only once the arguments are known to be right.
+    const result = await run(() => gatewayApi(values), command, rest, values);
     out(JSON.stringify(result, null, 2));
     return 0;
   } catch (error) {
@@ -71,7 +75,12 @@ export async function main(
       return 2;
     }
     const e = error as { code?: string; message?: string };
-    err(JSON.stringify({ error: e.message ?? String(error), code: e.code ?? null }));
+    const message = e.message ?? String(error);
+    // capnweb reports a refused HTTP batch by its status line: give it the gateway's code.
+    const code =
+      e.code ??
+      (/\b401\b/.test(message) ? "UNAUTHORIZED" : /\b403\b/.test(message) ? "FORBIDDEN" : null);
+    err(JSON.stringify({ error: message, code }));
     return 1;
   }
 }
@@ -109,17 +118,28 @@ function gatewayApi(values: Values): BatonApi {
   return connect<BatonApi>(url, { transport: "batch", ...(token ? { token } : {}) }) as never;
 }
 
-async function run(api: BatonApi, command: string, rest: string[], values: Values) {
+async function run(api: () => BatonApi, command: string, rest: string[], values: Values) {
   const id = (at: number) => {
     const value = rest[at];
     if (!value) throw new UsageError(`"${command}" needs an execution id.`);
     return value;
   };
+  const most = (count: number, usage: string) => {
+    if (rest.length > count) {
+      throw new UsageError(`Too many arguments: ${rest.slice(count).join(" ")} (${usage}).`);
+    }
+  };
   switch (command) {
     case "executions": {
       const [sub] = rest;
+      if (!sub)
+        throw new UsageError('"executions" needs a subcommand: list, status, journal or result.');
+      if (!["list", "status", "journal", "result"].includes(sub)) {
+        throw new UsageError(`Unknown: executions ${sub}`);
+      }
       if (sub === "list") {
-        return api.list({
+        most(1, "baton executions list [options]");
+        return api().list({
           ...(values.workflow ? { workflow: values.workflow } : {}),
           ...(values.status ? { status: values.status as never } : {}),
           ...(values["id-prefix"] ? { idPrefix: values["id-prefix"] } : {}),
@@ -128,19 +148,24 @@ async function run(api: BatonApi, command: string, rest: string[], values: Value
         });
       }
       const target = rest[1];
-      if (!target) throw new UsageError(`"executions ${sub ?? ""}" needs an execution id.`);
-      if (sub === "status") return api.status(target);
+      if (!target) throw new UsageError(`"executions ${sub}" needs an execution id.`);
+      most(2, `baton executions ${sub} <id>`);
+      if (sub === "status") return api().status(target);
       if (sub === "journal") {
-        return api.journal(target, values.from ? { from: Number(values.from) } : {});
+        return api().journal(target, {
+          ...(values.from ? { from: Number(values.from) } : {}),
+          ...(values.limit ? { limit: Number(values.limit) } : {}),
+        });
       }
       if (sub === "result") {
-        return api.result(target, values.timeout ? { timeout: values.timeout as never } : {});
+        return api().result(target, values.timeout ? { timeout: values.timeout as never } : {});
       }
-      throw new UsageError(`Unknown: executions ${sub ?? ""}`);
+      throw new UsageError(`Unknown: executions ${sub}`);
     }
     case "send-event": {
       const type = rest[1];
       if (!type) throw new UsageError("send-event needs an execution id and an event type.");
+      most(3, "baton send-event <id> <type> [<json payload>]");
       let payload: unknown;
       if (rest[2] !== undefined) {
         try {
@@ -149,7 +174,7 @@ async function run(api: BatonApi, command: string, rest: string[], values: Value
           throw new UsageError("The payload must be JSON, e.g. '{\"approved\":true}'.");
         }
       }
-      return api.sendEvent(
+      return api().sendEvent(
         id(0),
         type,
         payload as never,
@@ -157,13 +182,13 @@ async function run(api: BatonApi, command: string, rest: string[], values: Value
       );
     }
     case "cancel":
-      return api.cancel(id(0));
     case "pause":
-      return api.pause(id(0));
     case "resume":
-      return api.resume(id(0));
-    case "restart":
-      return api.restart(id(0));
+    case "restart": {
+      const target = id(0);
+      most(1, `baton ${command} <id>`);
+      return api()[command](target);
+    }
     default:
       throw new UsageError(`Unknown command "${command}".`);
   }

@@ -1,6 +1,23 @@
-import { cp, mkdir, readdir, readFile, rename, writeFile } from "node:fs/promises";
+import { copyFile, mkdir, readdir, readFile, writeFile } from "node:fs/promises";
 import { basename, dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
+
+/**
+ * The starter's files (templates/starter), copied one by one so nothing else in that folder
+ * (a local `node_modules`, `.wrangler`, `.dev.vars`) reaches a new project. npm does not pack
+ * files named `.gitignore`: the starter keeps it as `gitignore`, renamed on the way.
+ */
+export const STARTER_FILES = [
+  "README.md",
+  "gitignore",
+  "package.json",
+  "src/index.ts",
+  "test/env.d.ts",
+  "test/signup.test.ts",
+  "tsconfig.json",
+  "vitest.config.ts",
+  "wrangler.toml",
+] as const;
 
 /** The root of the installed `baton` package (the folder of its package.json). */
 async function packageRoot(): Promise<{ root: string; version: string }> {
@@ -36,21 +53,30 @@ export async function init(directory: string, options: { baton?: string } = {}):
   }
   const { root, version } = await packageRoot();
   await mkdir(target, { recursive: true });
-  await cp(join(root, "templates", "starter"), target, { recursive: true });
-  // npm does not pack files named .gitignore: the starter keeps it as "gitignore".
-  await rename(join(target, "gitignore"), join(target, ".gitignore")).catch(() => undefined);
+  for (const file of STARTER_FILES) {
+    const to = join(target, file === "gitignore" ? ".gitignore" : file);
+    await mkdir(dirname(to), { recursive: true });
+    await copyFile(join(root, "templates", "starter", file), to);
+  }
   const pkgPath = join(target, "package.json");
   const pkg = JSON.parse(await readFile(pkgPath, "utf8")) as {
     name: string;
     dependencies: Record<string, string>;
   };
+  // A Worker name: lowercase letters, digits and dashes, not starting or ending with a dash.
   pkg.name =
     basename(target)
       .toLowerCase()
-      .replace(/[^a-z0-9-]+/g, "-") || "baton-app";
+      .replace(/[^a-z0-9-]+/g, "-")
+      .slice(0, 63)
+      .replace(/^-+|-+$/g, "") || "baton-app";
   let spec = options.baton ?? `^${version}`;
-  // A local tarball or folder: an absolute file: spec, so it resolves from the new project.
-  if (/\.(tgz|tar\.gz)$/.test(spec) && !spec.startsWith("file:")) spec = `file:${resolve(spec)}`;
+  // A local tarball or folder, given relative to where init runs: an absolute file: spec, so it
+  // resolves the same from the new project.
+  const local = spec.startsWith("file:") ? spec.slice("file:".length) : spec;
+  if (/^(\.{1,2}([/\\]|$)|[/\\]|[A-Za-z]:[/\\])/.test(local) || /\.(tgz|tar\.gz)$/.test(local)) {
+    spec = `file:${resolve(local)}`;
+  }
   pkg.dependencies.baton = spec;
   await writeFile(pkgPath, `${JSON.stringify(pkg, null, 2)}\n`);
   const toml = join(target, "wrangler.toml");

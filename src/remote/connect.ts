@@ -14,18 +14,21 @@ export interface ConnectOptions {
   token?: string;
   /**
    * `"websocket"` (default): one long session, needed for `subscribe`/`liveEvents`.
-   * `"batch"`: the calls made before the first `await` go in one HTTP request (Node 18+ or any
-   * browser, no WebSocket needed); the session ends when they return.
+   * `"batch"`: one HTTP request (Node 18+ or any browser, no WebSocket needed) carrying every
+   * call made before the first `await`; the session ends when they return, so await them
+   * together (`await Promise.all([api.status(a), api.status(b)])`) — a call made but not awaited
+   * before that first `await` fails with "Batch RPC request ended".
    */
   transport?: "websocket" | "batch";
   /**
    * The WebSocket class to use (default: the runtime's global `WebSocket`). Node 20 has none:
-   * pass one (e.g. `import WebSocket from "ws"`), or use `transport: "batch"`.
+   * pass one (e.g. `import WebSocket from "ws"`), or use `transport: "batch"`. It is given the
+   * token as `new WebSocket(url, { headers: { Authorization } })`, as `ws` takes it.
    */
   WebSocket?: new (
     url: string,
-    options?: unknown,
-  ) => WebSocket;
+    ...rest: never[]
+  ) => unknown;
   /** More headers for HTTP batch requests (ignored for WebSockets). */
   headers?: Record<string, string>;
 }
@@ -50,6 +53,9 @@ export function connect<Api>(url: string | URL, options: ConnectOptions = {}): G
   } catch {
     return invalidArgument("url", "must be an absolute http(s) or ws(s) URL", url);
   }
+  if (!/^(http|ws)s?:$/.test(target.protocol)) {
+    return invalidArgument("url", "must be an absolute http(s) or ws(s) URL", String(url));
+  }
   const transport = options.transport ?? "websocket";
   if (transport === "batch") {
     target.protocol = target.protocol.replace(/^ws/, "http");
@@ -63,9 +69,13 @@ export function connect<Api>(url: string | URL, options: ConnectOptions = {}): G
     return invalidArgument("transport", 'must be "websocket" or "batch"', transport);
   }
   target.protocol = target.protocol.replace(/^http/, "ws");
-  const Socket =
-    options.WebSocket ??
-    (globalThis as { WebSocket?: new (url: string, options?: unknown) => WebSocket }).WebSocket;
+  const global = globalThis as { WebSocket?: unknown };
+  const Socket = (options.WebSocket ?? global.WebSocket) as
+    | (new (
+        url: string,
+        options?: unknown,
+      ) => WebSocket)
+    | undefined;
   if (!Socket) {
     return invalidArgument(
       "WebSocket",
@@ -73,16 +83,30 @@ export function connect<Api>(url: string | URL, options: ConnectOptions = {}): G
       undefined,
     );
   }
+  // Node's WebSocket and the "ws" package take headers (the token stays out of the URL);
+  // browsers', Deno's and Workers' do not. Node 21+ says so in navigator.userAgent; Node 20 has
+  // no navigator.
+  const agent = (globalThis as { navigator?: { userAgent?: string } }).navigator?.userAgent;
   const node =
-    typeof (globalThis as { process?: { versions?: { node?: string } } }).process?.versions
-      ?.node === "string";
+    options.WebSocket !== undefined ||
+    (agent === undefined
+      ? typeof (globalThis as { process?: { versions?: { node?: string } } }).process?.versions
+          ?.node === "string"
+      : agent.startsWith("Node.js"));
   let socket: WebSocket;
   if (options.token && node) {
-    // Node's WebSocket (and "ws") take headers: the token stays out of the URL.
     socket = new Socket(target.href, { headers: { Authorization: `Bearer ${options.token}` } });
   } else {
     if (options.token) target.searchParams.set("token", options.token);
     socket = new Socket(target.href);
   }
-  return newWebSocketRpcSession<Api & object>(socket) as GatewayStub<Api>;
+  // capnweb reads the global WebSocket's constants when it takes the socket: lend it the class
+  // given for the call (Node 20 has no global WebSocket), and take it back at once.
+  const lend = global.WebSocket === undefined;
+  if (lend) global.WebSocket = Socket;
+  try {
+    return newWebSocketRpcSession<Api & object>(socket) as GatewayStub<Api>;
+  } finally {
+    if (lend) delete global.WebSocket;
+  }
 }

@@ -6,7 +6,7 @@
  * @example
  * ```ts
  * import { connect, isBatonError, liveEvents } from "baton/client";
- * import type { Api } from "../worker"; // export type Api = BatonApi<[typeof orderFlow]>
+ * import type { Api } from "./worker"; // export type Api = BatonApi<[typeof orderFlow]>
  *
  * const api = connect<Api>("https://example.com/rpc", { token });
  * const run = await api.workflows.order.start({ orderId: "o-1" }, { id: "o-1" });
@@ -30,6 +30,9 @@ export type {
   ExecutionResult,
   ExecutionStatus,
   JournalEntry,
+  StepKind,
+  StepStatus,
+  Value,
 } from "../execution/types.ts";
 export {
   BatonError,
@@ -39,5 +42,12 @@ export {
   type ErrorDetails,
   isBatonError,
 } from "../foundation/errors.ts";
+export type {
+  IndexedExecution,
+  IndexedStatus,
+  ListPage,
+  ListQuery,
+} from "../protocol/listing.ts";
+export type { StepError } from "../workflow/workflow.ts";
 export { type ConnectOptions, connect, type GatewayStub } from "./connect.ts";
 export { type LiveEventsSource, liveEvents } from "./live.ts";

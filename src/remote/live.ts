@@ -2,7 +2,10 @@ import type { LiveEvent } from "../execution/live-events.ts";
 
 /** The part of a gateway stub `liveEvents` uses (its `subscribe`). */
 export interface LiveEventsSource {
-  subscribe(id: string, callback: (event: LiveEvent) => void): Promise<{ close(): void }>;
+  subscribe(
+    id: string,
+    callback: (event: LiveEvent) => void,
+  ): Promise<{ close(): void; onRpcBroken?(callback: (error: unknown) => void): void }>;
 }
 
 /**
@@ -23,6 +26,12 @@ export async function* liveEvents(api: LiveEventsSource, id: string): AsyncGener
   let wake: (() => void) | undefined;
   const subscription = await api.subscribe(id, (event) => {
     queue.push(event);
+    wake?.();
+  });
+  // The session broke (the socket closed, the stub was disposed): end with `disconnected`.
+  subscription.onRpcBroken?.((error) => {
+    const reason = error instanceof Error ? error.message : String(error);
+    queue.push({ type: "disconnected", executionId: id, reason });
     wake?.();
   });
   try {

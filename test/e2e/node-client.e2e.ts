@@ -96,12 +96,47 @@ describe("the Node client against `wrangler dev`", () => {
     const missing = await baton("executions", "status", "no-such-order");
     expect(missing.code).toBe(1);
     expect(JSON.parse(missing.err)).toMatchObject({ code: "EXECUTION_NOT_FOUND" });
-    const usage = await main(
-      ["executions", "status"],
+    const journalPage = await baton("executions", "journal", id, "--from", "1", "--limit", "2");
+    expect(journalPage.json.map((e: { name: string }) => e.name)).toEqual(["approval", "charge"]);
+    const refused = await main(
+      ["executions", "status", id, "--url", `${server.url}/rpc`, "--token", "wrong"],
       () => {},
-      () => {},
+      (line) => expect(JSON.parse(line)).toMatchObject({ code: "UNAUTHORIZED" }),
     );
-    expect(usage).toBe(2);
+    expect(refused).toBe(1);
+    // Usage errors: exit 2, the reason and the help on stderr, nothing on stdout.
+    const usage = async (...args: string[]) => {
+      const out: string[] = [];
+      const err: string[] = [];
+      const code = await main(
+        args,
+        (line) => out.push(line),
+        (line) => err.push(line),
+      );
+      return { code, out: out.join("\n"), err: err.join("\n") };
+    };
+    expect(await usage("executions", "status")).toMatchObject({
+      code: 2,
+      out: "",
+      err: expect.stringContaining('"executions status" needs an execution id'),
+    });
+    expect(await usage("executions")).toMatchObject({
+      code: 2,
+      err: expect.stringContaining("needs a subcommand"),
+    });
+    expect(await usage("cancel", "a", "b")).toMatchObject({
+      code: 2,
+      err: expect.stringContaining("Too many arguments: b"),
+    });
+    expect(await usage()).toMatchObject({
+      code: 2,
+      out: "",
+      err: expect.stringContaining("Usage:"),
+    });
+    expect(await usage("--help")).toMatchObject({
+      code: 0,
+      out: expect.stringContaining("Usage:"),
+    });
   }, 60_000);
 
   it("refuses a caller without the token (401)", async () => {

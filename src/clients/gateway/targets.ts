@@ -12,6 +12,7 @@ import type { GatewaySession } from "./session.ts";
 export class LocksApi extends RpcTarget {
   readonly #session: GatewaySession;
 
+  /** Made by the gateway, one per session. @internal */
   constructor(session: GatewaySession) {
     super();
     this.#session = session;
@@ -49,6 +50,7 @@ export class LocksApi extends RpcTarget {
 export class CheckpointsApi extends RpcTarget {
   readonly #session: GatewaySession;
 
+  /** Made by the gateway, one per session. @internal */
   constructor(session: GatewaySession) {
     super();
     this.#session = session;

@@ -5,6 +5,18 @@ export interface Env {
 }
 
 /**
+ * The accounts service this Worker calls. Replace it with your own (a fetch to your API, a D1
+ * write ...); tests replace it with `vi.spyOn(accounts, "create")`.
+ */
+export const accounts = {
+  async create(email: string, idempotencyKey: string): Promise<{ id: string; email: string }> {
+    // Send idempotencyKey along (as an Idempotency-Key header, say): the service then creates
+    // the account once even when a retried attempt calls it again.
+    return { id: `acct_${idempotencyKey.replace(/\W+/g, "_")}`, email };
+  },
+};
+
+/**
  * A signup: create the account (retried on failure), wait a moment, then wait for the user to
  * confirm their email (up to a day), then welcome them. Each step is journaled: a crash or a
  * redeploy resumes where it was, without creating the account twice.
@@ -15,8 +27,7 @@ export const signup = workflow("signup", async (input: { email: string }, step) 
     { retries: { limit: 3, delay: "1 second", backoff: "exponential" } },
     async ({ idempotencyKey }) => {
       if (!input.email.includes("@")) throw new NonRetryableError("not an email address");
-      // Pass idempotencyKey to the systems you call: a retried step never creates twice.
-      return { id: `acct_${idempotencyKey.length}_${input.email}` };
+      return accounts.create(input.email, idempotencyKey);
     },
   );
   await step.sleep("settle", "1 second");
@@ -43,9 +54,11 @@ export default {
     try {
       // POST /signups {"email": "ada@example.com"} — starts (or returns) that signup.
       if (request.method === "POST" && url.pathname === "/signups") {
-        const { email } = (await request.json()) as { email?: unknown };
-        if (typeof email !== "string")
-          return Response.json({ error: "send an email" }, { status: 400 });
+        const body = (await request.json().catch(() => null)) as { email?: unknown } | null;
+        const email = body?.email;
+        if (typeof email !== "string") {
+          return Response.json({ error: 'send JSON: {"email": "..."}' }, { status: 400 });
+        }
         const run = await runs.start(signup, { email }, { id: email });
         return Response.json(await run.status(), { status: 201 });
       }
