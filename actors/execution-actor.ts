@@ -15,6 +15,7 @@ import {
 } from "../src/execution/schema.ts";
 import type {
   EventReceipt,
+  ExecutionDetails,
   ExecutionError,
   ExecutionInfo,
   ExecutionResult,
@@ -46,7 +47,7 @@ import { LiveChannel } from "./execution/live.ts";
 import {
   JOURNAL_STATS,
   type JournalStats,
-  parseError,
+  outcome,
   readJournal,
   toInfo,
 } from "./execution/status.ts";
@@ -417,6 +418,26 @@ export abstract class ExecutionActor<Env = unknown> extends Actor<Env, Execution
   }
 
   /**
+   * Everything about the execution at once, for an operator's view (the dashboard): its state,
+   * its input, its outcome once finished, and its parent if it is a child.
+   *
+   * @throws BatonError `EXECUTION_NOT_FOUND` if it never existed or its retention ran out.
+   */
+  async describe(): Promise<ExecutionDetails> {
+    const row = this.#requireRow();
+    const blobs = this.#engine.blobs;
+    return {
+      info: this.#info(row),
+      input: (await blobs.readInput()) as Value,
+      result: TERMINAL.has(row.status) ? await outcome(row, blobs) : null,
+      parent:
+        row.parent_id !== null && row.parent_seq !== null
+          ? { id: row.parent_id, step: row.parent_seq }
+          : null,
+    };
+  }
+
+  /**
    * Waits until the execution finishes (or `timeout` passes) and returns its outcome.
    *
    * @throws BatonError `RESULT_TIMEOUT` if it is still unfinished after `timeout`.
@@ -452,18 +473,7 @@ export abstract class ExecutionActor<Env = unknown> extends Actor<Env, Execution
       clearTimeout(timer);
       gaveUp.abort();
     }
-    if (row.status === "completed") {
-      return {
-        ok: true,
-        status: "completed",
-        value: (await this.#engine.blobs.readOutput()) as Value,
-      };
-    }
-    return {
-      ok: false,
-      status: row.status as "failed" | "cancelled" | "timed_out",
-      error: parseError(row.error),
-    };
+    return outcome(row, this.#engine.blobs);
   }
 
   /**

@@ -1,6 +1,7 @@
 import { Actor } from "../src/foundation/actor.ts";
 import {
   INDEX_SHARD,
+  type IndexCounts,
   type IndexedExecution,
   type IndexedStatus,
   type IndexUpdate,
@@ -8,7 +9,7 @@ import {
   type ListQuery,
 } from "../src/protocol/listing.ts";
 
-export type { IndexedExecution, IndexedStatus, IndexUpdate, ListPage, ListQuery };
+export type { IndexCounts, IndexedExecution, IndexedStatus, IndexUpdate, ListPage, ListQuery };
 export { INDEX_SHARD };
 
 import { base64url } from "../src/foundation/bindings.ts";
@@ -202,56 +203,10 @@ export class ExecutionIndex<Env = unknown> extends Actor<Env, IndexTimers> {
    * @throws BatonError `INVALID_ARGUMENT` for a bad filter, limit or cursor.
    */
   list(query: ListQuery = {}): ListPage {
-    if (typeof query !== "object" || query === null)
-      invalidArgument("query", "must be an object", query);
+    const { where, params } = filters(query);
     const limit = query.limit ?? 50;
     if (!Number.isSafeInteger(limit) || limit < 1 || limit > MAX_LIMIT) {
       invalidArgument("limit", `must be an integer from 1 to ${MAX_LIMIT}`, limit);
-    }
-    const where: string[] = ["deleted_at IS NULL"];
-    const params: Array<string | number> = [];
-    if (query.workflow !== undefined) {
-      const workflows = [
-        ...new Set(Array.isArray(query.workflow) ? query.workflow : [query.workflow]),
-      ];
-      if (
-        workflows.length === 0 ||
-        workflows.length > MAX_LIMIT ||
-        !workflows.every((w) => typeof w === "string" && w.length > 0 && w.length <= 256)
-      ) {
-        invalidArgument(
-          "workflow",
-          `must be a workflow name, or an array of 1 to ${MAX_LIMIT} of them`,
-          query.workflow,
-        );
-      }
-      // One parameter for any number of names (a statement takes at most 100).
-      where.push("workflow IN (SELECT value FROM json_each(?))");
-      params.push(JSON.stringify(workflows));
-    }
-    if (query.idPrefix !== undefined) {
-      checkId(query.idPrefix, "idPrefix");
-      // substr counts characters as length() does, so the two agree for any prefix.
-      where.push("substr(id, 1, length(?)) = ?");
-      params.push(query.idPrefix, query.idPrefix);
-    }
-    if (query.status !== undefined) {
-      const statuses = [...new Set(Array.isArray(query.status) ? query.status : [query.status])];
-      if (statuses.length === 0 || !statuses.every((s) => STATUSES.includes(s as IndexedStatus))) {
-        invalidArgument("status", `must be one or more of ${STATUSES.join(", ")}`, query.status);
-      }
-      where.push(`status IN (${statuses.map(() => "?").join(", ")})`);
-      params.push(...(statuses as string[]));
-    }
-    const after = toTime("startedAfter", query.startedAfter);
-    if (after !== undefined) {
-      where.push("created_at >= ?");
-      params.push(after);
-    }
-    const before = toTime("startedBefore", query.startedBefore);
-    if (before !== undefined) {
-      where.push("created_at < ?");
-      params.push(before);
     }
     if (query.cursor !== undefined) {
       const [at, id] = decodeCursor(query.cursor);
@@ -272,6 +227,33 @@ export class ExecutionIndex<Env = unknown> extends Actor<Env, IndexTimers> {
     };
   }
 
+  /**
+   * How many executions match `query`'s filters (its `cursor` and `limit` aside), in all and by
+   * status and by workflow. It counts rows, so it costs more as the index grows than a page of
+   * `list` does: fine for a dashboard, not for every request.
+   *
+   * @throws BatonError `INVALID_ARGUMENT` for a bad filter.
+   */
+  counts(query: Omit<ListQuery, "cursor" | "limit"> = {}): IndexCounts {
+    const { where, params } = filters(query);
+    const rows = this.sql.all<{ status: IndexedStatus; workflow: string; n: number }>(
+      `SELECT status, workflow, COUNT(*) AS n FROM _baton_index WHERE ${where.join(" AND ")}
+       GROUP BY status, workflow`,
+      ...params,
+    );
+    const counts: IndexCounts = {
+      total: 0,
+      byStatus: Object.fromEntries(STATUSES.map((s) => [s, 0])) as Record<IndexedStatus, number>,
+      byWorkflow: {},
+    };
+    for (const row of rows) {
+      counts.total += row.n;
+      counts.byStatus[row.status] += row.n;
+      counts.byWorkflow[row.workflow] = (counts.byWorkflow[row.workflow] ?? 0) + row.n;
+    }
+    return counts;
+  }
+
   /** One execution as indexed, or `null`. */
   get(id: string): IndexedExecution | null {
     checkId(id, "id");
@@ -281,6 +263,62 @@ export class ExecutionIndex<Env = unknown> extends Actor<Env, IndexTimers> {
     );
     return row ? toExecution(row) : null;
   }
+}
+
+/** The WHERE clause (and its parameters) of a query's filters; the cursor is the caller's. */
+function filters(query: Omit<ListQuery, "cursor" | "limit">): {
+  where: string[];
+  params: Array<string | number>;
+} {
+  if (typeof query !== "object" || query === null) {
+    invalidArgument("query", "must be an object", query);
+  }
+  const where: string[] = ["deleted_at IS NULL"];
+  const params: Array<string | number> = [];
+  if (query.workflow !== undefined) {
+    const workflows = [
+      ...new Set(Array.isArray(query.workflow) ? query.workflow : [query.workflow]),
+    ];
+    if (
+      workflows.length === 0 ||
+      workflows.length > MAX_LIMIT ||
+      !workflows.every((w) => typeof w === "string" && w.length > 0 && w.length <= 256)
+    ) {
+      invalidArgument(
+        "workflow",
+        `must be a workflow name, or an array of 1 to ${MAX_LIMIT} of them`,
+        query.workflow,
+      );
+    }
+    // One parameter for any number of names (a statement takes at most 100).
+    where.push("workflow IN (SELECT value FROM json_each(?))");
+    params.push(JSON.stringify(workflows));
+  }
+  if (query.idPrefix !== undefined) {
+    checkId(query.idPrefix, "idPrefix");
+    // substr counts characters as length() does, so the two agree for any prefix.
+    where.push("substr(id, 1, length(?)) = ?");
+    params.push(query.idPrefix, query.idPrefix);
+  }
+  if (query.status !== undefined) {
+    const statuses = [...new Set(Array.isArray(query.status) ? query.status : [query.status])];
+    if (statuses.length === 0 || !statuses.every((s) => STATUSES.includes(s as IndexedStatus))) {
+      invalidArgument("status", `must be one or more of ${STATUSES.join(", ")}`, query.status);
+    }
+    where.push(`status IN (${statuses.map(() => "?").join(", ")})`);
+    params.push(...(statuses as string[]));
+  }
+  const after = toTime("startedAfter", query.startedAfter);
+  if (after !== undefined) {
+    where.push("created_at >= ?");
+    params.push(after);
+  }
+  const before = toTime("startedBefore", query.startedBefore);
+  if (before !== undefined) {
+    where.push("created_at < ?");
+    params.push(before);
+  }
+  return { where, params };
 }
 
 function toExecution(row: IndexRow): IndexedExecution {

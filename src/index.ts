@@ -93,7 +93,9 @@ export {
   type ProgressEvent,
 } from "./execution/live-events.ts";
 export type {
+  AttemptRecord,
   EventReceipt,
+  ExecutionDetails,
   ExecutionError,
   ExecutionInfo,
   ExecutionResult,
@@ -160,6 +162,7 @@ export {
 export type { StandardSchemaV1 } from "./foundation/standard-schema.ts";
 export { CHUNK_BYTES, MAX_VALUE_BYTES, type PutResult, ValueStore } from "./foundation/values.ts";
 export type {
+  IndexCounts,
   IndexedExecution,
   IndexedStatus,
   IndexUpdate,

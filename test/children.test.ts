@@ -31,6 +31,18 @@ describe("child executions", () => {
     // Each child is its own execution, with an id derived from the parent.
     const child = await client().get(`${id}/kids#2/0`).status();
     expect(child).toMatchObject({ workflow: "childWork", status: "completed" });
+    // The journal names each child's id; describe() names a child's parent and its step.
+    const journal = await run.journal();
+    const kids = journal.filter((e) => e.kind === "child");
+    expect(kids.map((e) => e.childId)).toEqual(
+      Array.from({ length: 6 }, (_, n) => `${id}/kids#${n}/0`),
+    );
+    const described = await env.TestExecutions.getByName(`${id}/kids#2/0`).describe();
+    expect(described).toMatchObject({
+      info: { id: `${id}/kids#2/0`, status: "completed" },
+      result: { ok: true, value: 4 },
+      parent: { id, step: kids[2]?.seq },
+    });
   });
 
   it("survives eviction of the parent and a reset of a child while they run", async () => {

@@ -232,6 +232,16 @@ describe("execution: crash mid-step", () => {
     const result = await client().get(crashy, id).result({ timeout: "5s" });
     expect(result).toMatchObject({ ok: true, value: 2 });
     expect(await p.stub.count("explodes")).toBe(2);
+    // The attempt the crash cut short is in the step's history.
+    const [entry] = await client().get(crashy, id).journal();
+    expect(entry?.failedAttempts).toEqual([
+      {
+        attempt: 1,
+        startedAt: entry?.startedAt,
+        endedAt: expect.any(Number),
+        error: expect.objectContaining({ code: "STEP_INTERRUPTED" }),
+      },
+    ]);
   });
 
   it("ends failed, not in a loop, when the step kills the actor every time", async () => {
@@ -255,10 +265,36 @@ describe("execution: crash mid-step", () => {
       error: { code: "STEP_INTERRUPTED", step: "explodes" },
     });
     expect(await p.stub.count("explodes")).toBe(3); // limit 2 → 3 attempts, then failed
+    const [entry] = await client().get(crashy, id).journal();
+    expect(entry?.failedAttempts?.map((a) => [a.attempt, a.error.code])).toEqual([
+      [1, "STEP_INTERRUPTED"],
+      [2, "STEP_INTERRUPTED"],
+      [3, "STEP_INTERRUPTED"],
+    ]);
   });
 });
 
 describe("execution: lifecycle over RPC", () => {
+  it("describes an execution: its state, input, outcome once finished, and no parent", async () => {
+    const { id, stub } = executionStub("describe");
+    await client().start(greet, { name: "Ada" }, { id });
+    expect(await stub.describe()).toMatchObject({
+      info: { id, workflow: "greet" },
+      input: { name: "Ada" },
+      result: null,
+      parent: null,
+    });
+    await client().get(greet, id).cancel();
+    expect(await stub.describe()).toMatchObject({
+      info: { status: "cancelled" },
+      result: { ok: false, status: "cancelled" },
+    });
+    await expectBatonError(
+      env.TestExecutions.getByName(`${id}-never`).describe(),
+      "EXECUTION_NOT_FOUND",
+    );
+  });
+
   it("starts idempotently per id, and rejects a different input under the same id", async () => {
     const { id } = executionStub("idem");
     const first = await client().start(greet, { name: "Ada" }, { id });

@@ -123,7 +123,49 @@ describe("execution: retries", () => {
     expect(attempts.map((a) => a.attempt)).toEqual([1, 2, 3]);
     expect(attempts.map((a) => a.previous)).toEqual([null, "failure 1", "failure 2"]);
     expect(new Set(attempts.map((a) => a.idempotencyKey))).toEqual(new Set([`${id}/unstable/0`]));
-    expect((await run.journal())[0]).toMatchObject({ attempts: 3, status: "completed" });
+    const [entry] = await run.journal();
+    expect(entry).toMatchObject({ attempts: 3, status: "completed" });
+    // The attempt history: each failed attempt with its times and error; the backoffs are the
+    // gaps (1 s, then 2 s on the frozen clock), and the last attempt started after the second.
+    expect(entry?.failedAttempts).toEqual([
+      {
+        attempt: 1,
+        startedAt: entry?.startedAt,
+        endedAt: entry?.startedAt,
+        error: { name: "Error", message: "failure 1" },
+      },
+      {
+        attempt: 2,
+        startedAt: (entry?.startedAt ?? 0) + 1_000,
+        endedAt: (entry?.startedAt ?? 0) + 1_000,
+        error: { name: "Error", message: "failure 2" },
+      },
+    ]);
+    expect(entry?.attemptStartedAt).toBe((entry?.startedAt ?? 0) + 3_000);
+  });
+
+  it("keeps the last 50 failed attempts of a step, oldest first, messages cut to 1 KiB", async () => {
+    const { id, stub } = executionStub("flaky");
+    const p = probe();
+    const run = await client().start(
+      flaky,
+      { probe: p.name, failures: 99, limit: 54, delay: "10ms", backoff: "constant", long: true },
+      { id },
+    );
+    for (let attempt = 1; attempt <= 55; attempt++) {
+      await eventually(
+        () => p.stub.records("attempts"),
+        (r) => r.length === attempt,
+      );
+      if (attempt < 55) await advance(stub, 10);
+    }
+    const result = await run.result({ timeout: "5s" });
+    expect(result).toMatchObject({ ok: false, error: { attempt: 55 } });
+    const [entry] = await run.journal();
+    expect(entry?.failedAttempts?.map((a) => a.attempt)).toEqual(
+      Array.from({ length: 50 }, (_, i) => i + 6),
+    );
+    expect(entry?.failedAttempts?.[0]?.error.message).toHaveLength(1025);
   });
 
   it("fails with the step, attempt and message when retries run out", async () => {

@@ -263,4 +263,45 @@ describe("listing executions", () => {
     expect(await index().get(id)).toBeNull();
     expect((await index().list({ workflow: "nope" })).executions).toEqual([]);
   });
+
+  it("counts executions by status and by workflow, under the same filters as list", async () => {
+    const prefix = `cnt${crypto.randomUUID().slice(0, 8)}`;
+    const p = probe();
+    const ids: string[] = [];
+    for (let i = 0; i < 3; i++) {
+      const { id } = executionStub(`${prefix}-counted`);
+      await (await client().start(counted, { n: 1, probe: p.name }, { id })).result({
+        timeout: "5s",
+      });
+      ids.push(id);
+    }
+    const { id: waiting } = executionStub(`${prefix}-greet`);
+    await client().start(greet, { name: "Ada" }, { id: waiting });
+    for (const id of ids) await indexedAs(id, "completed");
+    await indexedAs(waiting, "running");
+
+    const counts = await index().counts({ idPrefix: prefix });
+    expect(counts).toEqual({
+      total: 4,
+      byStatus: {
+        pending: 0,
+        running: 1,
+        paused: 0,
+        completed: 3,
+        failed: 0,
+        cancelled: 0,
+        timed_out: 0,
+      },
+      byWorkflow: { counted: 3, greet: 1 },
+    });
+    expect(await index().counts({ idPrefix: prefix, workflow: "greet" })).toMatchObject({
+      total: 1,
+      byWorkflow: { greet: 1 },
+    });
+    expect(
+      (await index().counts({ idPrefix: prefix, startedAfter: Date.now() + 60_000 })).total,
+    ).toBe(0);
+    await expectBatonError(index().counts({ status: "bogus" as never }), "INVALID_ARGUMENT");
+    await expectBatonError(index().counts(null as never), "INVALID_ARGUMENT");
+  });
 });

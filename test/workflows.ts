@@ -52,6 +52,8 @@ export const flaky = workflow(
       limit: number;
       delay: string;
       backoff: "constant" | "linear" | "exponential";
+      /** Failure messages of 2,000 characters (to see them cut). */
+      long?: boolean;
     },
     step,
     ctx,
@@ -65,7 +67,11 @@ export const flaky = workflow(
           idempotencyKey,
           previous: previousError?.message ?? null,
         });
-        if (attempt <= input.failures) throw new Error(`failure ${attempt}`);
+        if (attempt <= input.failures) {
+          throw new Error(
+            input.long ? `failure ${attempt} `.padEnd(2000, "x") : `failure ${attempt}`,
+          );
+        }
         return `ok after ${attempt}`;
       },
     ),

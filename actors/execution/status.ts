@@ -1,8 +1,10 @@
 import type { Blobs } from "../../src/execution/blobs.ts";
 import type { ExecutionRow, StepRow } from "../../src/execution/schema.ts";
 import type {
+  AttemptRecord,
   ExecutionError,
   ExecutionInfo,
+  ExecutionResult,
   ExecutionStatus,
   JournalEntry,
   Value,
@@ -56,6 +58,18 @@ export function toInfo(row: ExecutionRow, stats: JournalStats | undefined): Exec
 }
 
 /** The stored error of an execution (a placeholder when none was recorded). */
+/** The outcome of a finished execution (its output read from the value store if it is there). */
+export async function outcome(row: ExecutionRow, blobs: Blobs): Promise<ExecutionResult> {
+  if (row.status === "completed") {
+    return { ok: true, status: "completed", value: (await blobs.readOutput()) as Value };
+  }
+  return {
+    ok: false,
+    status: row.status as "failed" | "cancelled" | "timed_out",
+    error: parseError(row.error),
+  };
+}
+
 export function parseError(text: string | null): ExecutionError {
   if (!text)
     return {
@@ -103,6 +117,11 @@ export async function readJournal(
       wakeAt: row.wake_at,
       eventType: row.event_type,
     };
+    if (row.kind === "do") {
+      entry.attemptStartedAt = row.attempt_started_at ?? null;
+      if (row.attempt_log) entry.failedAttempts = JSON.parse(row.attempt_log) as AttemptRecord[];
+    }
+    if (row.kind === "child" && row.event_type) entry.childId = row.event_type;
     if (row.status === "completed" && row.output !== null) {
       let output: { value: unknown; bytes: number } | undefined;
       try {

@@ -1,6 +1,7 @@
 import type { ExecutionIndex } from "../../actors/execution-index.ts";
 import {
   INDEX_SHARD,
+  type IndexCounts,
   type IndexedExecution,
   type ListPage,
   type ListQuery,
@@ -10,6 +11,7 @@ import { connector } from "./executions.ts";
 type IndexStub = {
   list(query: ListQuery): Promise<ListPage>;
   get(id: string): Promise<IndexedExecution | null>;
+  counts(query: Omit<ListQuery, "cursor" | "limit">): Promise<IndexCounts>;
 };
 
 /**
@@ -42,6 +44,21 @@ export class ExecutionIndexClient {
    */
   list(query: ListQuery = {}): Promise<ListPage> {
     return this.#connect().list(query);
+  }
+
+  /**
+   * How many executions match `query`'s filters: in all, by status and by workflow (for
+   * dashboards; it counts rows, so it is dearer than a page of `list`).
+   *
+   * @example
+   * ```ts
+   * const { byStatus } = await executionIndex(env.ExecutionIndex).counts({ workflow: "order" });
+   * console.log(`${byStatus.failed} failed orders`);
+   * ```
+   * @throws BatonError `INVALID_ARGUMENT` for a bad filter.
+   */
+  counts(query: Omit<ListQuery, "cursor" | "limit"> = {}): Promise<IndexCounts> {
+    return this.#connect().counts(query);
   }
 
   /** One execution as indexed, or `null`. */

@@ -5,6 +5,8 @@ import { nondeterminism, toExecutionError } from "./errors.ts";
 import type { EngineHost } from "./host.ts";
 import { never, type Run } from "./run.ts";
 import {
+  APPEND_ATTEMPT_SQL,
+  attemptRecord,
   COMPENSATE_PREFIX,
   type ExecutionRow,
   ROW_COLUMNS,
@@ -164,11 +166,14 @@ export class Replay {
 
   /** Journals step `seq` as failed for good. */
   stepFailed(seq: number, attempts: number, error: StepError): void {
+    const now = this.host.now();
     this.host.sql.run(
-      "UPDATE _baton_steps SET status = 'failed', attempts = ?, error = ?, ended_at = ?, wake_at = NULL WHERE seq = ?",
+      `UPDATE _baton_steps SET status = 'failed', attempts = ?, error = ?, ended_at = ?, wake_at = NULL,
+         ${APPEND_ATTEMPT_SQL} WHERE seq = ?`,
       attempts,
       JSON.stringify(error),
-      this.host.now(),
+      now,
+      attemptRecord(attempts, now, error),
       seq,
     );
   }

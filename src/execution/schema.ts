@@ -1,4 +1,5 @@
 import type { Migration } from "../foundation/migrations.ts";
+import type { StepError } from "../workflow/workflow.ts";
 import type { StepKind, StepStatus } from "./types.ts";
 
 /** SQL expression of a new execution secret: 256 random bits, hex. */
@@ -97,7 +98,50 @@ export const EXECUTION_MIGRATIONS: readonly Migration[] = [
       );
     },
   },
+  {
+    version: 4,
+    name: "attempt history",
+    up: (sql) => {
+      // When the step's current (or last) attempt started; rows from before stay NULL.
+      sql.run("ALTER TABLE _baton_steps ADD COLUMN attempt_started_at INTEGER");
+      // The attempts that failed, as a JSON array of AttemptRecord (written on failure only).
+      sql.run("ALTER TABLE _baton_steps ADD COLUMN attempt_log TEXT");
+    },
+  },
 ];
+
+/** Failed attempts kept per step (the oldest are dropped first), and their message's length. */
+export const ATTEMPT_LOG_LIMIT = 50;
+const ATTEMPT_MESSAGE_CHARS = 1024;
+
+/**
+ * SQL that appends one failed attempt to a step's `attempt_log`, in the UPDATE that records the
+ * failure (no statement of its own): `attempt` and its start come from the row; bind
+ * {@link attemptRecord}'s JSON after the statement's other parameters.
+ */
+export const APPEND_ATTEMPT_SQL = `attempt_log = (
+  SELECT json_group_array(json(value) ORDER BY k) FROM (
+    SELECT k, value FROM (
+      SELECT CAST(key AS INTEGER) AS k, value FROM json_each(COALESCE(attempt_log, '[]'))
+      UNION ALL
+      SELECT 1000000000, json_set(?, '$.startedAt', attempt_started_at)
+    ) ORDER BY k DESC LIMIT ${ATTEMPT_LOG_LIMIT}
+  )
+)`;
+
+/** The JSON of a failed attempt for {@link APPEND_ATTEMPT_SQL} (its start is filled in there). */
+export function attemptRecord(attempt: number, endedAt: number, error: StepError): string {
+  const message =
+    error.message.length > ATTEMPT_MESSAGE_CHARS
+      ? `${error.message.slice(0, ATTEMPT_MESSAGE_CHARS)}…`
+      : error.message;
+  return JSON.stringify({
+    attempt,
+    startedAt: null,
+    endedAt,
+    error: { name: error.name, message, ...(error.code ? { code: error.code } : {}) },
+  });
+}
 
 /** Lifecycle states stored for an execution. */
 export type StoredStatus =
@@ -145,6 +189,8 @@ export interface StepRow {
   event_type: string | null;
   output: ArrayBuffer | string | null;
   error: string | null;
+  attempt_started_at: number | null;
+  attempt_log: string | null;
   [column: string]: string | number | ArrayBuffer | null;
 }
 

@@ -10,7 +10,14 @@ import { failedError, toStepError } from "./errors.ts";
 import type { Replay } from "./replay.ts";
 import type { ResolvedPolicy } from "./retry.ts";
 import { never, type Run } from "./run.ts";
-import type { ExecutionRow } from "./schema.ts";
+import { APPEND_ATTEMPT_SQL, attemptRecord, type ExecutionRow } from "./schema.ts";
+
+/** What the attempt history says of an attempt the actor's crash (or reset) cut short. */
+const INTERRUPTED: StepError = {
+  name: "BatonError",
+  code: "STEP_INTERRUPTED",
+  message: "The actor stopped during this attempt (evicted, aborted or reset); it ran again.",
+};
 
 /** What else a `step.do` call carries: a saga compensation, or that it is one. */
 export interface DoExtras {
@@ -84,17 +91,29 @@ export async function runDo<T>(
     const now = host.now();
     if (row === undefined && attempts === 1) {
       sql.run(
-        `INSERT INTO _baton_steps (seq, name, occurrence, kind, status, attempts, started_at)
-         VALUES (?, ?, ?, 'do', 'running', 1, ?)`,
+        `INSERT INTO _baton_steps (seq, name, occurrence, kind, status, attempts, started_at, attempt_started_at)
+         VALUES (?, ?, ?, 'do', 'running', 1, ?, ?)`,
         seq,
         name,
         occurrence,
         now,
+        now,
+      );
+    } else if (recovering) {
+      // The attempt the crash cut short goes into the history (SET reads the old row).
+      sql.run(
+        `UPDATE _baton_steps SET status = 'running', attempts = ?, wake_at = NULL,
+           ${APPEND_ATTEMPT_SQL}, attempt_started_at = ? WHERE seq = ?`,
+        attempts,
+        attemptRecord(attempts - 1, now, INTERRUPTED),
+        now,
+        seq,
       );
     } else {
       sql.run(
-        "UPDATE _baton_steps SET status = 'running', attempts = ?, wake_at = NULL WHERE seq = ?",
+        "UPDATE _baton_steps SET status = 'running', attempts = ?, wake_at = NULL, attempt_started_at = ? WHERE seq = ?",
         attempts,
+        now,
         seq,
       );
     }
@@ -158,11 +177,14 @@ export async function runDo<T>(
       replay.stepFailed(seq, attempts, stepError);
       throw new StepFailedError(name, attempts, stepError);
     }
-    const wakeAt = host.now() + retryDelay(policy, attempts);
+    const failedAt = host.now();
+    const wakeAt = failedAt + retryDelay(policy, attempts);
     sql.run(
-      "UPDATE _baton_steps SET status = 'backoff', wake_at = ?, error = ? WHERE seq = ?",
+      `UPDATE _baton_steps SET status = 'backoff', wake_at = ?, error = ?, ${APPEND_ATTEMPT_SQL}
+       WHERE seq = ?`,
       wakeAt,
       JSON.stringify(stepError),
+      attemptRecord(attempts, failedAt, stepError),
       seq,
     );
     previousError = stepError;

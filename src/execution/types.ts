@@ -77,6 +77,17 @@ export interface ExecutionInfo {
   error: ExecutionError | null;
 }
 
+/** Everything about an execution for an operator's view (`ExecutionActor.describe()`). */
+export interface ExecutionDetails {
+  info: ExecutionInfo;
+  /** The input it was started with. */
+  input: Value;
+  /** Its outcome once it is finished (`completed`, `failed`, `cancelled`), else null. */
+  result: ExecutionResult | null;
+  /** The parent execution and its step (journal position), for a child execution. */
+  parent: { id: string; step: number } | null;
+}
+
 /** The outcome of an execution: `ok` with its value, or the error. */
 export type ExecutionResult<T = Value> =
   | { ok: true; status: "completed"; value: T }
@@ -105,6 +116,27 @@ export interface JournalEntry {
   outputOmitted?: true;
   /** The last error, if any attempt failed. */
   error?: StepError;
+  /** `do` steps: when the current (or last) attempt started; null for rows older than 0.1. */
+  attemptStartedAt?: number | null;
+  /**
+   * `do` steps: the attempts that failed (the last 50), oldest first, each with its start, end
+   * and error; a gap between one's end and the next attempt's start is the retry backoff.
+   * Absent when no attempt failed.
+   */
+  failedAttempts?: AttemptRecord[];
+  /** `child` steps: the child execution's id (in the same Execution actor namespace). */
+  childId?: string;
+}
+
+/** A failed attempt of a step, in {@link JournalEntry.failedAttempts}. */
+export interface AttemptRecord {
+  attempt: number;
+  /** When it started (null if unknown: it began before this was recorded). */
+  startedAt: number | null;
+  /** When it failed, or when the actor found it cut short by a crash (`STEP_INTERRUPTED`). */
+  endedAt: number;
+  /** Its error; the message cut to 1 KiB. */
+  error: { name: string; message: string; code?: string };
 }
 
 /** What `sendEvent` did with an event. */

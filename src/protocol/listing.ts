@@ -69,5 +69,14 @@ export interface ListPage {
   cursor: string | null;
 }
 
+/** How many executions match a query's filters (`ExecutionIndex.counts`). */
+export interface IndexCounts {
+  total: number;
+  /** Every status, 0 where none. */
+  byStatus: Record<IndexedStatus, number>;
+  /** Per workflow name that has any. */
+  byWorkflow: Record<string, number>;
+}
+
 /** The name of the one index object (see the README's sharding plan). */
 export const INDEX_SHARD = "executions";

@@ -25,6 +25,8 @@ export type {
   ProgressEvent,
 } from "../execution/live-events.ts";
 export type {
+  AttemptRecord,
+  ExecutionDetails,
   ExecutionError,
   ExecutionInfo,
   ExecutionResult,
@@ -43,6 +45,7 @@ export {
   isBatonError,
 } from "../foundation/errors.ts";
 export type {
+  IndexCounts,
   IndexedExecution,
   IndexedStatus,
   ListPage,
