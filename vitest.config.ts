@@ -43,6 +43,17 @@ export default defineConfig({
           testTimeout: 60_000,
         },
       },
+      {
+        // The dashboard in headless Chromium (playwright-core), against two `wrangler dev`s.
+        test: {
+          name: "browser",
+          include: ["test/browser/**/*.browser.ts"],
+          environment: "node",
+          testTimeout: 60_000,
+          // A page updates when its data arrives: give it time on a busy machine.
+          expect: { poll: { timeout: 10_000, interval: 50 } },
+        },
+      },
     ],
   },
 });

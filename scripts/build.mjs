@@ -13,6 +13,10 @@ import { fileURLToPath } from "node:url";
 const root = join(dirname(fileURLToPath(import.meta.url)), "..");
 const dist = join(root, "dist");
 rmSync(dist, { recursive: true, force: true });
+// The dashboard's page, bundled into a module of strings that tsc then compiles like the rest.
+execFileSync(process.execPath, [join(root, "scripts", "build-dashboard.mjs"), "--force"], {
+  stdio: "inherit",
+});
 const tsc = (...args) =>
   execFileSync(join(root, "node_modules", ".bin", "tsc"), ["-p", "tsconfig.build.json", ...args], {
     cwd: root,

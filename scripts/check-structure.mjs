@@ -5,6 +5,7 @@
  * - no source file in src/, actors/ or examples/ is over 800 lines;
  * - the layers hold: a file imports only from its own layer or lower ones (type imports too);
  * - there is no runtime import circle among the project's files;
+ * - the dashboard's page (src/dashboard/ui/) never parses a string as HTML;
  * - `baton/client` (src/remote/) loads nothing Worker-only: no file it reaches at runtime imports
  *   a `cloudflare:` module (it must run in Node and in browsers).
  *
@@ -24,8 +25,11 @@ const LAYERS = [
   ["src/workflow/", "workflow"],
   ["src/execution/", "execution"],
   ["src/protocol/", "protocol"],
+  // The dashboard's page (browser code): types from the layers above, nothing of the Worker.
+  ["src/dashboard/ui/", "dashboard page"],
   ["actors/", "actors"],
   ["src/clients/", "clients"],
+  ["src/dashboard/", "dashboard"],
   ["src/remote/", "remote"],
   ["src/cli/", "cli"],
   ["src/index.ts", "barrel"],
@@ -73,7 +77,7 @@ function importsOf(file, text) {
 }
 
 /** Entries that must stay free of Worker-only modules, and how those modules are imported. */
-const PORTABLE_ENTRIES = ["src/remote/index.ts"];
+const PORTABLE_ENTRIES = ["src/remote/index.ts", "src/dashboard/ui/main.ts"];
 const WORKER_ONLY =
   /(?:^|[\n;])\s*(?:import|export)\s+(?!type\s)(?:[\w*{}\s,$]*?\s+from\s+)?"cloudflare:[^"]*"/;
 
@@ -154,6 +158,14 @@ for (const entry of PORTABLE_ENTRIES) {
       }
     }
   }
+}
+
+// The dashboard's page renders data as text: nothing in it parses a string as HTML.
+const HTML_SINKS =
+  /\b(innerHTML|outerHTML|insertAdjacentHTML|createContextualFragment|DOMParser|document\.write)\b/;
+for (const file of files.filter((f) => f.startsWith("src/dashboard/ui/"))) {
+  const sink = HTML_SINKS.exec(readFileSync(join(root, file), "utf8"));
+  if (sink) problems.push(`${file} uses ${sink[1]}: build elements with dom.ts's h() (text only)`);
 }
 
 if (problems.length > 0) {

@@ -74,8 +74,14 @@ export async function startDevServer(options: DevServerOptions): Promise<DevServ
       detached: true,
     },
   );
-  child.stdout?.on("data", (d: Buffer) => log(String(d)));
-  child.stderr?.on("data", (d: Buffer) => log(String(d)));
+  // The last of its output goes into the error when it does not start.
+  let recent = "";
+  const take = (d: Buffer) => {
+    recent = (recent + String(d)).slice(-4000);
+    log(String(d));
+  };
+  child.stdout?.on("data", take);
+  child.stderr?.on("data", take);
   const server: DevServer = {
     url: `http://127.0.0.1:${port}`,
     port,
@@ -89,7 +95,7 @@ export async function startDevServer(options: DevServerOptions): Promise<DevServ
     await waitForServer(`${server.url}/`, child, options.timeoutMs ?? 90_000);
   } catch (error) {
     await server.stop();
-    throw error;
+    throw new Error(`${(error as Error).message}; its last output:\n${recent}`);
   }
   return server;
 }

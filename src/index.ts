@@ -79,6 +79,7 @@ export {
   StateManager,
   type StateManagerOptions,
 } from "./clients/state-manager.ts";
+export { type Dashboard, type DashboardOptions, dashboard } from "./dashboard/dashboard.ts";
 export type { ForkSnapshot } from "./execution/fork.ts";
 export {
   type CancelledEvent,

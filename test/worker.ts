@@ -4,13 +4,14 @@
  */
 import { DurableObject } from "cloudflare:workers";
 import devWorker from "../examples/dev/worker.ts";
-import { Orders, Payments } from "../examples/orders/orders.ts";
+import { Orders, orderFlow, Payments } from "../examples/orders/orders.ts";
 import { Reminders } from "../examples/reminders/reminders.ts";
 import {
   Actor,
   type BatonApi,
   BatonService,
   CheckpointActor,
+  dashboard,
   ExecutionActor,
   ExecutionIndex,
   gateway,
@@ -711,7 +712,35 @@ const greetGateway = gateway({
 });
 export type GreetApi = BatonApi<[typeof greet]>;
 
-// The test gateways, then the dev Worker's routes, so tests can call them through SELF.
+/** Dashboards: behind the token; anonymous; per tenant (a header), read-only, with a policy. */
+const dashboards = [
+  dashboard({
+    path: "/t/dashboard",
+    auth: { secret: "TEST_TOKEN" },
+    executions: { TestExecutions: allWorkflows, Orders: [orderFlow] },
+  }),
+  dashboard({
+    path: "/a/dashboard",
+    auth: { anonymous: true },
+    executions: { TestExecutions: "*" },
+  }),
+  dashboard({
+    path: "/p/dashboard",
+    auth: { authorize: (request) => request.headers.get("X-Tenant") || false },
+    can: (tenant, _operation, target) =>
+      target.kind === "execution"
+        ? target.id.startsWith(`${tenant}/`)
+        : target.kind === "list"
+          ? target.query.idPrefix === `${tenant}/`
+          : false,
+    readOnly: true,
+    executions: { TestExecutions: "*" },
+    bindings: { checkpoints: "NoSuchBinding" },
+  }),
+];
+
+// The test gateways and dashboards, then the dev Worker's routes, so tests can call them
+// through SELF.
 export default {
   async fetch(request: Request, env: Env): Promise<Response> {
     return (
@@ -719,6 +748,9 @@ export default {
       (await hookGateway.fetch(request, env)) ??
       (await tenantGateway.fetch(request, env)) ??
       (await greetGateway.fetch(request, env)) ??
+      (await dashboards[0]?.fetch(request, env)) ??
+      (await dashboards[1]?.fetch(request, env)) ??
+      (await dashboards[2]?.fetch(request, env)) ??
       devWorker.fetch(request, env as never)
     );
   },

@@ -2,7 +2,11 @@
  * The local dev Worker (`npm run dev`). It binds the actors listed in wrangler.toml and serves
  * the examples:
  *
- * - `GET /` — JSON: the bound actors and the routes below.
+ * - `GET /` — a page linking to the dashboard (JSON for non-browsers: the bound actors and the
+ *   routes below).
+ * - `/dashboard` — the Baton dashboard: executions, their timelines, live progress, actions, locks
+ *   and checkpoints. Under `npm run dev` it opens without a token (see `dashboards` below);
+ *   deployed, it asks for `BATON_TOKEN`.
  * - `/rpc` — the Cap'n Web gateway (WebSocket or HTTP batch) serving the order workflow, locks,
  *   checkpoints and listing to browsers and Node (examples/node-client); token `BATON_TOKEN`
  *   (`npm run dev` passes `dev-token`; deployed, a secret).
@@ -18,12 +22,15 @@
  * - `POST /orders` with JSON `{ orderId, items, amount }` — start the order workflow.
  * - `GET /orders/:id`, `GET /orders/:id/journal`, `GET /orders/:id/result` — follow it.
  * - `POST /orders/:id/approve` with JSON `{ approved, by }` — send the approval event.
+ * - `POST /playground` with JSON `{ id?, steps: [...] }` — start a playground execution, whose
+ *   steps its input spells out (examples/playground): to try the dashboard.
  */
 import {
   type BatonApi,
   BatonError,
   type CheckpointActor,
   checkId,
+  dashboard,
   type ExecutionIndex,
   executions,
   gateway,
@@ -31,6 +38,7 @@ import {
   type LockActor,
 } from "../../src/index.ts";
 import { type Order, Orders, orderFlow, Payments } from "../orders/orders.ts";
+import { type Playground, PlaygroundExecutions, playground } from "../playground/playground.ts";
 import { Reminders } from "../reminders/reminders.ts";
 
 // Baton's Lock and Checkpoint actors and the execution index, bound as they are.
@@ -39,12 +47,13 @@ export {
   ExecutionIndex,
   LockActor as Locks,
 } from "../../src/index.ts";
-export { Orders, Payments, Reminders };
+export { Orders, Payments, PlaygroundExecutions, Reminders };
 
 export interface Env {
   Reminders: DurableObjectNamespace<Reminders>;
   Orders: DurableObjectNamespace<Orders>;
   Payments: DurableObjectNamespace<Payments>;
+  Playground: DurableObjectNamespace<PlaygroundExecutions>;
   Locks: DurableObjectNamespace<LockActor>;
   Checkpoints: DurableObjectNamespace<CheckpointActor>;
   ExecutionIndex: DurableObjectNamespace<ExecutionIndex>;
@@ -61,6 +70,20 @@ const api = gateway({
   bindings: { executions: "Orders" },
 });
 
+/** The Execution actors the dashboard shows, with the workflows each runs. */
+const shown = { Orders: [orderFlow], Playground: [playground] };
+
+/**
+ * The dashboard, twice. Under `npm run dev` (BATON_LOCAL_DEV is "true", a command-line var that
+ * is never in wrangler.toml) this Worker opts in to local access: the dashboard opens without a
+ * token — and dashboard() serves anonymous access on loopback host names only. Anywhere else
+ * (a deployed copy) it asks for BATON_TOKEN.
+ */
+const dashboards = {
+  local: dashboard({ auth: { anonymous: true }, executions: shown, title: "Baton (local dev)" }),
+  token: dashboard({ auth: { secret: "BATON_TOKEN" }, executions: shown }),
+};
+
 /** What a client imports (type only): `newWebSocketRpcSession<DevApi>(url)`. */
 export type DevApi = BatonApi<[typeof orderFlow]>;
 
@@ -73,6 +96,8 @@ const ROUTES = [
   "GET /orders/:id/journal",
   "GET /orders/:id/result",
   "POST /orders/:id/approve",
+  "POST /playground",
+  "GET /dashboard (the dashboard)",
   "POST|WS /rpc (capnweb; Authorization: Bearer <BATON_TOKEN>)",
   "WS /executions/:id/live (Authorization: Bearer <BATON_TOKEN>)",
 ];
@@ -80,10 +105,16 @@ const ROUTES = [
 export default {
   async fetch(request: Request, env: Env): Promise<Response> {
     const url = new URL(request.url);
-    const served = await api.fetch(request, env);
+    const served =
+      (await api.fetch(request, env)) ??
+      (await (env.BATON_LOCAL_DEV === "true" ? dashboards.local : dashboards.token).fetch(
+        request,
+        env,
+      ));
     if (served) return served;
     try {
       if (url.pathname === "/" && request.method === "GET") {
+        if (request.headers.get("Accept")?.includes("text/html")) return home();
         return Response.json({
           name: "baton-dev",
           local: env.BATON_LOCAL_DEV === "true",
@@ -134,6 +165,13 @@ async function examples(request: Request, env: Env, url: URL): Promise<Response>
       }
       return Response.json(await stub.add(body.text, body.after), { status: 201 });
     }
+  }
+  if (url.pathname === "/playground" && request.method === "POST") {
+    const body = await readJson<Playground & { id?: unknown }>(request);
+    const id = checkId(body.id ?? `play-${crypto.randomUUID()}`, "id");
+    const { id: _, ...input } = body;
+    const run = await executions(env.Playground).start(playground, input as Playground, { id });
+    return Response.json(await run.status(), { status: 201 });
   }
   const orders = executions(env.Orders);
   if (url.pathname === "/orders" && request.method === "POST") {
@@ -188,6 +226,24 @@ async function readJson<T>(request: Request): Promise<T> {
     throw new BatonError("INVALID_ARGUMENT", "The request body must be a JSON object.");
   }
   return body as T;
+}
+
+/** The page at `/` for a browser: where the dashboard is, and the routes. */
+function home(): Response {
+  const items = ROUTES.map(
+    (r) => `<li><code>${r.replace(/[&<>]/g, (c) => `&#${c.charCodeAt(0)};`)}</code></li>`,
+  );
+  return new Response(
+    `<!doctype html><html lang="en"><head><meta charset="utf-8"><title>baton-dev</title></head>
+<body><h1>baton-dev</h1><p><a href="/dashboard">Open the dashboard</a></p>
+<p>Routes of this Worker:</p><ul>${items.join("")}</ul></body></html>`,
+    {
+      headers: {
+        "Content-Type": "text/html; charset=utf-8",
+        "Content-Security-Policy": "default-src 'none'",
+      },
+    },
+  );
 }
 
 /** Names of the Durable Object namespaces bound to this Worker. */
