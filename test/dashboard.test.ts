@@ -6,6 +6,7 @@
  */
 import { env, SELF } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
+import { forDisplay, toJsonSafe } from "../src/dashboard/display.ts";
 import { checkpoints, dashboard, executions, locks } from "../src/index.ts";
 import { eventually, executionStub, uniqueName } from "./helpers.ts";
 import { greet } from "./workflows.ts";
@@ -49,9 +50,9 @@ describe("dashboard: page and assets", () => {
     expect(css.headers.get("Content-Type")).toMatch(/^text\/css/);
     await css.body?.cancel();
     expect((await SELF.fetch("http://127.0.0.1/t/dashboard/assets/app.0.js")).status).toBe(404);
-    expect(
-      (await SELF.fetch("http://127.0.0.1/t/dashboard", { method: "POST", body: "x" })).status,
-    ).toBe(405);
+    const post = await SELF.fetch("http://127.0.0.1/t/dashboard", { method: "POST", body: "x" });
+    expect(post.status).toBe(405);
+    expect(await json(post)).toMatchObject({ code: "METHOD_NOT_ALLOWED" });
     // Paths that only start like the mount are not the dashboard's.
     const other = await SELF.fetch("http://127.0.0.1/t/dashboardx");
     expect(other.headers.get("Content-Security-Policy")).toBeNull();
@@ -83,6 +84,8 @@ describe("dashboard: who may call its API", () => {
     const ok = await api("/session");
     expect(ok.status).toBe(200);
     expect(ok.headers.get("Content-Security-Policy")).toContain("default-src 'none'");
+    expect(ok.headers.get("Cache-Control")).toBe("no-store");
+    expect(none.headers.get("X-Baton-Auth")).toBe("token");
     expect(await json(ok)).toMatchObject({
       title: "Baton",
       readOnly: false,
@@ -135,6 +138,17 @@ describe("dashboard: who may call its API", () => {
     });
     expect(rebound.status).toBe(403);
     expect(((await json(rebound)) as { message: string }).message).toMatch(/anonymous/);
+    // A caller on another address, as wrangler dev reports it.
+    const lan = await SELF.fetch("http://localhost/a/dashboard/api/session", {
+      headers: { ...own, "CF-Connecting-IP": "192.0.2.7" },
+    });
+    expect(lan.status).toBe(403);
+    await lan.body?.cancel();
+    const loop = await SELF.fetch("http://localhost/a/dashboard/api/session", {
+      headers: { ...own, "CF-Connecting-IP": "127.0.0.1" },
+    });
+    expect(loop.status).toBe(200);
+    await loop.body?.cancel();
   });
 
   it("asks its policy for every call, and a read-only one refuses actions", async () => {
@@ -157,6 +171,15 @@ describe("dashboard: who may call its API", () => {
     const theirs = await call(`/executions/${encodeURIComponent("other/order-1")}`);
     expect(theirs.status).toBe(403);
     expect(await json(theirs)).toMatchObject({ code: "FORBIDDEN" });
+    // Its input and outcome are what execution.result guards.
+    const secret = `${tenant}/secret/order-2`;
+    await client().start(greet, { name: "Secret" }, { id: secret });
+    const hidden = await json(await call(`/executions/${encodeURIComponent(secret)}`));
+    expect(hidden).toMatchObject({
+      hidden: true,
+      details: { info: { id: secret }, input: { $omitted: expect.any(String) }, result: null },
+    });
+    expect(JSON.stringify(hidden)).not.toContain("Secret");
     const cancel = await call(`/executions/${encodeURIComponent(mine)}/cancel`, { method: "POST" });
     expect(cancel.status).toBe(403);
     expect(await json(cancel)).toMatchObject({ code: "FORBIDDEN", message: /read-only/ });
@@ -208,6 +231,23 @@ describe("dashboard: its API over the actors", () => {
     );
     expect(journal.truncated).toBe(false);
     expect(journal.entries[0]).toMatchObject({ name: "hello", kind: "do" });
+    // From a position on: the part of the journal that may still change.
+    const tail = await json<{ entries: { seq: number }[] }>(
+      await api(`/executions/${encodeURIComponent(ids[0] ?? "")}/journal?from=1`),
+    );
+    expect(tail.entries.map((e) => e.seq)).toEqual(
+      journal.entries.slice(1).map((e) => (e as never as { seq: number }).seq),
+    );
+    // Only the workflows this dashboard shows are listed.
+    expect(await json(await api(`/executions?prefix=${prefix}&workflow=not-shown-here`))).toEqual({
+      executions: [],
+      cursor: null,
+    });
+    expect(await json(await api(`/counts?prefix=${prefix}&workflow=not-shown-here`))).toMatchObject(
+      {
+        total: 0,
+      },
+    );
   });
 
   it("sends events, pauses, resumes, cancels and restarts, each with its result or code", async () => {
@@ -250,6 +290,22 @@ describe("dashboard: its API over the actors", () => {
     await expectCode(api("/executions?after=-5"), 400, "INVALID_ARGUMENT");
     await expectCode(api("/executions?cursor=nonsense"), 400, "INVALID_ARGUMENT");
     await expectCode(api("/counts?after=1.5"), 400, "INVALID_ARGUMENT");
+    await expectCode(api("/executions/%E0%A4%A"), 400, "INVALID_ARGUMENT");
+    await expectCode(api(`${path}/journal?from=-1`), 400, "INVALID_ARGUMENT");
+    // A body without a length, larger than the limit: refused as it streams in.
+    const big = new ReadableStream<Uint8Array>({
+      start(controller) {
+        for (let i = 0; i < 40; i++) controller.enqueue(new Uint8Array(64 * 1024).fill(32));
+        controller.close();
+      },
+    });
+    await expectCode(
+      api(`${path}/events`, { method: "POST", body: big, duplex: "half" } as RequestInit & {
+        headers?: Record<string, string>;
+      }),
+      413,
+      "PAYLOAD_TOO_LARGE",
+    );
     await expectCode(api(`/executions/${"x".repeat(300)}`), 400, "INVALID_ARGUMENT");
     await expectCode(api(`/executions/${encodeURIComponent("a\u0000b")}`), 400, "INVALID_ARGUMENT");
     await expectCode(api("/executions/no-such-execution"), 404, "EXECUTION_NOT_FOUND");
@@ -342,6 +398,19 @@ describe("dashboard: live progress", () => {
     });
     expect(denied.status).toBe(401);
     await denied.body?.cancel();
+    // Never in the URL, where logs would keep it.
+    const inUrl = await SELF.fetch(`${url}?token=${TOKEN}`, { headers: { Upgrade: "websocket" } });
+    expect(inUrl.status).toBe(401);
+    await inUrl.body?.cancel();
+    // A "token" a header cannot carry is refused like a wrong one, not a crash.
+    const crafted = await SELF.fetch(url, {
+      headers: {
+        Upgrade: "websocket",
+        "Sec-WebSocket-Protocol": "baton.dashboard, baton.bearer.YQpi",
+      },
+    });
+    expect(crafted.status).toBe(401);
+    await crafted.body?.cancel();
     const bearer = btoa(TOKEN).replaceAll("+", "-").replaceAll("/", "_").replace(/=+$/, "");
     const response = await SELF.fetch(url, {
       headers: {
@@ -380,5 +449,34 @@ describe("dashboard: live progress", () => {
     const gone = await api("/executions/never-started/live", { headers: { Upgrade: "websocket" } });
     expect(gone.status).toBe(404);
     await gone.body?.cancel();
+  });
+});
+
+describe("dashboard: values as the page shows them", () => {
+  it("tags what JSON cannot hold, survives cycles and shared parts, keeps odd keys", () => {
+    const shared: Record<string, unknown> = { n: 1 };
+    const cyclic: Record<string, unknown> = { name: "loop" };
+    cyclic.self = cyclic;
+    const odd = JSON.parse('{"__proto__": 1, "constructor": 2}');
+    expect(
+      toJsonSafe({ m: new Map([[1n, new Set(["a"])]]), d: new Date(0), u: undefined, x: NaN }),
+    ).toEqual({
+      m: { $map: [[{ $bigint: "1" }, { $set: ["a"] }]] },
+      d: { $date: "1970-01-01T00:00:00.000Z" },
+      u: { $undefined: true },
+      x: { $number: "NaN" },
+    });
+    expect(JSON.stringify(toJsonSafe({ a: shared, b: shared }))).toBe('{"a":{"n":1},"b":{"n":1}}');
+    expect(toJsonSafe(cyclic)).toEqual({ name: "loop", self: { $cycle: true } });
+    expect(JSON.stringify(toJsonSafe(odd))).toBe('{"__proto__":1,"constructor":2}');
+    // A value whose parts are shared many times over (2^30 paths): cut short, quickly.
+    let dag: unknown = "leaf";
+    for (let i = 0; i < 30; i++) dag = [dag, dag];
+    const started = Date.now();
+    expect(JSON.stringify(toJsonSafe(dag))).toContain("too many parts");
+    expect(Date.now() - started).toBeLessThan(2_000);
+    expect(forDisplay("x".repeat(300_000))).toEqual({
+      $omitted: expect.stringMatching(/bytes of JSON/),
+    });
   });
 });

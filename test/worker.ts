@@ -727,9 +727,11 @@ const dashboards = [
   dashboard({
     path: "/p/dashboard",
     auth: { authorize: (request) => request.headers.get("X-Tenant") || false },
-    can: (tenant, _operation, target) =>
+    // A tenant's executions, except the input and outcome of those under "<tenant>/secret/".
+    can: (tenant, operation, target) =>
       target.kind === "execution"
-        ? target.id.startsWith(`${tenant}/`)
+        ? target.id.startsWith(`${tenant}/`) &&
+          !(operation === "execution.result" && target.id.startsWith(`${tenant}/secret/`))
         : target.kind === "list"
           ? target.query.idPrefix === `${tenant}/`
           : false,

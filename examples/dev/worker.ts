@@ -234,13 +234,13 @@ function home(): Response {
     (r) => `<li><code>${r.replace(/[&<>]/g, (c) => `&#${c.charCodeAt(0)};`)}</code></li>`,
   );
   return new Response(
-    `<!doctype html><html lang="en"><head><meta charset="utf-8"><title>baton-dev</title></head>
+    `<!doctype html><html lang="en"><head><meta charset="utf-8"><title>baton-dev</title><link rel="icon" href="data:,"></head>
 <body><h1>baton-dev</h1><p><a href="/dashboard">Open the dashboard</a></p>
 <p>Routes of this Worker:</p><ul>${items.join("")}</ul></body></html>`,
     {
       headers: {
         "Content-Type": "text/html; charset=utf-8",
-        "Content-Security-Policy": "default-src 'none'",
+        "Content-Security-Policy": "default-src 'none'; img-src data:",
       },
     },
   );

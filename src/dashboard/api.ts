@@ -7,7 +7,7 @@ import { locks } from "../clients/locks.ts";
 import type { JournalEntry } from "../execution/types.ts";
 import { findNamespace } from "../foundation/bindings.ts";
 import { BatonError, checkId, type ErrorCode, isBatonError } from "../foundation/errors.ts";
-import type { IndexedStatus, ListQuery } from "../protocol/listing.ts";
+import type { IndexCounts, IndexedStatus, ListQuery } from "../protocol/listing.ts";
 import { DISPLAY_STEP_BYTES, forDisplay } from "./display.ts";
 
 /** A dashboard's options, checked and with their defaults. */
@@ -29,6 +29,20 @@ const JOURNAL_ENTRIES = 5000;
 /** Largest request body the API reads (an event's type and payload). */
 const BODY_BYTES = 1024 * 1024 + 4096;
 const ACTIONS = ["pause", "resume", "cancel", "restart"] as const;
+/** The counts of a filter that leaves no workflow shown. */
+const NO_COUNTS: IndexCounts = {
+  total: 0,
+  byStatus: {
+    pending: 0,
+    running: 0,
+    paused: 0,
+    completed: 0,
+    failed: 0,
+    cancelled: 0,
+    timed_out: 0,
+  },
+  byWorkflow: {},
+};
 const STATUS_BY_CODE: Partial<Record<ErrorCode, number>> = {
   INVALID_ARGUMENT: 400,
   INVALID_DURATION: 400,
@@ -72,7 +86,12 @@ export class DashboardApi<Env, P> {
 
   async #route(request: Request, env: Env, principal: P, route: string): Promise<Response> {
     const url = new URL(request.url);
-    const parts = route.split("/").slice(1).map(decodeURIComponent);
+    let parts: string[];
+    try {
+      parts = route.split("/").slice(1).map(decodeURIComponent);
+    } catch {
+      throw new BatonError("INVALID_ARGUMENT", "The path has a malformed %-escape.");
+    }
     const [head, id, action, extra] = parts;
     const get = request.method === "GET";
     const post = request.method === "POST";
@@ -81,13 +100,15 @@ export class DashboardApi<Env, P> {
 
     if (head === "session" && parts.length === 1 && get) return Response.json(this.#session(env));
     if (head === "executions" && parts.length === 1 && get) {
-      const query = listQuery(url.searchParams, true);
-      await allow("executions.list", { kind: "list", query });
+      const query = this.#shown(listQuery(url.searchParams, true));
+      await allow("executions.list", { kind: "list", query: query ?? {} });
+      if (!query) return Response.json({ executions: [], cursor: null });
       return Response.json(await executionIndex(this.#index(env)).list(query));
     }
     if (head === "counts" && parts.length === 1 && get) {
-      const query = listQuery(url.searchParams, false);
-      await allow("executions.list", { kind: "list", query });
+      const query = this.#shown(listQuery(url.searchParams, false));
+      await allow("executions.list", { kind: "list", query: query ?? {} });
+      if (!query) return Response.json(NO_COUNTS);
       return Response.json(await executionIndex(this.#index(env)).counts(query));
     }
     if (head === "executions" && id !== undefined) {
@@ -95,23 +116,30 @@ export class DashboardApi<Env, P> {
       const target: GatewayTarget = { kind: "execution", id };
       if (parts.length === 2 && get) {
         await allow("execution.status", target);
+        // Its input and outcome are what `execution.result` guards (as in the gateway).
+        const full = await this.#allows(principal, "execution.result", target);
         const { binding, stub } = await this.#execution(env, id);
         const details = await stub.describe();
         return Response.json({
           binding,
           details: {
             ...details,
-            input: forDisplay(details.input),
-            result:
-              details.result?.ok === true
+            input: full
+              ? forDisplay(details.input)
+              : { $omitted: "not allowed (execution.result)" },
+            result: !full
+              ? null
+              : details.result?.ok === true
                 ? { ...details.result, value: forDisplay(details.result.value) }
                 : details.result,
           },
+          hidden: !full,
         });
       }
       if (action === "journal" && parts.length === 3 && get) {
         await allow("execution.journal", target);
-        return Response.json(await journal((await this.#execution(env, id)).stub));
+        const from = integer(url.searchParams.get("from"), "from") ?? 0;
+        return Response.json(await journal((await this.#execution(env, id)).stub, from));
       }
       if (action === "live" && parts.length === 3 && get) {
         await allow("execution.subscribe", target);
@@ -184,16 +212,24 @@ export class DashboardApi<Env, P> {
     };
   }
 
-  async #allow(principal: P, operation: GatewayOperation, target: GatewayTarget): Promise<void> {
+  /** Whether the policy (if any) allows it; a policy that throws refuses. */
+  async #allows(
+    principal: P,
+    operation: GatewayOperation,
+    target: GatewayTarget,
+  ): Promise<boolean> {
     const can = this.#config.can;
-    if (!can) return;
-    let allowed = false;
+    if (!can) return true;
     try {
-      allowed = (await can(principal, operation, target)) === true;
+      return (await can(principal, operation, target)) === true;
     } catch (error) {
       console.error("baton dashboard: the policy threw; the call is refused", error);
+      return false;
     }
-    if (!allowed) {
+  }
+
+  async #allow(principal: P, operation: GatewayOperation, target: GatewayTarget): Promise<void> {
+    if (!(await this.#allows(principal, operation, target))) {
       throw new BatonError("FORBIDDEN", `The dashboard's policy refused ${operation}.`, {
         operation,
       });
@@ -223,8 +259,25 @@ export class DashboardApi<Env, P> {
   }
 
   /**
+   * A list query narrowed to the workflows shown (when every binding lists its workflows), or
+   * null when the query's own workflow filter leaves none of them.
+   */
+  #shown(query: ListQuery): ListQuery | null {
+    const { namespaces } = this.#config;
+    if (namespaces.some((n) => n.workflows === "*")) return query;
+    const shown = new Set(namespaces.flatMap((n) => n.workflows as string[]));
+    const asked =
+      query.workflow === undefined
+        ? [...shown]
+        : (Array.isArray(query.workflow) ? query.workflow : [query.workflow]).filter((w) =>
+            shown.has(w as string),
+          );
+    return asked.length ? { ...query, workflow: asked as string[] } : null;
+  }
+
+  /**
    * The Execution actor of execution `id`: on the one namespace shown, or, with several, on the
-   * one running its workflow (as the ExecutionIndex lists it).
+   * one running its workflow (as the ExecutionIndex lists it; the first that lists it).
    */
   async #execution(env: Env, id: string) {
     const { namespaces } = this.#config;
@@ -233,17 +286,22 @@ export class DashboardApi<Env, P> {
       const indexed = findNamespace(env, this.#config.index)
         ? await executionIndex(this.#index(env)).get(id)
         : null;
-      if (indexed) {
-        chosen =
-          namespaces.find((n) => n.workflows !== "*" && n.workflows.includes(indexed.workflow)) ??
-          namespaces.find((n) => n.workflows === "*");
+      if (!indexed) {
+        throw new BatonError(
+          "EXECUTION_NOT_FOUND",
+          `No execution "${id}" in the ExecutionIndex (yet): with several Execution actors shown, the dashboard opens an execution by its workflow, as the index lists it.`,
+        );
       }
-    }
-    if (!chosen) {
-      throw new BatonError(
-        "EXECUTION_NOT_FOUND",
-        `No execution "${id}" in the ExecutionIndex, so the dashboard cannot tell which Execution actor runs it.`,
-      );
+      chosen =
+        namespaces.find((n) => n.workflows !== "*" && n.workflows.includes(indexed.workflow)) ??
+        namespaces.find((n) => n.workflows === "*");
+      if (!chosen) {
+        throw new BatonError(
+          "EXECUTION_NOT_FOUND",
+          `Execution "${id}" runs workflow "${indexed.workflow}", which this dashboard does not show: add it to the dashboard's \`executions\` option.`,
+          { workflow: indexed.workflow },
+        );
+      }
     }
     const namespace = this.#require(env, chosen.binding, "Execution") as unknown as Namespace;
     const stub: ExecutionStub = namespace.getByName(id);
@@ -283,10 +341,10 @@ function integer(text: string | null, name: string): number | undefined {
 }
 
 /** The journal, page by page, up to {@link JOURNAL_ENTRIES}; outputs as the table shows them. */
-async function journal(stub: ExecutionStub) {
+async function journal(stub: ExecutionStub, start: number) {
   const entries: JournalEntry[] = [];
   // Pages end early when their outputs are large: read on until a page comes back empty.
-  for (let from = 0; entries.length < JOURNAL_ENTRIES; ) {
+  for (let from = start; entries.length < JOURNAL_ENTRIES; ) {
     const page = await stub.journal({
       from,
       limit: Math.min(1000, JOURNAL_ENTRIES - entries.length),
@@ -326,14 +384,30 @@ async function live(request: Request, namespace: Namespace, id: string): Promise
 }
 
 async function readJson(request: Request): Promise<Record<string, unknown> | null> {
-  const declared = Number(request.headers.get("Content-Length") ?? "0");
-  if (declared > BODY_BYTES) {
-    throw new BatonError("PAYLOAD_TOO_LARGE", `The request body is over ${BODY_BYTES} bytes.`);
+  const tooLarge = () =>
+    new BatonError("PAYLOAD_TOO_LARGE", `The request body is over ${BODY_BYTES} bytes.`);
+  if (Number(request.headers.get("Content-Length") ?? "0") > BODY_BYTES) throw tooLarge();
+  // Read up to the limit, not past it (a body without a length may be anything).
+  const chunks: Uint8Array[] = [];
+  let bytes = 0;
+  const reader = request.body?.getReader();
+  for (;;) {
+    const chunk = reader ? await reader.read() : { done: true as const, value: undefined };
+    if (chunk.done) break;
+    bytes += chunk.value.byteLength;
+    if (bytes > BODY_BYTES) {
+      await reader?.cancel();
+      throw tooLarge();
+    }
+    chunks.push(chunk.value);
   }
-  const text = await request.text();
-  if (text.length > BODY_BYTES) {
-    throw new BatonError("PAYLOAD_TOO_LARGE", `The request body is over ${BODY_BYTES} bytes.`);
+  const all = new Uint8Array(bytes);
+  let at = 0;
+  for (const c of chunks) {
+    all.set(c, at);
+    at += c.byteLength;
   }
+  const text = new TextDecoder().decode(all);
   try {
     const body = JSON.parse(text) as unknown;
     return typeof body === "object" && body !== null ? (body as Record<string, unknown>) : null;

@@ -11,7 +11,9 @@ export interface DashboardOptions<Env, P = true> {
    * Who may use it, as for the gateway: `{ secret: "BATON_TOKEN" }` (a bearer token the page asks
    * for once and keeps for the browser tab), `{ authorize(request, env) }` (your own check: a
    * session, Cloudflare Access), or — explicitly, for local development — `{ anonymous: true }`,
-   * which is served only to loopback host names (`localhost`, `127.0.0.1`, `[::1]`).
+   * which is served only to requests for loopback host names (`localhost`, `127.0.0.1`, `[::1]`)
+   * from loopback addresses. Keep `wrangler dev` on a loopback address then: headers are all it
+   * can tell a caller by, and a machine on your network can forge them.
    */
   auth: GatewayAuth<Env, P>;
   /** Where it is mounted. Default `"/dashboard"`. */
@@ -94,14 +96,32 @@ export function dashboard<Env, P = true>(options: DashboardOptions<Env, P>): Das
       if (url.pathname !== path && !url.pathname.startsWith(`${path}/`)) return null;
       const rest = url.pathname.slice(path.length);
       if (rest.startsWith("/api/")) {
-        const refused = crossSite(request, url) ?? (anonymous ? notLoopback(url) : null);
+        const refused = crossSite(request, url) ?? (anonymous ? notLoopback(request, url) : null);
         if (refused) return refused;
-        const auth = await authenticate(withBearer(request), env, options.auth);
-        if ("refused" in auth) return secure(auth.refused);
-        return secure(await api.serve(request, env, auth.principal, rest.slice("/api".length)));
+        // The token in a header only (the page's WebSocket offers it as a subprotocol), never
+        // in the URL, which logs keep.
+        const auth = await authenticate(withBearer(request), env, options.auth, {
+          urlToken: false,
+        });
+        if ("refused" in auth) {
+          // Tells the page whether to ask for a token or to say the hook refused.
+          const refusal = secure(auth.refused);
+          refusal.headers.set("X-Baton-Auth", "secret" in options.auth ? "token" : "hook");
+          return refusal;
+        }
+        const answer = secure(
+          await api.serve(request, env, auth.principal, rest.slice("/api".length)),
+        );
+        if (answer.status !== 101) answer.headers.set("Cache-Control", "no-store");
+        return answer;
       }
       if (request.method !== "GET" && request.method !== "HEAD") {
-        return secure(Response.json({ code: "NOT_FOUND", message: "Not found." }, { status: 405 }));
+        return secure(
+          Response.json(
+            { code: "METHOD_NOT_ALLOWED", message: "The dashboard's pages are read with GET." },
+            { status: 405, headers: { Allow: "GET, HEAD" } },
+          ),
+        );
       }
       if (url.pathname === assets.js) return asset(DASHBOARD_JS, "text/javascript");
       if (url.pathname === assets.css) return asset(DASHBOARD_CSS, "text/css");
@@ -185,9 +205,20 @@ function crossSite(request: Request, url: URL): Response | null {
     : null;
 }
 
-/** An anonymous dashboard is for local development: not for a name that resolves elsewhere. */
-function notLoopback(url: URL): Response | null {
-  return LOOPBACK.has(url.hostname)
+/**
+ * An anonymous dashboard is for local development: not for a host name that resolves elsewhere
+ * (a DNS rebinding), nor for a caller on another address as `wrangler dev` reports it
+ * (`CF-Connecting-IP`; deployed, Cloudflare sets it).
+ */
+function notLoopback(request: Request, url: URL): Response | null {
+  const caller = request.headers.get("CF-Connecting-IP");
+  const local =
+    LOOPBACK.has(url.hostname) &&
+    (caller === null ||
+      caller === "::1" ||
+      caller.startsWith("127.") ||
+      caller === "::ffff:127.0.0.1");
+  return local
     ? null
     : secure(
         Response.json(
@@ -224,8 +255,14 @@ function withBearer(request: Request): Request {
   } catch {
     return request;
   }
+  // A token a header cannot carry (control characters) is no token: refused like a wrong one.
+  if (!/^[\x21-\x7e\u0080-\uffff][\x20-\x7e\u0080-\uffff]*$/.test(token)) return request;
   const headers = new Headers(request.headers);
-  headers.set("Authorization", `Bearer ${token}`);
+  try {
+    headers.set("Authorization", `Bearer ${token}`);
+  } catch {
+    return request;
+  }
   return new Request(request.url, { method: request.method, headers });
 }
 

@@ -2,38 +2,58 @@
  * The dashboard in a real browser: headless Chromium (Debian's `chromium`, or CHROMIUM_PATH)
  * driven by playwright-core, against the dev Worker under `wrangler dev` — once as `npm run dev`
  * runs it (local access, no token) and once as a deployed copy would be (the token required).
- * Writes the screenshots of docs/images/.
+ * Makes screenshots of the list and of an execution page: into test/.screenshots/, or, with
+ * UPDATE_SCREENSHOTS=1, into docs/images/ (the ones README shows; commit them).
  */
 import { existsSync, mkdirSync } from "node:fs";
-import { dirname, join } from "node:path";
+import { delimiter, dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { type Browser, chromium, type Page } from "playwright-core";
+import { type Browser, chromium, firefox, type Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type DevServer, groupAlive, startDevServer } from "../../scripts/wrangler-dev.ts";
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
-const images = join(root, "docs", "images");
+const images = process.env.UPDATE_SCREENSHOTS
+  ? join(root, "docs", "images")
+  : join(root, "test", ".screenshots");
 
 let local: DevServer;
 let secured: DevServer;
-let browser: Browser;
 
-/** Debian's chromium (what .ci/run installs), another Chromium, or CHROMIUM_PATH. */
-function chromiumPath(): string {
-  const candidates = [
-    process.env.CHROMIUM_PATH,
-    "/usr/bin/chromium",
-    "/usr/bin/chromium-browser",
-    "/usr/bin/google-chrome",
-  ].filter((p): p is string => Boolean(p));
-  const found = candidates.find((p) => existsSync(p));
+/** The browser's executable: its environment variable, or one of `names` on PATH. */
+function executable(variable: string, names: string[], install: string): string {
+  const onPath = (process.env.PATH ?? "")
+    .split(delimiter)
+    .flatMap((dir) => names.map((n) => join(dir, n)));
+  const found = [process.env[variable], ...onPath].find((p) => p && existsSync(p));
   if (!found) {
-    throw new Error(
-      "No Chromium for the browser tests: install Debian's (apt-get install chromium) or set CHROMIUM_PATH.",
-    );
+    throw new Error(`No ${names[0]} for the browser tests: ${install}, or set ${variable}.`);
   }
   return found;
 }
+
+/** The browsers the dashboard is tested in (what .ci/run installs). */
+const BROWSERS: Record<string, () => Promise<Browser>> = {
+  chromium: () =>
+    chromium.launch({
+      executablePath: executable(
+        "CHROMIUM_PATH",
+        ["chromium", "chromium-browser", "google-chrome"],
+        "apt-get install chromium",
+      ),
+      args: ["--no-sandbox"],
+    }),
+  // Stock Firefox over WebDriver BiDi (playwright's "moz-firefox" channels).
+  firefox: () =>
+    firefox.launch({
+      channel: "moz-firefox",
+      executablePath: executable(
+        "FIREFOX_PATH",
+        ["firefox-esr", "firefox"],
+        "apt-get install firefox-esr",
+      ),
+    }),
+};
 
 beforeAll(async () => {
   const log = () => {};
@@ -48,11 +68,9 @@ beforeAll(async () => {
     vars: { BATON_TOKEN: "dev-token" },
     log,
   });
-  browser = await chromium.launch({ executablePath: chromiumPath(), args: ["--no-sandbox"] });
 }, 180_000);
 
 afterAll(async () => {
-  await browser?.close();
   for (const server of [local, secured]) {
     const pid = server?.pid;
     await server?.stop();
@@ -70,8 +88,27 @@ async function play(id: string, steps: unknown[], retryDelay = "1 second"): Prom
   await response.body?.cancel();
 }
 
+for (const [name, launch] of Object.entries(BROWSERS)) {
+  describe(`the dashboard in ${name}`, () => {
+    let browser: Browser | undefined;
+    beforeAll(async () => {
+      browser = await launch();
+    }, 60_000);
+    afterAll(async () => {
+      await browser?.close();
+    });
+    scenarios(name, () => {
+      if (!browser) throw new Error(`${name} did not start`);
+      return browser;
+    });
+  });
+}
+
 /** A page that fails the test on any script error, and records dialogs (none should open). */
-async function open(url: string): Promise<{ page: Page; errors: string[]; dialogs: string[] }> {
+async function openIn(
+  browser: Browser,
+  url: string,
+): Promise<{ page: Page; errors: string[]; dialogs: string[] }> {
   const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
   const errors: string[] = [];
   const dialogs: string[] = [];
@@ -84,9 +121,12 @@ async function open(url: string): Promise<{ page: Page; errors: string[]; dialog
   return { page, errors, dialogs };
 }
 
-const run = `${Date.now().toString(36)}`;
+/** The scenarios, in one browser. Screenshots come from Chromium. */
+function scenarios(name: string, current: () => Browser): void {
+  const run = `${name.slice(0, 2)}${Date.now().toString(36)}`;
+  const open = (url: string) => openIn(current(), url);
+  const shots = name === "chromium";
 
-describe("the dashboard in Chromium", () => {
   it("is linked from / and lists executions, filtered, counted, each linking to its page", async () => {
     const done = `list-done-${run}`;
     const waiting = `list-waiting-${run}`;
@@ -107,7 +147,7 @@ describe("the dashboard in Chromium", () => {
     await expect
       .poll(() => page.locator(`tr[data-id="${waiting}"] .badge`).textContent())
       .toBe("running");
-    expect(await page.locator(`tr[data-id="o-${run}"]`).count()).toBe(1);
+    await expect.poll(() => page.locator(`tr[data-id="o-${run}"]`).count()).toBe(1);
     const completed = Number(await page.locator('[data-status="completed"] .count').textContent());
     expect(completed).toBeGreaterThanOrEqual(1);
 
@@ -146,10 +186,11 @@ describe("the dashboard in Chromium", () => {
       { child: "sub-task", steps: [{ do: "inner" }] },
       { do: "book", compensate: true },
     ]);
-    const { page, errors } = await open(`${local.url}/dashboard/executions/${id}`);
+    // Listening to the page's WebSocket before the page opens: no event goes unseen.
+    const { page, errors } = await open("about:blank");
     const frames: string[] = [];
     page.on("websocket", (ws) => ws.on("framereceived", (f) => frames.push(String(f.payload))));
-    await page.reload();
+    await page.goto(`${local.url}/dashboard/executions/${id}`);
     // The page never reloads from here: its state changes arrive live.
     await page.evaluate(() => {
       (globalThis as unknown as { stayed: boolean }).stayed = true;
@@ -172,8 +213,13 @@ describe("the dashboard in Chromium", () => {
     expect(await page.locator('.tl-row[data-step="cool down"] [data-kind="sleep"]').count()).toBe(
       1,
     );
-    expect(frames.some((f) => f.includes('"progress"'))).toBe(true);
+    // (Playwright reports WebSocket frames in Chromium only.)
+    if (shots) expect(frames.some((f) => f.includes('"progress"'))).toBe(true);
     await expect.poll(() => page.locator(".live").getAttribute("class")).toBe("live");
+    // A live event (not the 5 s re-read) brought an update in.
+    await expect
+      .poll(() => page.locator("section.execution").getAttribute("data-updated-by"))
+      .toBe("live");
 
     await page.fill("input[name=type]", "approve");
     await page.fill("textarea[name=payload]", '{"approved": true, "by": "ada"}');
@@ -190,7 +236,12 @@ describe("the dashboard in Chromium", () => {
     const approval = page.locator('.tl-row[data-step="approval"] [data-kind="wait"]');
     expect(await approval.getAttribute("title")).toMatch(/resumed by event "approve"/);
     expect(await page.locator(".io pre").nth(1).textContent()).toContain('"by": "ada"');
-    await page.screenshot({ path: join(mkdir(images), "dashboard-execution.png"), fullPage: true });
+    if (shots) {
+      await page.screenshot({
+        path: join(mkdir(images), "dashboard-execution.png"),
+        fullPage: true,
+      });
+    }
 
     // The child is linked to its own page, which links back to its parent.
     await page.locator('.tl-row[data-step="sub-task"] a').click();
@@ -206,6 +257,8 @@ describe("the dashboard in Chromium", () => {
     const { page, errors, dialogs } = await open(`${local.url}/dashboard/executions/${id}`);
     const cancel = page.locator('button[data-action="cancel"]');
     await expect.poll(() => cancel.isEnabled()).toBe(true);
+    // Waiting for an event, it can be paused too.
+    expect(await page.locator('button[data-action="pause"]').isEnabled()).toBe(true);
     await cancel.click();
     await expect
       .poll(() => page.locator(".action-result").textContent())
@@ -257,7 +310,7 @@ describe("the dashboard in Chromium", () => {
     expect(await page.locator("details pre").first().textContent()).toContain(output);
     expect(await page.locator("main img, main b, main i, main script").count()).toBe(0);
     expect(await page.locator("script").count()).toBe(1); // the dashboard's own
-    await page.goto(`${local.url}/dashboard/executions?prefix=xss-`);
+    await page.goto(`${local.url}/dashboard/executions?prefix=xss-${run}`);
     await expect.poll(() => page.locator(`tr[data-id="${id}"]`).count()).toBe(1);
     expect(await page.locator("main img").count()).toBe(0);
     expect(dialogs).toEqual([]);
@@ -283,7 +336,7 @@ describe("the dashboard in Chromium", () => {
     await page.close();
   });
 
-  it("makes the screenshot of the executions list", async () => {
+  it("shows a full list (the screenshot of the executions list)", async () => {
     for (const [i, steps] of [
       [
         { do: "charge card", fail: 1 },
@@ -302,11 +355,11 @@ describe("the dashboard in Chromium", () => {
     await expect
       .poll(() => page.locator(`tr[data-id="demo-3-${run}"] .badge`).textContent())
       .toBe("completed");
-    await page.screenshot({ path: join(mkdir(images), "dashboard-executions.png") });
+    if (shots) await page.screenshot({ path: join(mkdir(images), "dashboard-executions.png") });
     expect(errors).toEqual([]);
     await page.close();
   });
-});
+}
 
 function mkdir(dir: string): string {
   mkdirSync(dir, { recursive: true });

@@ -20,11 +20,15 @@ export type GatewayAuth<Env, P = true> =
   /** No authentication at all: only for local development or a private network. Principal `true`. */
   | { anonymous: true };
 
-/** The principal of an authorized request, or the response that refuses it (401, or 500). */
+/**
+ * The principal of an authorized request, or the response that refuses it (401, or 500).
+ * `urlToken: false` refuses a token in the URL (`?token=`) even on a WebSocket upgrade.
+ */
 export async function authenticate<Env, P>(
   request: Request,
   env: Env,
   auth: GatewayAuth<Env, P>,
+  options: { urlToken?: boolean } = {},
 ): Promise<{ principal: P } | { refused: Response }> {
   if ("anonymous" in auth) {
     return auth.anonymous === true
@@ -58,7 +62,8 @@ export async function authenticate<Env, P>(
   const header = request.headers.get("Authorization");
   const bearer = /^Bearer\s+(\S+)\s*$/i.exec(header ?? "");
   // Only a WebSocket upgrade (browsers cannot set its headers) may carry the token in the URL.
-  const websocket = request.headers.get("Upgrade")?.toLowerCase() === "websocket";
+  const websocket =
+    options.urlToken !== false && request.headers.get("Upgrade")?.toLowerCase() === "websocket";
   const presented =
     bearer?.[1] ?? (websocket ? new URL(request.url).searchParams.get("token") : null);
   if (!presented) {

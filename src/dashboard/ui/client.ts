@@ -6,15 +6,20 @@ const TOKEN_KEY = "baton.dashboard.token";
 export class ApiError extends Error {
   readonly code: string;
   readonly status: number;
-  constructor(code: string, message: string, status: number) {
+  /** On a 401: whether the dashboard takes a token (`token`) or its own hook decides (`hook`). */
+  readonly auth: string | null;
+  constructor(code: string, message: string, status: number, auth: string | null = null) {
     super(message);
     this.code = code;
     this.status = status;
+    this.auth = auth;
   }
 }
 
 export class Client {
   readonly base: string;
+  /** How the last 401 said to sign in: `token`, or `hook` (the app's own sign-in decides). */
+  auth: string | null = null;
 
   constructor(base: string) {
     this.base = base;
@@ -68,11 +73,13 @@ export class Client {
       // not JSON
     }
     if (!response.ok) {
+      if (response.status === 401) this.auth = response.headers.get("X-Baton-Auth");
       const e = (data ?? {}) as { code?: string; message?: string };
       throw new ApiError(
         e.code ?? `HTTP_${response.status}`,
         e.message ?? `${response.status} ${response.statusText}`,
         response.status,
+        response.headers.get("X-Baton-Auth"),
       );
     }
     return data as T;

@@ -1,6 +1,6 @@
 /** An execution's page: its state, input and outcome, timeline, journal, actions, live. */
 import { ApiError } from "./client.ts";
-import { type Context, errorText, executionPath, guarded, link, type View } from "./context.ts";
+import { type Context, errorText, executionPath, link, type View } from "./context.ts";
 import { badge, duration, h, json, replace, time } from "./dom.ts";
 import { timeline } from "./timeline.ts";
 import {
@@ -13,8 +13,10 @@ import {
 
 /** While an execution runs, the page also re-reads it this often (live events come between). */
 const POLL_MS = 5000;
-/** Live events trigger a re-read at most this often. */
-const REFRESH_GAP_MS = 1000;
+/** Live events trigger a re-read at most this often (the page never polls faster than 2 s). */
+const REFRESH_GAP_MS = 2000;
+/** Journal entries in these states may still change; the others are final. */
+const SETTLED = new Set(["completed", "failed", "timed_out", "cancelled"]);
 
 export function executionView(ctx: Context, id: string): View {
   let disposed = false;
@@ -24,6 +26,12 @@ export function executionView(ctx: Context, id: string): View {
   let queued: ReturnType<typeof setTimeout> | undefined;
   let lastRead = 0;
   let buttons: Record<string, HTMLButtonElement> = {};
+  /** The journal read so far (re-read from its first unsettled entry), and for which run. */
+  let entries: JournalEntry[] = [];
+  let truncated = false;
+  let run = 0;
+  /** Outputs the reader opened in the journal table (kept open across re-renders). */
+  const opened = new Set<number>();
   const header = h(
     "div",
     { class: "exec-header" },
@@ -56,35 +64,65 @@ export function executionView(ctx: Context, id: string): View {
     journalBox,
   );
 
-  async function refresh(): Promise<void> {
+  /** Re-reads the execution and the part of its journal that may have changed. */
+  async function refresh(reason: "load" | "live" | "poll" | "action"): Promise<void> {
     lastRead = Date.now();
+    clearTimeout(poll);
     const path = executionPath(id);
-    const loaded = await guarded(ctx, error, () =>
-      Promise.all([ctx.client.get<Described>(path), ctx.client.get<Journal>(`${path}/journal`)]),
-    );
-    if (disposed || !loaded) return;
+    const unsettled = entries.find((e) => !SETTLED.has(e.status));
+    const from = unsettled?.seq ?? (entries.length ? (entries.at(-1)?.seq ?? 0) + 1 : 0);
+    let loaded: [Described, Journal] | undefined;
+    try {
+      loaded = await Promise.all([
+        ctx.client.get<Described>(path),
+        ctx.client.get<Journal>(`${path}/journal`, { from }),
+      ]);
+    } catch (e) {
+      if (disposed) return;
+      if (e instanceof ApiError && e.status === 401) return ctx.unauthorized();
+      replace(error, h("p", { class: "error", attrs: { role: "alert" } }, errorText(e)));
+    }
+    if (disposed) return;
+    if (!loaded) {
+      // Not there yet (the index has not caught up), or the Worker did not answer: try again.
+      poll = setTimeout(() => void refresh("poll"), POLL_MS);
+      return;
+    }
     error.replaceChildren();
     const [described, journal] = loaded;
     info = described.details.info;
-    render(described, journal);
-    const finished = TERMINAL.has(info.status);
-    if (finished) {
+    if (info.run !== run && run !== 0 && from > 0) {
+      // Restarted: its journal began again. Read it whole.
+      run = info.run;
+      entries = [];
+      return refresh(reason);
+    }
+    run = info.run;
+    entries = entries.filter((e) => e.seq < from).concat(journal.entries);
+    truncated = journal.truncated;
+    render(described);
+    el.dataset.updatedBy = reason;
+    if (TERMINAL.has(info.status)) {
       stopLive?.();
       stopLive = undefined;
       liveDot.classList.add("off");
-    } else {
-      if (!stopLive) {
-        stopLive = ctx.client.live(
-          id,
-          (event) => {
-            if (event.type !== "initial_state") schedule();
-          },
-          (open) => liveDot.classList.toggle("off", !open),
-        );
-      }
-      clearTimeout(poll);
-      poll = setTimeout(() => void refresh(), POLL_MS);
+      return;
     }
+    if (!stopLive) {
+      const stop = ctx.client.live(
+        id,
+        (event) => {
+          if (event.type !== "initial_state") schedule();
+        },
+        (open) => {
+          liveDot.classList.toggle("off", !open);
+          // Closed by the server (a deploy, a reset): the next re-read opens it again.
+          if (!open && stopLive === stop) stopLive = undefined;
+        },
+      );
+      stopLive = stop;
+    }
+    poll = setTimeout(() => void refresh("poll"), POLL_MS);
   }
 
   /** A re-read soon after a live event, at most one per REFRESH_GAP_MS. */
@@ -93,11 +131,11 @@ export function executionView(ctx: Context, id: string): View {
     const wait = Math.max(0, lastRead + REFRESH_GAP_MS - Date.now());
     queued = setTimeout(() => {
       queued = undefined;
-      void refresh();
+      void refresh("live");
     }, wait);
   }
 
-  function render(described: Described, journal: Journal): void {
+  function render(described: Described): void {
     const { details } = described;
     const i = details.info;
     replace(
@@ -110,12 +148,17 @@ export function executionView(ctx: Context, id: string): View {
     for (const [verb, button] of Object.entries(buttons))
       button.disabled = !allowed(verb, i.status);
     const now = Date.now();
+    // A restart begins the journal again: this run began with its first step.
+    const runStart = i.run > 1 && entries[0] ? entries[0].startedAt : i.createdAt;
     replace(
       summary,
       field("Started", time(i.createdAt)),
       field("Updated", time(i.updatedAt)),
       field("Ended", time(i.endedAt)),
-      field("Duration", duration((i.endedAt ?? now) - i.createdAt)),
+      field(
+        i.run > 1 ? `Duration (run ${i.run})` : "Duration",
+        duration((i.endedAt ?? now) - runStart),
+      ),
       field("Steps", `${i.completedSteps} of ${i.stepCount} completed`),
       field("Attempts", String(i.attempts)),
       field("Current step", i.currentStep ?? "—"),
@@ -128,7 +171,18 @@ export function executionView(ctx: Context, id: string): View {
       io,
       h("div", null, h("h2", null, "Input"), json(details.input)),
       outcome === null
-        ? h("div", null, h("h2", null, "Output"), h("p", { class: "muted" }, "Not finished yet."))
+        ? h(
+            "div",
+            null,
+            h("h2", null, "Output"),
+            h(
+              "p",
+              { class: "muted" },
+              described.hidden
+                ? "Not shown: the dashboard's policy does not allow execution.result."
+                : "Not finished yet.",
+            ),
+          )
         : outcome.ok
           ? h("div", null, h("h2", null, "Output"), json(outcome.value))
           : h(
@@ -150,9 +204,9 @@ export function executionView(ctx: Context, id: string): View {
     );
     replace(
       steps,
-      timeline(journal.entries, i, now, (child, text) => link(ctx, executionPath(child), text)),
+      timeline(entries, i, runStart, now, (child, text) => link(ctx, executionPath(child), text)),
     );
-    replace(journalBox, journalTable(ctx, journal));
+    replace(journalBox, journalTable(ctx, { entries, truncated }, opened));
   }
 
   function actions(): HTMLElement {
@@ -210,7 +264,7 @@ export function executionView(ctx: Context, id: string): View {
       if (e instanceof ApiError && e.status === 401) return ctx.unauthorized();
       show(errorText(e), true);
     }
-    await refresh();
+    await refresh("action");
   }
 
   async function send(type: string, text: string): Promise<void> {
@@ -237,14 +291,14 @@ export function executionView(ctx: Context, id: string): View {
       if (e instanceof ApiError && e.status === 401) return ctx.unauthorized();
       show(errorText(e), true);
     }
-    await refresh();
+    await refresh("action");
   }
 
   function show(text: string, failed = false): void {
     replace(result, h("p", { class: failed ? "error" : "ok" }, text));
   }
 
-  void refresh();
+  void refresh("load");
   return {
     el,
     dispose() {
@@ -259,7 +313,8 @@ export function executionView(ctx: Context, id: string): View {
 function allowed(verb: string, status: string): boolean {
   switch (verb) {
     case "pause":
-      return status === "running" || status === "pending";
+      // Running, sleeping or waiting: anything not paused and not over.
+      return status !== "paused" && !TERMINAL.has(status);
     case "resume":
       return status === "paused";
     case "cancel":
@@ -280,7 +335,7 @@ function field(name: string, value: Node | string): HTMLElement {
   );
 }
 
-function journalTable(ctx: Context, journal: Journal): HTMLElement {
+function journalTable(ctx: Context, journal: Journal, opened: Set<number>): HTMLElement {
   const rows = journal.entries.map((e: JournalEntry) =>
     h(
       "tr",
@@ -297,7 +352,21 @@ function journalTable(ctx: Context, journal: Journal): HTMLElement {
         "td",
         null,
         "output" in e
-          ? h("details", null, h("summary", null, "output"), json(e.output))
+          ? h(
+              "details",
+              {
+                attrs: { open: opened.has(e.seq) },
+                on: {
+                  toggle: (event) => {
+                    const open = (event.currentTarget as HTMLDetailsElement).open;
+                    if (open) opened.add(e.seq);
+                    else opened.delete(e.seq);
+                  },
+                },
+              },
+              h("summary", null, "output"),
+              json(e.output),
+            )
           : e.outputOmitted
             ? "omitted"
             : "",

@@ -27,14 +27,14 @@ export function listView(ctx: Context, params: URLSearchParams): View {
   const filters: Filters = {
     workflow: params.get("workflow") ?? "",
     status: params.get("status") ?? "",
-    range: params.get("range") ?? "all",
+    range: ((r) => (r in RANGES || r === "custom" ? r : "all"))(params.get("range") ?? "all"),
     from: params.get("from") ?? "",
     to: params.get("to") ?? "",
     prefix: params.get("prefix") ?? "",
     cursor: params.get("cursor") ?? "",
   };
   /** Cursors of the pages before this one, for "Newer". */
-  const previous: string[] = (params.get("back") ?? "").split(" ").filter(Boolean);
+  const previous: string[] = (params.get("back") ?? "").split(" ").filter(Boolean).slice(-20);
 
   const chips = h("div", { class: "chips", attrs: { role: "group", "aria-label": "status" } });
   const table = h("div", { class: "table-wrap" });
@@ -150,8 +150,12 @@ export function listView(ctx: Context, params: URLSearchParams): View {
     };
   }
 
+  /** Loads are numbered: only the latest one renders and schedules the next. */
+  let generation = 0;
+
   async function load(): Promise<void> {
     clearTimeout(timer);
+    const mine = ++generation;
     if (!ctx.session.features.list) {
       replace(
         note,
@@ -167,7 +171,10 @@ export function listView(ctx: Context, params: URLSearchParams): View {
     const loaded = await guarded(ctx, note, () =>
       Promise.all([
         ctx.client.get<IndexCounts>("/counts", base),
-        ctx.client.get<IndexCounts>("/counts", { ...base, workflow: undefined }),
+        // The workflows to choose from: all of them (the same counts without a workflow filter).
+        base.workflow
+          ? ctx.client.get<IndexCounts>("/counts", { ...base, workflow: undefined })
+          : null,
         ctx.client.get<ListPage>("/executions", {
           ...base,
           status: filters.status || undefined,
@@ -176,12 +183,15 @@ export function listView(ctx: Context, params: URLSearchParams): View {
         }),
       ]),
     );
-    if (disposed || !loaded) return;
-    note.replaceChildren();
-    const [counts, all, page] = loaded;
-    renderWorkflows(Object.keys(all.byWorkflow));
-    renderChips(counts);
-    renderTable(page);
+    if (disposed || mine !== generation) return;
+    if (loaded) {
+      note.replaceChildren();
+      const [counts, all, page] = loaded;
+      renderWorkflows(Object.keys((all ?? counts).byWorkflow));
+      renderChips(counts);
+      renderTable(page);
+    }
+    // After a failure too (the note says what failed): it may pass next time.
     if (auto.checked) timer = setTimeout(() => void load(), REFRESH_MS);
   }
 

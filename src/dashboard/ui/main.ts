@@ -22,6 +22,8 @@ document.body.append(
 
 let current: View | undefined;
 let session: Session | undefined;
+/** Renders are numbered: one that an earlier navigation overtook shows nothing. */
+let rendering = 0;
 
 const ctx: Context = {
   client,
@@ -41,16 +43,21 @@ const ctx: Context = {
 window.addEventListener("popstate", () => void render());
 
 async function render(): Promise<void> {
+  const mine = ++rendering;
   current?.dispose();
   current = undefined;
   if (!session) {
+    let loaded: Session;
     try {
-      session = await client.get<Session>("/session");
+      loaded = await client.get<Session>("/session");
     } catch (error) {
+      if (mine !== rendering) return;
       if (error instanceof ApiError && error.status === 401) return signIn();
       replace(main, h("p", { class: "error", attrs: { role: "alert" } }, errorText(error)));
       return;
     }
+    if (mine !== rendering) return;
+    session = loaded;
     document.title = session.title;
     replace(
       nav,
@@ -76,7 +83,21 @@ async function render(): Promise<void> {
       location.pathname.startsWith(href) || (path === "/" && href.endsWith("/executions")),
     );
   }
-  if (execution?.[1]) current = executionView(ctx, decodeURIComponent(execution[1]));
+  let id: string | undefined;
+  try {
+    id = execution?.[1] ? decodeURIComponent(execution[1]) : undefined;
+  } catch {
+    replace(
+      main,
+      h(
+        "p",
+        { class: "error", attrs: { role: "alert" } },
+        "This address is not one of the dashboard's.",
+      ),
+    );
+    return;
+  }
+  if (id !== undefined) current = executionView(ctx, id);
   else if (path === "/locks") current = locksView(ctx, params);
   else if (path === "/checkpoints") current = checkpointsView(ctx, params);
   else current = listView(ctx, params);
@@ -102,6 +123,28 @@ function signIn(): void {
   const refused = client.token !== null;
   if (refused) message.textContent = "UNAUTHORIZED: that token was refused.";
   client.token = null;
+  if (client.auth === "hook") {
+    // The app's own sign-in (a session, Cloudflare Access) decides: no token to type here.
+    replace(
+      main,
+      h(
+        "section",
+        { class: "sign-in" },
+        h("h1", null, "Not signed in"),
+        h(
+          "p",
+          null,
+          "This dashboard is not open to you: sign in to the application it belongs to, then reload.",
+        ),
+        h(
+          "button",
+          { attrs: { type: "button" }, on: { click: () => location.reload() } },
+          "Reload",
+        ),
+      ),
+    );
+    return;
+  }
   replace(
     main,
     h(

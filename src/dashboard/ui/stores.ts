@@ -184,16 +184,40 @@ export function checkpointsView(ctx: Context, params: URLSearchParams): View {
       );
     });
     if (name) {
-      void guarded(ctx, history, async () => {
-        const versions = await ctx.client.get<CheckpointVersionView[]>(
-          `${base}/${encodeURIComponent(name)}`,
-        );
-        replace(
-          history,
-          h("h2", null, `History of ${name}`),
-          table(
-            ["version", "saved", "expires", "bytes", ""],
-            versions.map((v) =>
+      // A page of versions at a time (oldest first): "Later versions" reads the next.
+      const rows = h("tbody");
+      const more = h("div", { class: "pager" });
+      replace(
+        history,
+        h("h2", null, `History of ${name}`),
+        h(
+          "div",
+          { class: "table-wrap" },
+          h(
+            "table",
+            null,
+            h(
+              "thead",
+              null,
+              h(
+                "tr",
+                null,
+                ["version", "saved", "expires", "bytes", ""].map((t) => h("th", null, t)),
+              ),
+            ),
+            rows,
+          ),
+        ),
+        more,
+      );
+      const page = (from: number) =>
+        void guarded(ctx, more, async () => {
+          const versions = await ctx.client.get<CheckpointVersionView[]>(
+            `${base}/${encodeURIComponent(name)}`,
+            { from: from || undefined },
+          );
+          for (const v of versions) {
+            rows.append(
               h(
                 "tr",
                 null,
@@ -211,10 +235,21 @@ export function checkpointsView(ctx: Context, params: URLSearchParams): View {
                   ),
                 ),
               ),
-            ),
-          ),
-        );
-      });
+            );
+          }
+          const last = versions.at(-1);
+          replace(
+            more,
+            versions.length === 100 && last
+              ? h(
+                  "button",
+                  { attrs: { type: "button" }, on: { click: () => page(last.version + 1) } },
+                  "Later versions",
+                )
+              : null,
+          );
+        });
+      page(0);
     }
   }
   return { el, dispose() {} };

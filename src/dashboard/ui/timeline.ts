@@ -21,10 +21,10 @@ interface Segment {
 export function timeline(
   entries: JournalEntry[],
   info: ExecutionInfo,
+  start: number,
   now: number,
   link: (id: string, text: string) => HTMLElement,
 ): HTMLElement {
-  const start = info.createdAt;
   // Up to the end, or now while it runs: a sleep or a wait's timeout days ahead is not drawn to
   // scale (its bar runs to the edge; its tooltip says until when).
   let end = info.endedAt ?? now;
@@ -199,9 +199,11 @@ function segmentsOf(entry: JournalEntry, now: number): Segment[] {
           kind:
             entry.status === "completed"
               ? "child"
-              : entry.status === "running"
+              : entry.status === "waiting" || entry.status === "running"
                 ? "running"
-                : "failed",
+                : entry.status === "cancelled"
+                  ? "cancelled"
+                  : "failed",
           title: `child ${entry.childId ?? ""}: ${entry.status}`,
         },
       ];

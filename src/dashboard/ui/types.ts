@@ -24,6 +24,8 @@ export interface Session {
 export interface Described {
   binding: string;
   details: ExecutionDetails;
+  /** The policy hides its input and outcome (`execution.result` refused). */
+  hidden: boolean;
 }
 
 export interface Journal {
