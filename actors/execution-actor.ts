@@ -2,7 +2,7 @@ import { inputDigest } from "../src/execution/digest.ts";
 import { Engine } from "../src/execution/engine.ts";
 import { checkEventType } from "../src/execution/errors.ts";
 import type { ForkSnapshot } from "../src/execution/fork.ts";
-import { exportCheckpoint, importJournal } from "../src/execution/fork.ts";
+import { exportCheckpoint, exportJournal, importJournal } from "../src/execution/fork.ts";
 import type { EngineHost, ExecutionTimers } from "../src/execution/host.ts";
 import {
   EXECUTION_MIGRATIONS,
@@ -29,6 +29,7 @@ import { type Duration, parseDuration } from "../src/foundation/duration.ts";
 import { BatonError, checkId, invalidArgument } from "../src/foundation/errors.ts";
 import type { StateMachine } from "../src/foundation/fsm.ts";
 import { runMigrations } from "../src/foundation/migrations.ts";
+import { type TestHooks, testHooks } from "../src/foundation/test-hooks.ts";
 import { type AnyWorkflow, type ChildResult, WorkflowRegistry } from "../src/workflow/workflow.ts";
 import { IndexOutbox } from "./execution/index-outbox.ts";
 import {
@@ -51,6 +52,12 @@ import {
   readJournal,
   toInfo,
 } from "./execution/status.ts";
+import {
+  checkProgress,
+  insertProgress,
+  trackedFailure,
+  trackedTotal,
+} from "./execution/tracked.ts";
 
 /** How long `cancel()` waits for compensations before answering (they go on after). */
 const CANCEL_WAIT_MS = 10_000;
@@ -108,9 +115,12 @@ export abstract class ExecutionActor<Env = unknown> extends Actor<Env, Execution
   readonly #live: LiveChannel;
   readonly #outbox: IndexOutbox;
   #registry: WorkflowRegistry | undefined;
+  /** The execution id this object was reached by (its name), when the runtime tells it. */
+  readonly #name: string | undefined;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
+    this.#name = ctx.id.name;
     runMigrations(this.sql, EXECUTION_SCHEMA, EXECUTION_MIGRATIONS);
     this.#outbox = new IndexOutbox({
       sql: this.sql,
@@ -120,7 +130,12 @@ export abstract class ExecutionActor<Env = unknown> extends Actor<Env, Execution
       source: ctx.id.toString(),
       row: () => this.#engine.row(),
     });
-    this.#lifecycle = this.machine(lifecycleDefinition(this.sql, () => this.#outbox.record(false)));
+    this.#lifecycle = this.machine(
+      lifecycleDefinition(this.sql, (t) => {
+        this.#outbox.record(false);
+        this.#testHooks()?.transitions?.push({ execution: this.#name ?? "", ...t });
+      }),
+    );
     this.#live = new LiveChannel(ctx, {
       row: () => this.#engine.row(),
       readOutput: () => this.#engine.blobs.readOutput(),
@@ -142,6 +157,8 @@ export abstract class ExecutionActor<Env = unknown> extends Actor<Env, Execution
       ended: () => this.#live.ended(),
       flushIndex: () => this.#outbox.deliver().catch(() => {}),
       recordChange: (deleted) => this.#outbox.record(deleted),
+      testHooks: () => this.#testHooks(),
+      abort: (reason) => ctx.abort(reason),
     };
     this.#engine = new Engine(host);
     const children = this.#engine.children;
@@ -160,6 +177,27 @@ export abstract class ExecutionActor<Env = unknown> extends Actor<Env, Execution
       .on("index", () => this.#outbox.deliver());
     // Keep-alive pings of live subscribers are answered without waking the actor.
     ctx.setWebSocketAutoResponse(new WebSocketRequestResponsePair("ping", "pong"));
+  }
+
+  /** The clock: `baton/testing` may hold it for a test (never in production). */
+  protected override now(): number {
+    return this.#testHooks()?.clock ?? super.now();
+  }
+
+  #testHooks(): TestHooks | undefined {
+    return testHooks(this.#name);
+  }
+
+  /**
+   * For `baton/testing` (which reaches it with `runInDurableObject`): whether a run is live here,
+   * the next timer, and runs the timers due on the actor's clock.
+   */
+  protected testProbe(): { live: boolean; nextDue: number | null; now: number } {
+    return { live: this.#engine.live, nextDue: this.timers.nextDue(), now: this.now() };
+  }
+
+  protected async testRunDue(): Promise<void> {
+    await this.timers.runDue();
   }
 
   // ---- live progress ---------------------------------------------------------------------------
@@ -346,6 +384,16 @@ export abstract class ExecutionActor<Env = unknown> extends Actor<Env, Execution
     checkId(name, "checkpoint", 200);
     this.#requireRow();
     return exportCheckpoint(this.#engine.replay, name);
+  }
+
+  /**
+   * The journal as far as its steps have finished, outputs encoded: what `baton/testing` records
+   * and replays against changed workflow code (a replay test).
+   *
+   * @throws BatonError `EXECUTION_NOT_FOUND`.
+   */
+  async exportJournal(): Promise<ForkSnapshot> {
+    return exportJournal(this.#engine.replay);
   }
 
   /**
@@ -617,11 +665,7 @@ export abstract class ExecutionActor<Env = unknown> extends Actor<Env, Execution
   ): Promise<ExecutionInfo> {
     checkId(name, "name", MAX_ID);
     const id = this.#checkId(options);
-    const total = options?.totalSteps;
-    if (total !== undefined && (!Number.isSafeInteger(total) || total < 0)) {
-      invalidArgument("totalSteps", "must be an integer >= 0", total);
-    }
-    const digest = `tracked:${total ?? ""}`;
+    const { total, digest } = trackedTotal(options?.totalSteps);
     const existing = this.#engine.row();
     if (existing) {
       if (
@@ -641,7 +685,7 @@ export abstract class ExecutionActor<Env = unknown> extends Actor<Env, Execution
         mode: "tracked",
         input: null,
         digest,
-        totalSteps: total ?? null,
+        totalSteps: total,
         retentionMs: retentionMs(options?.retention ?? DEFAULT_RETENTION),
         now: this.now(),
       });
@@ -655,11 +699,8 @@ export abstract class ExecutionActor<Env = unknown> extends Actor<Env, Execution
     step: string,
     options: { index?: number; output?: Value } = {},
   ): Promise<ExecutionInfo> {
-    checkId(step, "step");
     const index = options?.index;
-    if (index !== undefined && (!Number.isSafeInteger(index) || index < 0)) {
-      invalidArgument("index", "must be an integer >= 0", index);
-    }
+    checkProgress(step, index);
     this.#requireTracked("progress");
     // Encode first; then check the state, pick the position and write with no await between,
     // so concurrent reports (and a concurrent complete or cancel) cannot interleave.
@@ -672,19 +713,7 @@ export abstract class ExecutionActor<Env = unknown> extends Actor<Env, Execution
         { state: row.status, event: "progress", validEvents: [] },
       );
     }
-    const seq = (this.sql.value<number>("SELECT MAX(seq) FROM _baton_steps") ?? -1) + 1;
-    const now = this.now();
-    this.sql.run(
-      `INSERT INTO _baton_steps (seq, name, occurrence, kind, status, attempts, started_at, ended_at, output)
-       VALUES (?, ?, ?, 'progress', 'completed', 1, ?, ?, ?)`,
-      seq,
-      step,
-      index ?? seq,
-      now,
-      now,
-      bytes === null ? null : this.#engine.blobs.store(`step:${seq}`, bytes),
-    );
-    this.sql.run("UPDATE _baton_execution SET updated_at = ? WHERE id = 1", now);
+    const seq = insertProgress(this.sql, this.#engine.blobs, step, index, bytes, this.now());
     this.#live.stepDone(seq, step, () => options?.output, index ?? seq);
     return this.#info(this.#requireRow());
   }
@@ -705,27 +734,10 @@ export abstract class ExecutionActor<Env = unknown> extends Actor<Env, Execution
 
   /** Fails a tracked execution with an error message (or `{ message, code }`). */
   async fail(error: string | { message: string; code?: string }): Promise<ExecutionInfo> {
-    const message = typeof error === "string" ? error : error?.message;
-    if (typeof message !== "string" || message.length === 0 || message.length > 10_000) {
-      invalidArgument(
-        "error",
-        "must be a message of 1 to 10000 characters, or { message, code? }",
-        error,
-      );
-    }
-    const code =
-      typeof error === "object" && typeof error.code === "string"
-        ? checkId(error.code, "error.code", 128)
-        : "FAILED";
+    const info = trackedFailure(error, null);
     this.#requireTracked("fail");
     this.#guard("fail");
-    const info: ExecutionError = {
-      code,
-      message,
-      name: "Error",
-      step: this.#currentStep(),
-      attempt: null,
-    };
+    info.step = this.#currentStep();
     this.sql.run(
       "UPDATE _baton_execution SET error = ?, ended_at = ? WHERE id = 1",
       JSON.stringify(info),

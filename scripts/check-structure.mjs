@@ -30,6 +30,8 @@ const LAYERS = [
   ["actors/", "actors"],
   ["src/clients/", "clients"],
   ["src/dashboard/", "dashboard"],
+  // baton/testing: the test kit (imports cloudflare:test; nothing below it imports it).
+  ["src/testing/", "testing"],
   ["src/remote/", "remote"],
   ["src/cli/", "cli"],
   ["src/index.ts", "barrel"],

@@ -24,7 +24,8 @@ import {
   type TimerInfo,
   type When,
 } from "../src/index.ts";
-import { allWorkflows, codeVariant, greet, liveActors } from "./workflows.ts";
+import { kitWorkflows } from "./kit-workflows.ts";
+import { allWorkflows, codeVariant, greet, liveActors, shape } from "./workflows.ts";
 
 export { Orders, Payments, Reminders };
 
@@ -40,6 +41,7 @@ export interface Env {
   Checkpoints: DurableObjectNamespace<TestCheckpoints>;
   ExecutionIndex: DurableObjectNamespace<TestIndex>;
   KvBacked: DurableObjectNamespace<KvBackedExecutions>;
+  KitExecutions: DurableObjectNamespace<KitExecutions>;
   ORDERS: Fetcher;
   PLATFORM: Service<Platform>;
   TEST_TOKEN: string;
@@ -528,6 +530,12 @@ export class TestExecutions extends withTestClock(ExecutionActor<Env>) {
 }
 
 /** An Execution actor bound without `new_sqlite_classes` (a mistake a user can make). */
+/** A plain Execution actor, as a user's: the test kit's (baton/testing) tests run on it. */
+export class KitExecutions extends ExecutionActor<Env> {
+  readonly workflows = [...kitWorkflows, shape];
+  protected override readonly childBinding = "KitExecutions";
+}
+
 export class KvBackedExecutions extends ExecutionActor<Env> {
   readonly workflows = allWorkflows;
 }

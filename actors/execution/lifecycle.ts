@@ -7,7 +7,7 @@ import {
 } from "../../src/execution/schema.ts";
 import { type Duration, parseDuration } from "../../src/foundation/duration.ts";
 import { BatonError, checkId, invalidArgument } from "../../src/foundation/errors.ts";
-import type { MachineDefinition } from "../../src/foundation/fsm.ts";
+import type { MachineDefinition, Transition } from "../../src/foundation/fsm.ts";
 import type { Sql } from "../../src/foundation/sql.ts";
 import type { AnyWorkflow } from "../../src/workflow/workflow.ts";
 
@@ -41,7 +41,7 @@ export function retentionMs(retention: Duration): number {
  */
 export function lifecycleDefinition(
   sql: Sql,
-  onTransition: () => void,
+  onTransition: (transition: Transition<StoredStatus, LifecycleEvent>) => void,
 ): MachineDefinition<StoredStatus, LifecycleEvent> {
   return {
     name: "execution",

@@ -70,6 +70,11 @@ export class Engine {
     });
   }
 
+  /** Whether a run is live in this instance (one that crashed with the actor is not). */
+  get live(): boolean {
+    return this.#run !== null && !this.#run.dead;
+  }
+
   /** Callers waiting for the execution to end now (`result()`, `cancel()`): for diagnostics. */
   get pendingWaits(): number {
     return this.#resultWaiters.length;

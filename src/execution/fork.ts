@@ -44,25 +44,13 @@ export async function exportCheckpoint(replay: Replay, name: string): Promise<Fo
       { checkpoint: name },
     );
   }
-  const steps: ForkSnapshot["steps"] = [];
-  for (const step of host.sql.all<StepRow>(
-    "SELECT * FROM _baton_steps WHERE seq <= ? AND status IN ('completed', 'failed', 'timed_out') ORDER BY seq",
-    mark.seq,
-  )) {
-    steps.push({
-      seq: step.seq,
-      name: step.name,
-      occurrence: step.occurrence,
-      kind: step.kind,
-      status: step.status as "completed" | "failed" | "timed_out",
-      attempts: step.attempts,
-      startedAt: step.started_at,
-      endedAt: step.ended_at,
-      // Encoded bytes cross RPC whatever the value (URL, Error subclasses ...).
-      output: step.status === "completed" ? await encode(await blobs.readStepOutput(step)) : null,
-      error: step.error,
-    });
-  }
+  const steps = await finishedSteps(
+    replay,
+    host.sql.all<StepRow>(
+      "SELECT * FROM _baton_steps WHERE seq <= ? AND status IN ('completed', 'failed', 'timed_out') ORDER BY seq",
+      mark.seq,
+    ),
+  );
   // Every step before the checkpoint must have finished (a position may be empty: a fork that
   // has not re-taken its permit yet).
   const unfinished = host.sql.value<number>(
@@ -91,6 +79,58 @@ export async function exportCheckpoint(replay: Replay, name: string): Promise<Fo
     // The fork takes its own permit: the source's is not replayed (its position stays empty).
     steps: withoutPermit(steps),
   };
+}
+
+/**
+ * The whole journal, as far as its steps have finished (up to the first that has not), with
+ * outputs encoded: what a replay test replays (`baton/testing`).
+ *
+ * @throws BatonError `EXECUTION_NOT_FOUND`.
+ */
+export async function exportJournal(replay: Replay): Promise<ForkSnapshot> {
+  const { host, blobs } = replay;
+  const row = replay.row();
+  if (!row) {
+    throw new BatonError("EXECUTION_NOT_FOUND", "No execution here: nothing to export.");
+  }
+  const open = host.sql.value<number>(
+    "SELECT MIN(seq) FROM _baton_steps WHERE status NOT IN ('completed', 'failed', 'timed_out', 'cancelled')",
+  );
+  const steps = await finishedSteps(
+    replay,
+    host.sql.all<StepRow>(
+      "SELECT * FROM _baton_steps WHERE seq < ? AND status IN ('completed', 'failed', 'timed_out') ORDER BY seq",
+      open ?? Number.MAX_SAFE_INTEGER,
+    ),
+  );
+  return {
+    workflow: row.workflow,
+    version: row.version,
+    input: await encode(await blobs.readInput()),
+    steps,
+  };
+}
+
+/** Journal rows as a snapshot's steps, outputs encoded. */
+async function finishedSteps(replay: Replay, rows: StepRow[]): Promise<ForkSnapshot["steps"]> {
+  const steps: ForkSnapshot["steps"] = [];
+  for (const step of rows) {
+    steps.push({
+      seq: step.seq,
+      name: step.name,
+      occurrence: step.occurrence,
+      kind: step.kind,
+      status: step.status as "completed" | "failed" | "timed_out",
+      attempts: step.attempts,
+      startedAt: step.started_at,
+      endedAt: step.ended_at,
+      // Encoded bytes cross RPC whatever the value (URL, Error subclasses ...).
+      output:
+        step.status === "completed" ? await encode(await replay.blobs.readStepOutput(step)) : null,
+      error: step.error,
+    });
+  }
+  return steps;
 }
 
 /**

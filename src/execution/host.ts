@@ -1,6 +1,7 @@
 import type { StateMachine } from "../foundation/fsm.ts";
 import type { Scheduler } from "../foundation/scheduler/scheduler.ts";
 import type { Sql } from "../foundation/sql.ts";
+import type { TestHooks } from "../foundation/test-hooks.ts";
 import type { ValueStore } from "../foundation/values.ts";
 import type { WorkflowRegistry } from "../workflow/workflow.ts";
 import type { PermitLease } from "./permits.ts";
@@ -32,6 +33,10 @@ export interface EngineHost {
   flushIndex(): Promise<void>;
   /** Writes an index outbox entry (the execution's state changed, or it was deleted). */
   recordChange(deleted: boolean): void;
+  /** The hooks `baton/testing` installed for this execution; always undefined in production. */
+  testHooks(): TestHooks | undefined;
+  /** Aborts the actor (a test's crash mid-step: its memory is gone, its storage stays). */
+  abort(reason: string): void;
 }
 
 /** Timer kinds of the Execution actor. */

@@ -62,6 +62,12 @@ export class Replay {
    */
   begin(run: Run, name: string, kind: StepKind, compensating = false): Begun | null {
     const row = run.seq <= run.journaled ? this.stepRow(run.seq) : undefined;
+    // A replay test (baton/testing): past the end of the recorded journal, the run parks.
+    const hooks = row ? undefined : this.host.testHooks();
+    if (hooks?.replayOnly && !compensating) {
+      hooks.replayEnded = Math.min(hooks.replayEnded ?? run.seq, run.seq);
+      return null;
+    }
     // A step the workflow calls after it started failing or cancelling does not start; nor does
     // one whose place the journal gives to a compensation (the original run stopped it there).
     // Parked calls claim no position, so the compensations keep theirs.

@@ -128,7 +128,7 @@ export async function runDo<T>(
     run.controllers.add(controller);
     const outcome = await run.track(
       attempt(
-        fn,
+        overridden<T>(host, name, occurrence, attempts) ?? fn,
         {
           attempt: attempts,
           idempotencyKey,
@@ -195,6 +195,29 @@ export async function runDo<T>(
 }
 
 type Outcome<T> = { ok: true; value: T } | { ok: false; error: unknown };
+
+/**
+ * The body a test put in place of this attempt's (baton/testing's step mocks), or undefined:
+ * run the step's own. Production has no hooks, so this is always undefined there.
+ */
+function overridden<T>(
+  host: Replay["host"],
+  name: string,
+  occurrence: number,
+  attempt: number,
+): ((a: StepAttempt) => Promise<T>) | undefined {
+  const override = host.testHooks()?.step?.(name, occurrence, attempt);
+  if (!override) return undefined;
+  return async () => {
+    if (override.kind === "return") return override.value as T;
+    if (override.kind === "throw") throw override.error;
+    // The attempt is journaled (as the platform would have it by the time a body does I/O),
+    // then the actor dies.
+    await host.storage.sync();
+    host.abort(`baton/testing: a crash during attempt ${attempt} of step "${name}"`);
+    return never<T>();
+  };
+}
 
 /** One attempt of a step body, cut off (its signal aborted) after `timeoutMs`. */
 async function attempt<T>(

@@ -36,7 +36,8 @@ export async function runSleep(
   let wakeAt = row?.wake_at ?? null;
   if (!row) {
     const now = host.now();
-    wakeAt = until(now);
+    // baton/testing can make sleeps instant (never in production: no hooks there).
+    wakeAt = host.testHooks()?.instantSleeps ? now : until(now);
     host.sql.run(
       `INSERT INTO _baton_steps (seq, name, occurrence, kind, status, attempts, started_at, wake_at)
        VALUES (?, ?, ?, 'sleep', 'sleeping', 1, ?, ?)`,

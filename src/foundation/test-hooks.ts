@@ -1,0 +1,61 @@
+/**
+ * The seam of `baton/testing`: hooks the test kit installs, in the test's own isolate, for the
+ * executions it drives — a frozen clock, step mocks, instant sleeps, a record of status changes,
+ * replay-only runs. Production never installs any: the registry stays empty, every lookup
+ * returns `undefined` at once, and the only module that fills it (`baton/testing`) imports
+ * `cloudflare:test`, which exists only inside the Workers vitest integration. The actors'
+ * Durable Objects run in the test's isolate there, so the kit and the actors share this module.
+ *
+ * Hooks are keyed by execution id; an execution also takes the hooks of the execution whose id
+ * its own id extends (`<parent>/<step>/<n>`: a child), so a parent and its children share one
+ * clock.
+ */
+
+/** What a step's attempt does instead of (or before) its body, as the kit decides. */
+export type StepOverride =
+  | { kind: "return"; value: unknown }
+  | { kind: "throw"; error: unknown }
+  | { kind: "crash" };
+
+/** The hooks of one execution (and its children). */
+export interface TestHooks {
+  /** The execution's clock (ms since the epoch) while the kit holds it; moved only by the kit. */
+  clock?: number;
+  /** What attempt `attempt` of step `name` (its `occurrence`) does, or undefined: run the body. */
+  step?(name: string, occurrence: number, attempt: number): StepOverride | undefined;
+  /** Sleeps (`step.sleep`, `sleepUntil`) end at once. */
+  instantSleeps?: boolean;
+  /** Status changes, as they happen: `{ execution, from, to, event, at }`. */
+  transitions?: Array<{ execution: string; from: string; to: string; event: string; at: number }>;
+  /**
+   * Replay only (a replay test): a step call past the end of the imported journal parks the run
+   * instead of running the step, and `replayEnded` records its position.
+   */
+  replayOnly?: boolean;
+  replayEnded?: number;
+}
+
+const registry = new Map<string, TestHooks>();
+
+/** The hooks of execution `id` (or of the execution it is a child of), if the kit set any. */
+export function testHooks(id: string | undefined): TestHooks | undefined {
+  if (registry.size === 0 || id === undefined) return undefined;
+  for (let key = id; ; ) {
+    const hooks = registry.get(key);
+    if (hooks) return hooks;
+    const cut = key.lastIndexOf("/");
+    if (cut <= 0) return undefined;
+    key = key.slice(0, cut);
+  }
+}
+
+/** Installs (or replaces) the hooks of execution `id`. For `baton/testing` only. */
+export function installTestHooks(id: string, hooks: TestHooks): TestHooks {
+  registry.set(id, hooks);
+  return hooks;
+}
+
+/** Removes the hooks of execution `id`. For `baton/testing` only. */
+export function removeTestHooks(id: string): void {
+  registry.delete(id);
+}

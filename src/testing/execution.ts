@@ -1,0 +1,515 @@
+import { evictDurableObject, runInDurableObject } from "cloudflare:test";
+import type { ExecutionActor } from "../../actors/execution-actor.ts";
+import { type ExecutionHandle, executions } from "../clients/executions.ts";
+import type {
+  EventReceipt,
+  ExecutionInfo,
+  ExecutionResult,
+  JournalEntry,
+  Value,
+} from "../execution/types.ts";
+import { type Duration, parseDuration } from "../foundation/duration.ts";
+import { BatonError, invalidArgument } from "../foundation/errors.ts";
+import { installTestHooks, removeTestHooks, type TestHooks } from "../foundation/test-hooks.ts";
+import {
+  type AnyWorkflow,
+  type InputOf,
+  NonRetryableError,
+  type OutputOf,
+} from "../workflow/workflow.ts";
+import { type RecordedJournal, toRecorded } from "./journal.ts";
+
+type Actor = ExecutionActor<never>;
+type Stub = DurableObjectStub<Actor>;
+/** What the kit reaches inside the actor (protected members, through runInDurableObject). */
+type Probe = {
+  testProbe(): { live: boolean; nextDue: number | null; now: number };
+  testRunDue(): Promise<void>;
+};
+
+/** How long `settle()` waits for step bodies that keep running before it gives up. */
+const SETTLE_MS = 10_000;
+/** The heartbeat that revives a crashed execution (the Execution actor's, 30 s). */
+const HEARTBEAT_MS = 30_000;
+const TERMINAL = new Set(["completed", "failed", "cancelled", "timed_out"]);
+
+/** An execution of the family `settle()` drives, as it stands. */
+interface Member {
+  id: string;
+  info: ExecutionInfo;
+  /** Its steps whose body is running. */
+  running: string[];
+  /** It has a step parked on a timer, an event or a child. */
+  parked: boolean;
+  /** A run is live in its actor. */
+  live: boolean;
+  /** A timer of it is due on the clock. */
+  due: boolean;
+  /** Its children that have not finished (as its journal says). */
+  children: string[];
+}
+
+/** The error of a call the kit's own mocked crash broke. */
+function crashed(error: unknown): boolean {
+  return /baton\/testing: (a )?crash/.test(String((error as Error)?.message ?? error));
+}
+const PARKED = new Set(["backoff", "sleeping", "waiting"]);
+
+/**
+ * What a mocked step does instead of its body, by attempt. Mocks apply to every occurrence of
+ * the step's name (or to `occurrence` only), in the execution and in its children.
+ *
+ * @example
+ * ```ts
+ * t.mockStep("charge", { throws: "card service down", times: 2 }); // then the real body runs
+ * t.mockStep("charge", { throws: "declined", times: 2, returns: { id: "ch_1" } }); // then returns
+ * t.mockStep("lookup", { returns: { plan: "pro" } }); // never runs the body
+ * t.mockStep("charge", { throws: "card declined", nonRetryable: true }); // fails for good
+ * t.mockStep("charge", { crash: true, times: 1 }); // the actor dies mid-step once, then replays
+ * ```
+ */
+export interface StepMock {
+  /** What the step returns (after the `times` failing attempts, if any): its body never runs. */
+  returns?: Value;
+  /** Attempts throw this (an Error, or a message for one). */
+  throws?: string | Error;
+  /** How many attempts throw or crash (default: every one). Then `returns`, or the real body. */
+  times?: number;
+  /** The thrown error is non-retryable: the step fails at its first throw. */
+  nonRetryable?: boolean;
+  /** The attempt crashes the actor mid-step (as an eviction or a deploy would), `times` times. */
+  crash?: boolean;
+  /** Only this occurrence of a repeated step name (0 for the first call); default all. */
+  occurrence?: number;
+}
+
+/** What an execution waits for, as {@link TestExecution.waitingFor} tells. */
+export type Waiting =
+  | { kind: "event"; step: string; type: string; timeoutAt: number | null }
+  | { kind: "sleep"; step: string; until: number }
+  | { kind: "retry"; step: string; at: number; lastError: string | null }
+  | { kind: "child"; step: string; childId: string }
+  | { kind: "running"; step: string; attempt: number };
+
+/** One status change of an execution (`statusHistory()`). */
+export interface StatusChange {
+  from: string;
+  to: string;
+  event: string;
+  /** On the execution's (test) clock. */
+  at: number;
+}
+
+/**
+ * One execution under test, inside workerd, on the real Execution actor: its clock is the
+ * test's (it moves only when you advance it), its steps can be mocked, its actor evicted or
+ * crashed mid-step, and everything it did can be read back. Get one from
+ * {@link TestKit.execution}.
+ */
+export class TestExecution<W extends AnyWorkflow = AnyWorkflow> {
+  /** The execution id (a fresh one unless given). */
+  readonly id: string;
+  readonly workflow: W;
+  /** The ordinary client handle of the execution (status, result, journal, sendEvent ...). */
+  readonly handle: ExecutionHandle<OutputOf<W>>;
+  readonly #ns: DurableObjectNamespace<Actor>;
+  readonly #hooks: TestHooks;
+  readonly #mocks: Array<{ name: string; mock: StepMock }> = [];
+
+  /** @internal Made by the test kit. */
+  constructor(
+    ns: DurableObjectNamespace<Actor>,
+    workflow: W,
+    id: string,
+    options: { replayOnly?: boolean } = {},
+  ) {
+    this.#ns = ns;
+    this.workflow = workflow;
+    this.id = id;
+    this.handle = executions(ns as never).get(workflow as never, id) as never;
+    this.#hooks = installTestHooks(id, {
+      clock: Date.now(),
+      transitions: [],
+      step: (name, occurrence, attempt) => this.#override(name, occurrence, attempt),
+      ...(options.replayOnly ? { replayOnly: true } : {}),
+    });
+  }
+
+  /** @internal Where a replay stopped: the journal position past its end, if it got there. */
+  get replayEnded(): number | undefined {
+    return this.#hooks.replayEnded;
+  }
+
+  // ---- set up -------------------------------------------------------------------------------
+
+  /**
+   * Replaces what step `name` does (see {@link StepMock}); the last mock given for a name wins.
+   *
+   * @throws BatonError `INVALID_ARGUMENT` for a mock that says nothing, or two things at once.
+   */
+  mockStep(name: string, mock: StepMock): this {
+    const m = mock as StepMock | null;
+    if (typeof name !== "string" || !name || typeof m !== "object" || m === null) {
+      invalidArgument("mockStep", "takes a step name and a mock object", mock);
+    }
+    if (!("returns" in m) && m.throws === undefined && !m.crash) {
+      invalidArgument("mock", "needs returns, throws or crash", mock);
+    }
+    if (m.throws !== undefined && m.crash)
+      invalidArgument("mock", "throws or crashes, not both", mock);
+    if ((m.throws !== undefined || m.crash) && "returns" in m && m.times === undefined) {
+      invalidArgument(
+        "mock",
+        "returns after failing attempts needs times (how many fail first)",
+        mock,
+      );
+    }
+    if (m.times !== undefined && (!Number.isSafeInteger(m.times) || m.times < 0)) {
+      invalidArgument("mock.times", "must be an integer >= 0", m.times);
+    }
+    this.#mocks.unshift({ name, mock: m });
+    return this;
+  }
+
+  /** Makes every `step.sleep` and `step.sleepUntil` end at once (default: they take test time). */
+  instantSleeps(on = true): this {
+    this.#hooks.instantSleeps = on;
+    return this;
+  }
+
+  // ---- drive --------------------------------------------------------------------------------
+
+  /** Starts the execution with `input` and lets it run until it waits or ends. */
+  async start(input: InputOf<W>, options: { retention?: Duration } = {}): Promise<ExecutionInfo> {
+    await this.#tolerate(
+      executions(this.#ns as never).start(this.workflow as never, input as never, {
+        id: this.id,
+        ...(options.retention !== undefined ? { retention: options.retention as never } : {}),
+      }),
+    );
+    return this.settle();
+  }
+
+  /**
+   * Lets the execution run on its current clock until it ends or waits — for an event, a sleep, a
+   * retry's backoff, a child — running the timers that are due. A step body the actor crashed in
+   * is revived by the execution's heartbeat, as the platform would (its clock moves 30 s).
+   *
+   * @throws Error when step bodies are still running after `timeoutMs` (default 10 s) of real time.
+   */
+  async settle(options: { timeoutMs?: number } = {}): Promise<ExecutionInfo> {
+    const deadline = Date.now() + (options.timeoutMs ?? SETTLE_MS);
+    let quiet = 0;
+    for (;;) {
+      const family = await this.#family();
+      const root = family[0] as Member;
+      const due = family.filter((m) => m.due);
+      if (due.length > 0) {
+        for (const m of due) await this.#tolerate(this.#runDueIn(m.id));
+        quiet = 0;
+        continue;
+      }
+      if (TERMINAL.has(root.info.status)) return root.info;
+      if (this.#hooks.replayEnded !== undefined && root.running.length === 0) return root.info;
+      if (family.some((m) => m.running.length > 0 && !m.live)) {
+        // A step body died with its actor and nothing revived it: the heartbeat does.
+        this.#hooks.clock = this.now() + HEARTBEAT_MS;
+        continue;
+      }
+      const idle = family.every(
+        (m) =>
+          // Ended, and its parent has heard (a report still on its way keeps the parent busy).
+          (TERMINAL.has(m.info.status) && !family.some((p) => p.children.includes(m.id))) ||
+          (m.running.length === 0 && (m.parked || m.info.status === "paused")),
+      );
+      // Twice in a row: it is waiting, not between two steps.
+      if (idle && ++quiet >= 2) return root.info;
+      if (!idle) quiet = 0;
+      if (Date.now() > deadline) {
+        const busy = family.flatMap((m) =>
+          m.running.map((step) => `step "${step}" of ${m.id} is running`),
+        );
+        throw new Error(
+          `baton/testing: execution "${this.id}" is still busy after ${options.timeoutMs ?? SETTLE_MS} ms: ${busy.join(", ") || "it has not settled"}.`,
+        );
+      }
+      await new Promise((resolve) => setTimeout(resolve, 1));
+    }
+  }
+
+  /**
+   * Moves the execution's clock forward by `duration`, running every timer that falls due on the
+   * way at its own time (a sleep, then the backoffs of the step after it ...), then settles. A
+   * 7-day sleep passes in milliseconds.
+   */
+  async advance(duration: Duration): Promise<ExecutionInfo> {
+    const target = this.now() + parseDuration(duration);
+    for (;;) {
+      await this.settle();
+      const next = await this.#nextDue();
+      if (next === null || next > target) break;
+      this.#hooks.clock = Math.max(this.now(), next);
+    }
+    this.#hooks.clock = target;
+    return this.settle();
+  }
+
+  /**
+   * Moves the clock to the execution's next wake-up — a sleep's end, a retry after its backoff,
+   * a wait's timeout, in it or in its children — running what falls due on the way, and settles.
+   * Returns the new time, or null when nothing is timed (it waits for an event only, or ended).
+   */
+  async advanceToNextTimer(): Promise<number | null> {
+    await this.settle();
+    let next: number | null = null;
+    for (const m of await this.#family()) {
+      for (const e of m.id === this.id ? await this.journal() : await this.#stub(m.id).journal()) {
+        if (PARKED.has(e.status) && e.wakeAt !== null && (next === null || e.wakeAt < next)) {
+          next = e.wakeAt;
+        }
+      }
+    }
+    if (next === null) return null;
+    await this.advance(Math.max(0, next - this.now()));
+    return this.now();
+  }
+
+  /**
+   * Runs the execution to its end, skipping time (through every sleep, backoff and wait timeout),
+   * and delivering `events` (by type) when it waits for them. Stops early if it waits for an
+   * event that is not in `events` and has no timeout.
+   */
+  async finish(events: Record<string, Value> = {}): Promise<ExecutionInfo> {
+    const pending = new Map(Object.entries(events));
+    for (let rounds = 0; rounds < 10_000; rounds++) {
+      const info = await this.settle();
+      if (TERMINAL.has(info.status)) return info;
+      let sent = false;
+      for (const w of await this.waitingFor()) {
+        if (w.kind === "event" && pending.has(w.type)) {
+          await this.handle.sendEvent(w.type, pending.get(w.type) as Value);
+          pending.delete(w.type);
+          sent = true;
+        }
+      }
+      if (sent) continue;
+      if ((await this.advanceToNextTimer()) === null) return this.settle();
+    }
+    throw new Error(`baton/testing: execution "${this.id}" did not finish in 10000 rounds.`);
+  }
+
+  /** Sends an event (as `sendEvent`) and settles. */
+  async sendEvent(
+    type: string,
+    payload?: Value,
+    options: { dedupeKey?: string } = {},
+  ): Promise<EventReceipt> {
+    const receipt = await this.#tolerate(this.handle.sendEvent(type, payload, options));
+    await this.settle();
+    return receipt;
+  }
+
+  /** Evicts the actor (its memory goes, its storage stays); the next call replays. */
+  async evict(): Promise<void> {
+    await evictDurableObject(this.#stub(this.id)).catch(() => {
+      // Not running: evicted already.
+    });
+  }
+
+  /** Crashes the actor now (as a deploy or a machine failure would); `settle()` recovers it. */
+  async crash(): Promise<void> {
+    await runInDurableObject(this.#stub(this.id), (_instance, state) => {
+      state.abort("baton/testing: crash");
+    }).catch(() => {
+      // The call that crashed it fails: expected.
+    });
+  }
+
+  // ---- read ---------------------------------------------------------------------------------
+
+  /** The execution's clock (ms since the epoch). */
+  now(): number {
+    return this.#hooks.clock ?? Date.now();
+  }
+
+  status(): Promise<ExecutionInfo> {
+    return this.handle.status();
+  }
+
+  /**
+   * Its outcome.
+   *
+   * @throws BatonError `RESULT_TIMEOUT` if it has not ended (settle or advance first).
+   */
+  async result(): Promise<ExecutionResult<OutputOf<W>>> {
+    const described = await this.#stub(this.id).describe();
+    if (!described.result) {
+      throw new BatonError(
+        "RESULT_TIMEOUT",
+        `Execution "${this.id}" is ${described.info.status}, not finished: advance its clock, send its event, or finish() it.`,
+      );
+    }
+    return described.result as ExecutionResult<OutputOf<W>>;
+  }
+
+  /** The whole journal (every page). */
+  async journal(): Promise<JournalEntry[]> {
+    const entries: JournalEntry[] = [];
+    for (;;) {
+      const from = entries.length ? (entries.at(-1)?.seq ?? 0) + 1 : 0;
+      const page = await this.handle.journal({ from });
+      if (page.length === 0) return entries;
+      entries.push(...page);
+    }
+  }
+
+  /**
+   * The attempts of step `name` (its `occurrence`, default the first): how many ran, and each
+   * failed one with its error.
+   *
+   * @throws BatonError `INVALID_ARGUMENT` if the journal has no such step.
+   */
+  async attempts(
+    name: string,
+    occurrence = 0,
+  ): Promise<{
+    attempts: number;
+    status: string;
+    failed: NonNullable<JournalEntry["failedAttempts"]>;
+  }> {
+    const entry = (await this.journal()).filter((e) => e.name === name)[occurrence];
+    if (!entry) invalidArgument("step", `is not in the journal (occurrence ${occurrence})`, name);
+    return { attempts: entry.attempts, status: entry.status, failed: entry.failedAttempts ?? [] };
+  }
+
+  /** What the execution waits for now: one entry per unfinished step (none once it has ended). */
+  async waitingFor(): Promise<Waiting[]> {
+    const waits: Waiting[] = [];
+    for (const e of await this.journal()) {
+      if (e.status === "waiting" && e.kind === "wait") {
+        waits.push({ kind: "event", step: e.name, type: e.eventType ?? "", timeoutAt: e.wakeAt });
+      } else if (e.status === "waiting" && e.kind === "child") {
+        waits.push({ kind: "child", step: e.name, childId: e.childId ?? "" });
+      } else if (e.status === "sleeping") {
+        waits.push({ kind: "sleep", step: e.name, until: e.wakeAt ?? 0 });
+      } else if (e.status === "backoff") {
+        waits.push({
+          kind: "retry",
+          step: e.name,
+          at: e.wakeAt ?? 0,
+          lastError: e.error?.message ?? null,
+        });
+      } else if (e.status === "running") {
+        waits.push({ kind: "running", step: e.name, attempt: e.attempts });
+      }
+    }
+    return waits;
+  }
+
+  /** Every status change of the execution, in order, on its clock. */
+  statusHistory(): StatusChange[] {
+    return (this.#hooks.transitions ?? [])
+      .filter((t) => t.execution === this.id)
+      .map(({ from, to, event, at }) => ({ from, to, event, at }));
+  }
+
+  /** The journal as a JSON document to keep and replay later ({@link TestKit.replay}). */
+  async exportJournal(): Promise<RecordedJournal> {
+    return toRecorded(await this.#stub(this.id).exportJournal());
+  }
+
+  /** Removes the execution's test hooks (its clock goes back to real time). */
+  dispose(): void {
+    removeTestHooks(this.id);
+  }
+
+  // ---- inside -------------------------------------------------------------------------------
+
+  #stub(id: string): Stub {
+    return this.#ns.getByName(id);
+  }
+
+  #probe(id: string) {
+    return runInDurableObject(this.#stub(id), (instance) =>
+      (instance as unknown as Probe).testProbe(),
+    );
+  }
+
+  /** This execution and its unfinished children (theirs too), each as it stands now. */
+  async #family(): Promise<Member[]> {
+    const members: Member[] = [];
+    const queue = [this.id];
+    for (let i = 0; i < queue.length && i < 1000; i++) {
+      const id = queue[i] as string;
+      // status() also revives a run an evicted or crashed actor lost, as any caller's would. A
+      // stub of an actor that crashed stays broken: each call takes a new one.
+      const info = await this.#tolerate(this.#stub(id).status(), () => this.#stub(id).status());
+      const journal = await this.#stub(id).journal();
+      const probe = await this.#probe(id);
+      const children = journal
+        .filter((e) => e.kind === "child" && e.childId && e.status !== "completed")
+        .map((e) => e.childId as string);
+      members.push({
+        id,
+        info,
+        running: journal.filter((e) => e.status === "running").map((e) => e.name),
+        parked: journal.some((e) => PARKED.has(e.status)),
+        live: probe.live,
+        due: probe.nextDue !== null && probe.nextDue <= probe.now,
+        children,
+      });
+      queue.push(...children);
+    }
+    return members;
+  }
+
+  #runDueIn(id: string): Promise<void> {
+    return runInDurableObject(this.#stub(id), (i) => (i as unknown as Probe).testRunDue());
+  }
+
+  /** The earliest timer of this execution and its children. */
+  async #nextDue(): Promise<number | null> {
+    let next: number | null = null;
+    for (const m of await this.#family()) {
+      const probe = await this.#probe(m.id);
+      if (probe.nextDue !== null && (next === null || probe.nextDue < next)) next = probe.nextDue;
+    }
+    return next;
+  }
+
+  /**
+   * A call that a mocked crash may break (the actor dies while it runs): the crash is expected,
+   * so it is not an error; `retry` (if given) asks again, of the actor that comes back.
+   */
+  async #tolerate<T>(call: Promise<T>, retry?: () => Promise<T>): Promise<T> {
+    try {
+      return await call;
+    } catch (error) {
+      if (!crashed(error)) throw error;
+      if (!retry) return undefined as T;
+      return retry();
+    }
+  }
+
+  #override(name: string, occurrence: number, attempt: number) {
+    const found = this.#mocks.find(
+      (m) =>
+        m.name === name && (m.mock.occurrence === undefined || m.mock.occurrence === occurrence),
+    );
+    if (!found) return undefined;
+    const { mock } = found;
+    const failing = mock.times === undefined || attempt <= mock.times;
+    if (failing && mock.crash) return { kind: "crash" as const };
+    if (failing && mock.throws !== undefined) {
+      const message = mock.throws instanceof Error ? mock.throws.message : mock.throws;
+      const error = mock.nonRetryable
+        ? new NonRetryableError(message)
+        : mock.throws instanceof Error
+          ? mock.throws
+          : new Error(message);
+      return { kind: "throw" as const, error };
+    }
+    if ("returns" in mock) return { kind: "return" as const, value: mock.returns };
+    return undefined;
+  }
+}
