@@ -10,8 +10,9 @@
  * function returning a Response, one starting `// in an actor …` the body of a method of an
  * `Actor` subclass. Names a fragment uses without
  * defining (`env`, `step`, `ctx`, sample workflows, the reader's own functions) are declared in
- * `scripts/docs-check/prelude.d.ts`. `baton` and `baton/client` resolve to `src/index.ts` and
- * `src/remote/index.ts`, the sources of the package's entry points.
+ * `scripts/docs-check/prelude.d.ts`. `baton`, `baton/client` and `baton/testing` resolve to
+ * `src/index.ts`, `src/remote/index.ts` and `src/testing/index.ts`, the sources of the package's
+ * entry points.
  *
  *   node scripts/check-docs.mjs           # check; on failure, prints each error with its block
  *   node scripts/check-docs.mjs --keep    # and keep .docs-check/ to look at
@@ -104,6 +105,12 @@ for (const document of documents) {
     }
     mkdirSync(dirname(file), { recursive: true });
     writeFileSync(file, moduleOf(block.code));
+    // A JSON file the block imports (a recorded journal): an empty document stands in for it.
+    for (const [, json] of block.code.matchAll(/from\s+"(\.{1,2}\/[^"]+\.json)"/g)) {
+      const path = join(dirname(file), json);
+      mkdirSync(dirname(path), { recursive: true });
+      writeFileSync(path, "{}\n");
+    }
     origin.set(file, { document, line: block.line });
     count++;
   });
@@ -115,8 +122,13 @@ writeFileSync(
     {
       extends: "../tsconfig.json",
       compilerOptions: {
-        paths: { baton: ["../src/index.ts"], "baton/client": ["../src/remote/index.ts"] },
+        paths: {
+          baton: ["../src/index.ts"],
+          "baton/client": ["../src/remote/index.ts"],
+          "baton/testing": ["../src/testing/index.ts"],
+        },
         noImplicitReturns: false,
+        resolveJsonModule: true,
       },
       include: ["**/*.ts", "../scripts/docs-check/prelude.d.ts"],
       exclude: [],

@@ -15,8 +15,10 @@
  *    - imports `baton/client` from plain Node (the machine's own, Node 20 here), bundles it for
  *      a browser (no Worker-only module), and type-checks a browser project against it alone.
  * 3. `npx --package <tarball> baton init` (the package's command, as README says) creates the
- *    starter; its `npm install`, `npm run
- *    typecheck` and `npm test` (vitest inside workerd) pass, and `npm run dev` serves it.
+ *    starter; its `npm install`, `npm run typecheck` and `npm test` pass — vitest inside workerd,
+ *    its workflow tested with `baton/testing` from the tarball (a week-long trial on a test clock,
+ *    mocked failures, a crash mid-step, a replay test of its recorded journal) — and `npm run
+ *    dev` serves it.
  *
  * Everything runs in a temporary folder, removed at the end (kept with KEEP_PACKAGE_TEST=1).
  */
@@ -96,6 +98,8 @@ try {
     "dist/src/index.js",
     "dist/src/index.d.ts",
     "dist/src/remote/index.js",
+    "dist/src/testing/index.js",
+    "dist/src/testing/index.d.ts",
     "dist/src/cli/baton.js",
     "templates/starter/package.json",
     "README.md",

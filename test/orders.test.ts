@@ -1,7 +1,7 @@
 import { env, SELF } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
 import { orderFlow } from "../examples/orders/orders.ts";
-import { executions } from "../src/index.ts";
+import { testExecutions } from "../src/testing/index.ts";
 import { eventually, uniqueName } from "./helpers.ts";
 
 const post = (path: string, body: unknown) =>
@@ -49,26 +49,6 @@ describe("example: the order flow through the dev Worker", () => {
     expect(again).toMatchObject({ chargeId: result.value.chargeId, replayed: true });
   });
 
-  it("releases the reservation and fails without retries when the order is rejected", async () => {
-    const orderId = uniqueName("o");
-    const run = await executions(env.Orders).start(
-      orderFlow,
-      { orderId, items: ["x"], amount: 1 },
-      { id: orderId },
-    );
-    await eventually(
-      () => run.status(),
-      (s) => s.status === "waiting",
-    );
-    await run.sendEvent("approve", { approved: false, by: "bob" });
-    const result = await run.result({ timeout: "5s" });
-    expect(result).toMatchObject({
-      ok: false,
-      error: { code: "WORKFLOW_FAILED", name: "NonRetryableError" },
-    });
-    expect((await run.journal()).map((e) => e.name)).toEqual(["reserve", "approval", "release"]);
-  });
-
   it("answers 404 with the code for an unknown order, and 400 for a bad one", async () => {
     const missing = await SELF.fetch("http://baton.test/orders/no-such-order");
     expect(missing.status).toBe(404);
@@ -76,5 +56,48 @@ describe("example: the order flow through the dev Worker", () => {
     const bad = await post("/orders", { orderId: "", items: [], amount: 1 });
     expect(bad.status).toBe(400);
     expect(await bad.json()).toMatchObject({ code: "INVALID_ARGUMENT" });
+  });
+});
+
+describe("example: the order flow on a test clock (baton/testing)", () => {
+  const kit = () => testExecutions(env.Orders);
+  const order = () => ({ orderId: uniqueName("o"), items: ["x"], amount: 1 });
+
+  it("releases the reservation and fails without retries when the order is rejected", async () => {
+    const t = kit().execution(orderFlow);
+    await t.start(order());
+    expect(await t.waitingFor()).toMatchObject([{ kind: "event", type: "approve" }]);
+    await t.sendEvent("approve", { approved: false, by: "bob" });
+    expect(await t.result()).toMatchObject({
+      ok: false,
+      error: { code: "WORKFLOW_FAILED", name: "NonRetryableError" },
+    });
+    expect((await t.journal()).map((e) => e.name)).toEqual(["reserve", "approval", "release"]);
+  });
+
+  it("fails after a day when nobody approves, and not a moment before", async () => {
+    const t = kit().execution(orderFlow);
+    await t.start(order());
+    await t.advance("23 hours");
+    expect((await t.status()).status).toBe("waiting");
+    await t.advance("1 hour");
+    expect(await t.result()).toMatchObject({ ok: false, error: { code: "EVENT_TIMEOUT" } });
+  });
+
+  it("bills once when the actor dies right after the charge", async () => {
+    const t = kit().execution(orderFlow);
+    t.mockStep("charge", { crash: true, times: 1 }); // the ledger charges, then the actor dies
+    const input = order();
+    await t.start(input);
+    await t.sendEvent("approve", { approved: true, by: "ada" });
+    expect(await t.result()).toMatchObject({ ok: true, value: { approvedBy: "ada" } });
+    const charge = (await t.journal()).find((e) => e.name === "charge");
+    // The second attempt charged under the same idempotency key: the ledger replayed the first.
+    expect(charge).toMatchObject({ attempts: 2, output: { replayed: true } });
+    expect(charge?.failedAttempts).toMatchObject([{ error: { code: "STEP_INTERRUPTED" } }]);
+    const ledger = env.Payments.getByName("ledger");
+    expect(await ledger.charge(`${t.id}/charge/0`, input.amount)).toMatchObject({
+      replayed: true,
+    });
   });
 });

@@ -4,6 +4,7 @@
  */
 import { env } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
+import { workflow } from "../src/index.ts";
 import { testExecutions } from "../src/testing/index.ts";
 import { expectBatonError, probe } from "./helpers.ts";
 import { subscription } from "./kit-workflows.ts";
@@ -40,7 +41,16 @@ describe("baton/testing: time", () => {
     const journal = await t.journal();
     const trial = journal.find((e) => e.name === "trial");
     expect((trial?.endedAt ?? 0) - (trial?.startedAt ?? 0)).toBe(7 * DAY);
-    expect(t.statusHistory().map((s) => s.to)).toEqual(["running", "completed"]);
+    expect(await t.statusHistory()).toEqual([
+      { from: "pending", to: "running", event: "start", at: expect.any(Number) },
+      { from: "running", to: "waiting", event: "wait", at: before, step: "payment method" },
+      { from: "waiting", to: "running", event: "event", at: before, step: "payment method" },
+      { from: "running", to: "sleeping", event: "sleep", at: before, step: "trial" },
+      { from: "sleeping", to: "running", event: "wake", at: before + 7 * DAY, step: "trial" },
+      { from: "running", to: "waiting", event: "child", at: before + 7 * DAY, step: "welcome" },
+      { from: "waiting", to: "running", event: "wake", at: t.now(), step: "welcome" },
+      { from: "running", to: "completed", event: "complete", at: t.now() },
+    ]);
   });
 
   it("advances to the next timer, and makes sleeps instant on request", async () => {
@@ -124,6 +134,7 @@ describe("baton/testing: step mocks", () => {
     expect(() => t.mockStep("charge", { throws: "x", crash: true })).toThrow(/not both/);
     expect(() => t.mockStep("charge", { throws: "x", returns: 1 })).toThrow(/needs times/);
     expect(() => t.mockStep("charge", { throws: "x", times: -1 })).toThrow(/times/);
+    expect(() => t.mockStep("charge", { crash: "later" as never })).toThrow(/"before" or "after"/);
   });
 });
 
@@ -136,10 +147,23 @@ describe("baton/testing: faults", () => {
     const account = await t.attempts("create account");
     expect(account).toMatchObject({ attempts: 2, status: "completed" });
     expect(account.failed).toMatchObject([{ attempt: 1, error: { code: "STEP_INTERRUPTED" } }]);
+    // The body ran in the attempt the crash cut off, then again: the same idempotency key.
     const ran = await p.stub.records("create account");
-    expect(ran.map((r) => r.attempt)).toEqual([2]); // the crashed attempt never reached the body
-    expect(ran[0]?.idempotencyKey).toBe(`${t.id}/create account/0`);
+    expect(ran.map((r) => r.attempt)).toEqual([1, 2]);
+    expect(new Set(ran.map((r) => r.idempotencyKey))).toEqual(
+      new Set([`${t.id}/create account/0`]),
+    );
     expect(await t.waitingFor()).toMatchObject([{ kind: "event" }]);
+  });
+
+  it("crashes the actor before a step's body: the body runs once, in the next attempt", async () => {
+    const p = probe();
+    const t = kit().execution(subscription);
+    t.mockStep("create account", { crash: "before", times: 1 });
+    await t.start({ user: "hank", probe: p.name });
+    expect(await t.attempts("create account")).toMatchObject({ attempts: 2, status: "completed" });
+    const ran = await p.stub.records("create account");
+    expect(ran.map((r) => r.attempt)).toEqual([2]);
   });
 
   it("evicts or crashes the actor while it waits: nothing is lost", async () => {
@@ -196,6 +220,26 @@ describe("baton/testing: replay tests", () => {
       codeVariant.current = "original";
     }
     expect(await kit().replay(shape, recorded)).toMatchObject({ ended: "completed" });
+  });
+
+  it("replays a recording against an edited copy of the workflow, before the edit is made", async () => {
+    const t = kit().execution(subscription);
+    await t.start({ user: "lea", probe: probe().name });
+    const recorded = await t.exportJournal(); // "create account", then it waits for the card
+    // A compatible edit: the same step, a new body and retry policy. No body runs in a replay.
+    const compatible = workflow("subscription", async (_input: { user: string }, step) => {
+      await step.do("create account", { retries: { limit: 9 } }, () => "never runs");
+      return step.waitForEvent("payment method", { type: "card-added" });
+    });
+    expect(await kit().replay(compatible, recorded)).toEqual({ steps: 1, ended: "journal" });
+    const renamed = workflow("subscription", async (_input: { user: string }, step) => {
+      await step.do("create user", () => "never runs");
+    });
+    await expectBatonError(
+      kit().replay(renamed, recorded),
+      "NONDETERMINISM",
+      /"create account" \(do\) in the journal but the code now calls "create user"/,
+    );
   });
 
   it("replays the recording of an unfinished execution up to where it was", async () => {

@@ -128,7 +128,7 @@ export async function runDo<T>(
     run.controllers.add(controller);
     const outcome = await run.track(
       attempt(
-        overridden<T>(host, name, occurrence, attempts) ?? fn,
+        overridden<T>(host, name, occurrence, attempts, fn) ?? fn,
         {
           attempt: attempts,
           idempotencyKey,
@@ -205,12 +205,15 @@ function overridden<T>(
   name: string,
   occurrence: number,
   attempt: number,
+  fn: (a: StepAttempt) => T | Promise<T>,
 ): ((a: StepAttempt) => Promise<T>) | undefined {
   const override = host.testHooks()?.step?.(name, occurrence, attempt);
   if (!override) return undefined;
-  return async () => {
+  return async (a) => {
     if (override.kind === "return") return override.value as T;
     if (override.kind === "throw") throw override.error;
+    // A crash after the body: its effects happened, its result is never journaled.
+    if (override.after) await Promise.resolve(fn(a)).catch(() => undefined);
     // The attempt is journaled (as the platform would have it by the time a body does I/O),
     // then the actor dies.
     await host.storage.sync();

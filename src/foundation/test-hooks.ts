@@ -15,7 +15,8 @@
 export type StepOverride =
   | { kind: "return"; value: unknown }
   | { kind: "throw"; error: unknown }
-  | { kind: "crash" };
+  /** The actor dies during the attempt: before its body runs, or after (its result unjournaled). */
+  | { kind: "crash"; after: boolean };
 
 /** The hooks of one execution (and its children). */
 export interface TestHooks {
@@ -33,6 +34,11 @@ export interface TestHooks {
    */
   replayOnly?: boolean;
   replayEnded?: number;
+  /**
+   * The workflow (a `workflow()` definition) a replay test runs in place of the registered one
+   * of the same name: the code under test, whatever version the recording names.
+   */
+  workflow?: unknown;
 }
 
 const registry = new Map<string, TestHooks>();

@@ -65,7 +65,9 @@ const PARKED = new Set(["backoff", "sleeping", "waiting"]);
  * t.mockStep("charge", { throws: "declined", times: 2, returns: { id: "ch_1" } }); // then returns
  * t.mockStep("lookup", { returns: { plan: "pro" } }); // never runs the body
  * t.mockStep("charge", { throws: "card declined", nonRetryable: true }); // fails for good
- * t.mockStep("charge", { crash: true, times: 1 }); // the actor dies mid-step once, then replays
+ * t.mockStep("charge", { crash: true, times: 1 }); // the body runs, the actor dies before its
+ * // result is journaled, then the step runs again under the same idempotency key
+ * t.mockStep("charge", { crash: "before", times: 1 }); // the actor dies before the body runs
  * ```
  */
 export interface StepMock {
@@ -77,8 +79,14 @@ export interface StepMock {
   times?: number;
   /** The thrown error is non-retryable: the step fails at its first throw. */
   nonRetryable?: boolean;
-  /** The attempt crashes the actor mid-step (as an eviction or a deploy would), `times` times. */
-  crash?: boolean;
+  /**
+   * The attempt crashes the actor mid-step (as a deploy or a machine failure would), `times`
+   * times: `true` (or `"after"`) runs the body first — its effects happen, its result is never
+   * journaled, as when the actor dies between a charge and its journal write; `"before"` dies
+   * before the body runs. The execution then replays and the step runs again under the same
+   * idempotency key.
+   */
+  crash?: boolean | "before" | "after";
   /** Only this occurrence of a repeated step name (0 for the first call); default all. */
   occurrence?: number;
 }
@@ -91,13 +99,20 @@ export type Waiting =
   | { kind: "child"; step: string; childId: string }
   | { kind: "running"; step: string; attempt: number };
 
-/** One status change of an execution (`statusHistory()`). */
+/** One status change of an execution (`statusHistory()`), as `status()` would have shown it. */
 export interface StatusChange {
   from: string;
   to: string;
+  /**
+   * What changed it: a lifecycle event (`start`, `complete`, `fail`, `pause`, `resume`,
+   * `cancel` ...), or `sleep`, `wait`, `child` (a step parked it) and `wake`, `event`,
+   * `timeout` (that step ended).
+   */
   event: string;
   /** On the execution's (test) clock. */
   at: number;
+  /** The step that parked or woke it (for `sleep`, `wait`, `child`, `wake`, `event`, `timeout`). */
+  step?: string;
 }
 
 /**
@@ -131,7 +146,7 @@ export class TestExecution<W extends AnyWorkflow = AnyWorkflow> {
       clock: Date.now(),
       transitions: [],
       step: (name, occurrence, attempt) => this.#override(name, occurrence, attempt),
-      ...(options.replayOnly ? { replayOnly: true } : {}),
+      ...(options.replayOnly ? { replayOnly: true, workflow } : {}),
     });
   }
 
@@ -154,6 +169,15 @@ export class TestExecution<W extends AnyWorkflow = AnyWorkflow> {
     }
     if (!("returns" in m) && m.throws === undefined && !m.crash) {
       invalidArgument("mock", "needs returns, throws or crash", mock);
+    }
+    if (
+      m.crash !== undefined &&
+      m.crash !== true &&
+      m.crash !== false &&
+      m.crash !== "before" &&
+      m.crash !== "after"
+    ) {
+      invalidArgument("mock.crash", 'must be true, "before" or "after"', m.crash);
     }
     if (m.throws !== undefined && m.crash)
       invalidArgument("mock", "throws or crashes, not both", mock);
@@ -406,11 +430,46 @@ export class TestExecution<W extends AnyWorkflow = AnyWorkflow> {
     return waits;
   }
 
-  /** Every status change of the execution, in order, on its clock. */
-  statusHistory(): StatusChange[] {
-    return (this.#hooks.transitions ?? [])
+  /**
+   * Every status change of the execution, in order, on its clock, as `status()` would have shown
+   * it: its lifecycle (`pending`, `running`, `paused`, its end) from the actor, and the stretches
+   * it spent `sleeping` or `waiting` (for an event or a child) from its journal.
+   *
+   * @example
+   * ```ts
+   * expect((await t.statusHistory()).map((c) => c.to)).toEqual(
+   *   ["running", "waiting", "running", "sleeping", "running", "completed"],
+   * );
+   * ```
+   */
+  async statusHistory(): Promise<StatusChange[]> {
+    // Ties on the (frozen) clock: a start before the steps it ran, an end after them.
+    const marks: Array<StatusChange & { rank: number }> = (this.#hooks.transitions ?? [])
       .filter((t) => t.execution === this.id)
-      .map(({ from, to, event, at }) => ({ from, to, event, at }));
+      .map(({ from, to, event, at }) => ({ from, to, event, at, rank: TERMINAL.has(to) ? 2 : 0 }));
+    for (const e of await this.journal()) {
+      const parked =
+        e.kind === "sleep"
+          ? "sleeping"
+          : e.kind === "wait" || e.kind === "child"
+            ? "waiting"
+            : null;
+      if (!parked) continue;
+      marks.push({ from: "", to: parked, event: e.kind, at: e.startedAt, step: e.name, rank: 1 });
+      if (e.endedAt !== null) {
+        const event = e.status === "timed_out" ? "timeout" : e.kind === "wait" ? "event" : "wake";
+        marks.push({ from: "", to: "running", event, at: e.endedAt, step: e.name, rank: 1 });
+      }
+    }
+    marks.sort((a, b) => a.at - b.at || a.rank - b.rank);
+    const history: StatusChange[] = [];
+    let current = "pending";
+    for (const { rank: _rank, ...mark } of marks) {
+      if (mark.to === current) continue;
+      history.push({ ...mark, from: current });
+      current = mark.to;
+    }
+    return history;
   }
 
   /** The journal as a JSON document to keep and replay later ({@link TestKit.replay}). */
@@ -441,11 +500,7 @@ export class TestExecution<W extends AnyWorkflow = AnyWorkflow> {
     const queue = [this.id];
     for (let i = 0; i < queue.length && i < 1000; i++) {
       const id = queue[i] as string;
-      // status() also revives a run an evicted or crashed actor lost, as any caller's would. A
-      // stub of an actor that crashed stays broken: each call takes a new one.
-      const info = await this.#tolerate(this.#stub(id).status(), () => this.#stub(id).status());
-      const journal = await this.#stub(id).journal();
-      const probe = await this.#probe(id);
+      const { info, journal, probe } = await this.#read(id);
       const children = journal
         .filter((e) => e.kind === "child" && e.childId && e.status !== "completed")
         .map((e) => e.childId as string);
@@ -461,6 +516,24 @@ export class TestExecution<W extends AnyWorkflow = AnyWorkflow> {
       queue.push(...children);
     }
     return members;
+  }
+
+  /**
+   * One execution's status, journal and probe. status() also revives a run an evicted or crashed
+   * actor lost, as any caller's would. A mocked crash may break the actor while these calls run,
+   * and its stubs stay broken: each try takes new ones.
+   */
+  async #read(id: string) {
+    for (let tries = 0; ; tries++) {
+      try {
+        const info = await this.#stub(id).status();
+        const journal = await this.#stub(id).journal();
+        const probe = await this.#probe(id);
+        return { info, journal, probe };
+      } catch (error) {
+        if (!crashed(error) || tries >= 10) throw error;
+      }
+    }
   }
 
   #runDueIn(id: string): Promise<void> {
@@ -499,7 +572,7 @@ export class TestExecution<W extends AnyWorkflow = AnyWorkflow> {
     if (!found) return undefined;
     const { mock } = found;
     const failing = mock.times === undefined || attempt <= mock.times;
-    if (failing && mock.crash) return { kind: "crash" as const };
+    if (failing && mock.crash) return { kind: "crash" as const, after: mock.crash !== "before" };
     if (failing && mock.throws !== undefined) {
       const message = mock.throws instanceof Error ? mock.throws.message : mock.throws;
       const error = mock.nonRetryable

@@ -16,7 +16,10 @@ export interface RunOptions {
   mocks?: Record<string, StepMock>;
   /** Events to deliver, by type, when the execution waits for them. */
   events?: Record<string, Value>;
-  /** Sleeps end at once (default true here: `run` skips time anyway). */
+  /**
+   * Sleeps end at once, without moving the clock (default false: `run` moves the clock through
+   * them, so the journal shows each sleep taking its time).
+   */
   instantSleeps?: boolean;
 }
 
@@ -54,8 +57,8 @@ export class TestKit<W extends AnyWorkflow> {
   }
 
   /**
-   * Runs `workflow` with `input` to its end in test time: mocks applied, sleeps instant, events
-   * delivered when it waits for them, every backoff and timeout skipped. Returns its outcome and
+   * Runs `workflow` with `input` to its end in test time: mocks applied, events delivered when it
+   * waits for them, the clock moved through every sleep, backoff and timeout. Returns its outcome and
    * journal (and the execution, to look further).
    *
    * @example
@@ -77,7 +80,7 @@ export class TestKit<W extends AnyWorkflow> {
   }> {
     const execution = this.execution(workflow, options.id ? { id: options.id } : {});
     for (const [name, mock] of Object.entries(options.mocks ?? {})) execution.mockStep(name, mock);
-    execution.instantSleeps(options.instantSleeps ?? true);
+    execution.instantSleeps(options.instantSleeps ?? false);
     await execution.start(input);
     const info = await execution.finish(options.events ?? {});
     const finished = ["completed", "failed", "cancelled", "timed_out"].includes(info.status);
@@ -90,8 +93,9 @@ export class TestKit<W extends AnyWorkflow> {
 
   /**
    * Replays a recorded journal (`TestExecution.exportJournal()`, kept as JSON) against the
-   * current code of `workflow`: the code must call the recorded steps in the same order with
-   * the same names and kinds; no step body runs.
+   * code of `workflow` — the one your actor registers, or an edited copy under the same name,
+   * to try a change before you make it: the code must call the recorded steps in the same order
+   * with the same names and kinds; no step body runs. Its name must be registered on the actor.
    *
    * @example
    * ```ts
@@ -102,8 +106,8 @@ export class TestKit<W extends AnyWorkflow> {
    *   when the code no longer matches the recording; `INVALID_ARGUMENT` for a recording of
    *   another workflow, or not a recording.
    */
-  async replay<F extends W>(
-    workflow: F,
+  async replay(
+    workflow: AnyWorkflow & { readonly name: W["name"] },
     recorded: RecordedJournal,
     options: { id?: string } = {},
   ): Promise<ReplayReport> {

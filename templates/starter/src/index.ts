@@ -1,12 +1,20 @@
-import { ExecutionActor, executions, isBatonError, NonRetryableError, workflow } from "baton";
+import {
+  type Duration,
+  ExecutionActor,
+  executions,
+  isBatonError,
+  NonRetryableError,
+  parseDuration,
+  workflow,
+} from "baton";
 
 export interface Env {
   Signups: DurableObjectNamespace<Signups>;
 }
 
 /**
- * The accounts service this Worker calls. Replace it with your own (a fetch to your API, a D1
- * write ...); tests replace it with `vi.spyOn(accounts, "create")`.
+ * The services this Worker calls. Replace them with your own (a fetch to your API, a D1 write
+ * ...); tests spy on them with `vi.spyOn(accounts, "create")`.
  */
 export const accounts = {
   async create(email: string, idempotencyKey: string): Promise<{ id: string; email: string }> {
@@ -15,13 +23,25 @@ export const accounts = {
     return { id: `acct_${idempotencyKey.replace(/\W+/g, "_")}`, email };
   },
 };
+export const billing = {
+  async charge(account: string, idempotencyKey: string): Promise<{ id: string; account: string }> {
+    return { id: `ch_${idempotencyKey.replace(/\W+/g, "_")}`, account };
+  },
+};
+
+export interface SignupInput {
+  email: string;
+  /** The free trial before the first charge (default 7 days). */
+  trial?: Duration;
+}
 
 /**
- * A signup: create the account (retried on failure), wait a moment, then wait for the user to
- * confirm their email (up to a day), then welcome them. Each step is journaled: a crash or a
- * redeploy resumes where it was, without creating the account twice.
+ * A signup: create the account (retried on failure), wait for the user to confirm their email
+ * (up to a day), let the free trial run (a week: a durable sleep, no Worker running), then
+ * charge. Each step is journaled: a crash or a redeploy resumes where it was, without creating
+ * the account or charging twice.
  */
-export const signup = workflow("signup", async (input: { email: string }, step) => {
+export const signup = workflow("signup", async (input: SignupInput, step) => {
   const account = await step.do(
     "create account",
     { retries: { limit: 3, delay: "1 second", backoff: "exponential" } },
@@ -30,15 +50,17 @@ export const signup = workflow("signup", async (input: { email: string }, step) 
       return accounts.create(input.email, idempotencyKey);
     },
   );
-  await step.sleep("settle", "1 second");
   const confirmed = await step.waitForEvent<{ at: string }>("confirmation", {
     type: "email-confirmed",
     timeout: "1 day",
   });
-  return step.do("welcome", async () => ({
-    account: account.id,
-    confirmedAt: confirmed.payload.at,
-  }));
+  await step.sleep("trial", input.trial ?? "7 days");
+  const charge = await step.do(
+    "first charge",
+    { retries: { limit: 2, delay: "1 minute", backoff: "exponential" } },
+    async ({ idempotencyKey }) => billing.charge(account.id, idempotencyKey),
+  );
+  return { account: account.id, confirmedAt: confirmed.payload.at, charge: charge.id };
 });
 
 /** The Execution actor that runs the workflows of this Worker. */
@@ -52,14 +74,24 @@ export default {
     const url = new URL(request.url);
     const runs = executions(env.Signups);
     try {
-      // POST /signups {"email": "ada@example.com"} — starts (or returns) that signup.
+      // POST /signups {"email": "ada@example.com", "trial": "10 seconds"} — starts (or returns)
+      // that signup; the trial is optional (7 days).
       if (request.method === "POST" && url.pathname === "/signups") {
-        const body = (await request.json().catch(() => null)) as { email?: unknown } | null;
-        const email = body?.email;
-        if (typeof email !== "string") {
-          return Response.json({ error: 'send JSON: {"email": "..."}' }, { status: 400 });
+        const body = (await request.json().catch(() => null)) as {
+          email?: unknown;
+          trial?: unknown;
+        } | null;
+        const { email, trial } = body ?? {};
+        if (typeof email !== "string" || (trial !== undefined && typeof trial !== "string")) {
+          return Response.json(
+            { error: 'send JSON: {"email": "...", "trial": "10 seconds" (optional)}' },
+            { status: 400 },
+          );
         }
-        const run = await runs.start(signup, { email }, { id: email });
+        if (trial !== undefined) parseDuration(trial as Duration); // INVALID_ARGUMENT: a 400
+        const input: SignupInput =
+          trial === undefined ? { email } : { email, trial: trial as Duration };
+        const run = await runs.start(signup, input, { id: email });
         return Response.json(await run.status(), { status: 201 });
       }
       // POST /signups/<email>/confirm — the user clicked the link.
