@@ -6,6 +6,7 @@
  * - the layers hold: a file imports only from its own layer or lower ones (type imports too);
  * - there is no runtime import circle among the project's files;
  * - the dashboard's page (src/dashboard/ui/) never parses a string as HTML;
+ * - nothing outside src/testing/ imports the test kit (baton/testing);
  * - `baton/client` (src/remote/) loads nothing Worker-only: no file it reaches at runtime imports
  *   a `cloudflare:` module (it must run in Node and in browsers).
  *
@@ -98,6 +99,15 @@ for (const file of files) {
     file,
     edges.filter((e) => e.runtime).map((e) => e.target),
   );
+  // baton/testing is its own entry: no other file of the package reaches it, so a Worker that
+  // imports `baton` never loads the test kit (it imports cloudflare:test).
+  if (!file.startsWith("src/testing/")) {
+    for (const { target } of edges) {
+      if (target.startsWith("src/testing/")) {
+        problems.push(`${file} imports ${target}: only tests import the test kit (baton/testing)`);
+      }
+    }
+  }
   const from = layerOf(file);
   if (from === -1) continue;
   for (const { target, runtime } of edges) {

@@ -76,4 +76,3 @@ declare global {
   function build(fence: number): Promise<string>;
   function sessionOf(request: Request, env: Env): Promise<{ tenant: string } | null>;
 }
-
