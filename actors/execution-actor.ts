@@ -2,7 +2,7 @@ import { inputDigest } from "../src/execution/digest.ts";
 import { Engine } from "../src/execution/engine.ts";
 import { checkEventType } from "../src/execution/errors.ts";
 import type { ForkSnapshot } from "../src/execution/fork.ts";
-import { exportCheckpoint, exportJournal, importJournal } from "../src/execution/fork.ts";
+import { exportCheckpoint, exportJournal } from "../src/execution/fork.ts";
 import type { EngineHost, ExecutionTimers } from "../src/execution/host.ts";
 import {
   EXECUTION_MIGRATIONS,
@@ -29,8 +29,14 @@ import { type Duration, parseDuration } from "../src/foundation/duration.ts";
 import { BatonError, checkId, invalidArgument } from "../src/foundation/errors.ts";
 import type { StateMachine } from "../src/foundation/fsm.ts";
 import { runMigrations } from "../src/foundation/migrations.ts";
-import { type TestHooks, testHooks } from "../src/foundation/test-hooks.ts";
+import {
+  type TestAccess,
+  type TestHooks,
+  testAccess,
+  testHooks,
+} from "../src/foundation/test-hooks.ts";
 import { type AnyWorkflow, type ChildResult, WorkflowRegistry } from "../src/workflow/workflow.ts";
+import { type ImportHost, startImported, startRecording } from "./execution/imported.ts";
 import { IndexOutbox } from "./execution/index-outbox.ts";
 import {
   checkExecutionId,
@@ -189,15 +195,16 @@ export abstract class ExecutionActor<Env = unknown> extends Actor<Env, Execution
   }
 
   /**
-   * For `baton/testing` (which reaches it with `runInDurableObject`): whether a run is live here,
-   * the next timer, and runs the timers due on the actor's clock.
+   * @internal For `baton/testing` only (through `runInDurableObject`): keyed by a symbol, so no
+   * RPC caller can reach it.
    */
-  protected testProbe(): { live: boolean; nextDue: number | null; now: number } {
-    return { live: this.#engine.live, nextDue: this.timers.nextDue(), now: this.now() };
-  }
-
-  protected async testRunDue(): Promise<void> {
-    await this.timers.runDue();
+  [testAccess](): TestAccess {
+    return {
+      probe: () => ({ live: this.#engine.live, nextDue: this.timers.nextDue(), now: this.now() }),
+      runDue: () => this.timers.runDue().then(() => undefined),
+      importRecording: (snapshot: ForkSnapshot) =>
+        startRecording(this.#imports(), this.#testHooks(), this.#workflowRegistry(), snapshot),
+    };
   }
 
   // ---- live progress ---------------------------------------------------------------------------
@@ -431,22 +438,7 @@ export abstract class ExecutionActor<Env = unknown> extends Actor<Env, Execution
       throw new BatonError("EXECUTION_CONFLICT", `Execution "${id}" already exists.`, { id });
     }
     const retention = retentionMs(options?.retention ?? wf.options.retention ?? DEFAULT_RETENTION);
-    const input = new Uint8Array(snapshot.input);
-    importJournal(this.#engine.replay, snapshot, () => {
-      insertExecution(this.sql, {
-        id,
-        workflow: wf.name,
-        version: wf.version,
-        mode: "workflow",
-        input: this.#engine.blobs.store("input", input),
-        digest,
-        retentionMs: retention,
-        now: this.now(),
-      });
-      this.#lifecycle.send("start");
-    });
-    await this.#engine.startHeartbeat();
-    this.#engine.kick();
+    await startImported(this.#imports(), snapshot, { id, version: wf.version, digest, retention });
     return this.#info(this.#requireRow());
   }
 
@@ -760,6 +752,16 @@ export abstract class ExecutionActor<Env = unknown> extends Actor<Env, Execution
   /** Throws `INVALID_TRANSITION` (listing the valid events) unless `event` is valid now. */
   #guard(event: LifecycleEvent): void {
     if (!this.#lifecycle.can(event)) this.#lifecycle.send(event);
+  }
+
+  #imports(): ImportHost {
+    return {
+      id: this.#name,
+      sql: this.sql,
+      engine: this.#engine,
+      lifecycle: this.#lifecycle,
+      now: () => this.now(),
+    };
   }
 
   #workflowRegistry(): WorkflowRegistry {

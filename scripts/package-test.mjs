@@ -18,7 +18,7 @@
  *    starter; its `npm install`, `npm run typecheck` and `npm test` pass — vitest inside workerd,
  *    its workflow tested with `baton/testing` from the tarball (a week-long trial on a test clock,
  *    mocked failures, a crash mid-step, a replay test of its recorded journal) — and `npm run
- *    dev` serves it.
+ *    dev` serves it: its README's "Try it" runs a signup to its result (a 1-second trial).
  *
  * Everything runs in a temporary folder, removed at the end (kept with KEEP_PACKAGE_TEST=1).
  */
@@ -387,7 +387,9 @@ export const events: (id: string) => AsyncGenerator<LiveEvent> = (id) => liveEve
   npm(["install"], starter);
   run("npm", ["run", "typecheck"], starter);
   run("npm", ["test"], starter);
-  await serve(starter, ["npm", "run", "dev", "--", "--port"], async (base) => {
+  // The starter README's "Try it", with a short trial set as its README says (--var TRIAL).
+  const dev = ["npm", "run", "dev", "--", "--var", "TRIAL:1 second", "--port"];
+  await serve(starter, dev, async (base) => {
     for (let i = 0; i < 2; i++) {
       // Twice: the start is idempotent per id (a second request does not fail).
       const response = await fetch(`${base}signups`, {
@@ -400,6 +402,17 @@ export const events: (id: string) => AsyncGenerator<LiveEvent> = (id) => liveEve
         `POST /signups (request ${i + 1}) answered ${response.status} ${JSON.stringify(body)}`,
       );
     }
+    const confirm = await fetch(`${base}signups/dev@example.com/confirm`, { method: "POST" });
+    check(confirm.status === 200, `POST /signups/:email/confirm answered ${confirm.status}`);
+    let outcome;
+    for (let tries = 0; tries < 6 && !outcome?.ok; tries++) {
+      // The result route waits up to 5 s; the trial is 1 s.
+      outcome = await (await fetch(`${base}signups/dev@example.com/result`)).json();
+    }
+    check(
+      outcome?.ok === true && /^ch_/.test(outcome.value?.charge ?? ""),
+      `the signup did not finish after its 1-second trial: ${JSON.stringify(outcome)}`,
+    );
   });
   step("all good");
 } finally {

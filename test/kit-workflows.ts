@@ -51,4 +51,77 @@ export const welcome = workflow("welcome", async (input: { user: string }, step)
   return step.do("send", () => `welcome, ${input.user}`);
 });
 
-export const kitWorkflows = [subscription, welcome] as const;
+/** At most two at once (a Lock actor semaphore): its journal starts with the `$concurrency` permit. */
+export const limited = workflow(
+  "limited",
+  { concurrency: { limit: 2, binding: "Locks" } },
+  async (input: { n: number }, step) => {
+    const a = await step.do("a", () => input.n);
+    return step.do("b", () => a + 1);
+  },
+);
+
+/** The attempts of `boom`'s synchronous body, by execution id (the test reads them back). */
+export const syncAttempts = new Map<string, number[]>();
+
+/** A step whose (synchronous) body throws on its first attempt. */
+export const syncBoom = workflow("sync-boom", async (_input: null, step, ctx) =>
+  step.do("boom", { retries: { limit: 3, delay: "1 second" } }, ({ attempt }) => {
+    syncAttempts.set(ctx.executionId, [...(syncAttempts.get(ctx.executionId) ?? []), attempt]);
+    if (attempt === 1) throw new Error("sync throw");
+    return "boom";
+  }),
+);
+
+/** A child that waits for its approval (an event sent to the child itself). */
+export const approval = workflow("approval", async (_input: null, step) => {
+  const got = await step.waitForEvent<{ by: string }>("approved", {
+    type: "approved",
+    timeout: "2 days",
+  });
+  return got.payload.by;
+});
+
+/** A request that needs an approval: a child execution. */
+export const request = workflow("request", async (_input: null, step) => ({
+  approvedBy: await step.child("approval", approval, null),
+}));
+
+/** How `trip` decides, so a test can change its code under a recording. */
+export const tripVariant = {
+  current: "as recorded" as "as recorded" | "never fails" | "always fails" | "fails at the end",
+};
+/** The compensations `trip` ran for real, by execution id. */
+export const tripUndone = new Map<string, string[]>();
+
+/**
+ * A trip: book a hotel (undone by a compensation), wait for the decision; a "no" fails the trip
+ * and the hotel is cancelled. A lost race (a timeout sleep) leaves a cancelled step behind.
+ */
+export const trip = workflow("trip", async (input: { who: string }, step, ctx) => {
+  const undo = (what: string) => async () => {
+    tripUndone.set(ctx.executionId, [...(tripUndone.get(ctx.executionId) ?? []), what]);
+  };
+  await step.do("book hotel", { compensate: undo("hotel") }, () => `hotel for ${input.who}`);
+  const decision = await Promise.race([
+    step.waitForEvent<{ ok: boolean }>("decision", { type: "decision" }),
+    step.sleep("give up", "3 days").then(() => ({ payload: { ok: false } })),
+  ]);
+  const fails =
+    tripVariant.current === "always fails" ||
+    (tripVariant.current === "as recorded" && !decision.payload.ok);
+  if (fails) throw new NonRetryableError("the trip is off");
+  const flight = await step.do("book flight", () => "flight");
+  if (tripVariant.current === "fails at the end") throw new Error("no seat after all");
+  return flight;
+});
+
+export const kitWorkflows = [
+  subscription,
+  welcome,
+  limited,
+  syncBoom,
+  approval,
+  request,
+  trip,
+] as const;

@@ -4,11 +4,11 @@
  */
 import { env } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
-import { workflow } from "../src/index.ts";
+import { testHooks } from "../src/foundation/test-hooks.ts";
+import { ExecutionActor } from "../src/index.ts";
 import { testExecutions } from "../src/testing/index.ts";
-import { expectBatonError, probe } from "./helpers.ts";
-import { subscription } from "./kit-workflows.ts";
-import { codeVariant, shape } from "./workflows.ts";
+import { probe } from "./helpers.ts";
+import { request, subscription, syncAttempts, syncBoom } from "./kit-workflows.ts";
 
 const kit = () => testExecutions(env.KitExecutions);
 const DAY = 86_400_000;
@@ -57,13 +57,19 @@ describe("baton/testing: time", () => {
     const p = probe();
     const t = kit().execution(subscription).instantSleeps();
     await t.start({ user: "cy", probe: p.name });
+    const clock = t.now();
     await t.sendEvent("card-added", { card: "visa" });
     // Instant sleeps: the trial and the child's day passed without moving the clock.
     expect(await t.result()).toMatchObject({ ok: true });
+    expect(t.now()).toBe(clock);
+    const trial = (await t.journal()).find((e) => e.name === "trial");
+    expect(trial?.endedAt).toBe(trial?.startedAt);
     const idle = kit().execution(subscription);
     await idle.start({ user: "di", probe: probe().name });
+    const waitFrom = idle.now();
     const at = await idle.advanceToNextTimer(); // the 30-day timeout of the wait
-    expect(at).toBe(idle.now());
+    expect(at).toBe(waitFrom + 30 * DAY);
+    expect(idle.now()).toBe(waitFrom + 30 * DAY);
     expect(await idle.result()).toMatchObject({ ok: false, error: { code: "EVENT_TIMEOUT" } });
     expect(await idle.advanceToNextTimer()).toBeNull();
   });
@@ -135,6 +141,26 @@ describe("baton/testing: step mocks", () => {
     expect(() => t.mockStep("charge", { throws: "x", returns: 1 })).toThrow(/needs times/);
     expect(() => t.mockStep("charge", { throws: "x", times: -1 })).toThrow(/times/);
     expect(() => t.mockStep("charge", { crash: "later" as never })).toThrow(/"before" or "after"/);
+    expect(() => t.mockStep("charge", { returns: 1, occurrence: -1 })).toThrow(/occurrence/);
+    expect(() => t.mockStep("charge", { returns: 1, nonRetryable: true })).toThrow(/throws/);
+  });
+
+  it("throws a given error for good, keeping its name and code", async () => {
+    const declined = Object.assign(new TypeError("card declined"), { code: "CARD_DECLINED" });
+    const { result, journal } = await kit().run(
+      subscription,
+      { user: "ned", probe: probe().name },
+      {
+        mocks: { charge: { throws: declined, nonRetryable: true } },
+        events: { "card-added": { card: "visa" } },
+      },
+    );
+    expect(result).toMatchObject({ ok: false, error: { step: "charge", attempt: 1 } });
+    expect(journal.find((e) => e.name === "charge")?.error).toMatchObject({
+      name: "TypeError",
+      message: "card declined",
+      code: "CARD_DECLINED",
+    });
   });
 });
 
@@ -166,6 +192,17 @@ describe("baton/testing: faults", () => {
     expect(ran.map((r) => r.attempt)).toEqual([2]);
   });
 
+  it("crashes after a body that throws at once: the crash, not the throw, ends the attempt", async () => {
+    const t = kit().execution(syncBoom);
+    t.mockStep("boom", { crash: true, times: 1 });
+    await t.start(null);
+    await t.finish();
+    expect(await t.result()).toMatchObject({ ok: true, value: "boom" });
+    const boom = await t.attempts("boom");
+    expect(boom.failed).toMatchObject([{ attempt: 1, error: { code: "STEP_INTERRUPTED" } }]);
+    expect(syncAttempts.get(t.id)).toEqual([1, 2]); // the body ran (and threw) before the crash
+  });
+
   it("evicts or crashes the actor while it waits: nothing is lost", async () => {
     const p = probe();
     const t = kit().execution(subscription);
@@ -179,86 +216,44 @@ describe("baton/testing: faults", () => {
   });
 });
 
-describe("baton/testing: replay tests", () => {
-  it("records a journal; it replays cleanly, and fails with NONDETERMINISM once a step is renamed", async () => {
-    const p = probe();
-    const { execution } = await kit().run(
-      subscription,
-      { user: "jo", probe: p.name },
-      { events: { "card-added": { card: "visa" } } },
-    );
-    const recorded = await execution.exportJournal();
-    expect(recorded).toMatchObject({ format: "baton.journal/1", workflow: "subscription" });
-    // A JSON document: it survives a round trip through a file in the repository.
-    const saved = JSON.parse(JSON.stringify(recorded));
-    expect(await kit().replay(subscription, saved)).toEqual({
-      steps: recorded.steps.length,
-      ended: "completed",
+describe("baton/testing: families and isolation", () => {
+  it("finish() delivers an event to the child that waits for it", async () => {
+    const { result, execution } = await kit().run(request, null, {
+      events: { approved: { by: "mia" } },
     });
-    // No step body ran again in the replay.
-    expect((await p.stub.records("charge")).length).toBe(1);
-    const renamed = structuredClone(saved);
-    renamed.steps[0].name = "create user";
-    const error = await expectBatonError(
-      kit().replay(subscription, renamed),
-      "NONDETERMINISM",
-      /"create user".*"create account"/,
-    );
-    expect(error.details).toMatchObject({ workflow: "subscription" });
+    expect(result).toMatchObject({ ok: true, value: { approvedBy: "mia" } });
+    expect(await execution.waitingFor()).toEqual([]);
   });
 
-  it("catches a workflow whose code changed under a recorded journal", async () => {
-    codeVariant.current = "original";
-    const { execution } = await kit().run(shape, { tag: "a" });
-    const recorded = await execution.exportJournal();
-    try {
-      codeVariant.current = "renamed";
-      await expectBatonError(kit().replay(shape, recorded), "NONDETERMINISM");
-      codeVariant.current = "reordered";
-      await expectBatonError(kit().replay(shape, recorded), "NONDETERMINISM");
-    } finally {
-      codeVariant.current = "original";
-    }
-    expect(await kit().replay(shape, recorded)).toMatchObject({ ended: "completed" });
+  it("keeps each execution's clock and mocks to itself, until disposed", async () => {
+    const k = kit();
+    const a = k.execution(subscription);
+    const b = k.execution(subscription);
+    a.mockStep("create account", { throws: "down", nonRetryable: true });
+    await a.start({ user: "ola", probe: probe().name });
+    await b.start({ user: "pia", probe: probe().name });
+    expect(await a.result()).toMatchObject({ ok: false, error: { step: "create account" } });
+    expect(await b.waitingFor()).toMatchObject([{ kind: "event" }]); // b's step was not mocked
+    await a.advance("3 days");
+    expect(b.now()).toBeLessThan(a.now() - 2 * DAY); // b's clock did not move
+    // One id, one test at a time.
+    expect(() => k.execution(subscription, { id: a.id })).toThrow(/under test already/);
+    expect(testHooks(a.id)?.clock).toBe(a.now());
+    expect(testHooks(`${a.id}/welcome/0`)).toBe(testHooks(a.id)); // its children's too
+    k.dispose();
+    expect(testHooks(a.id)).toBeUndefined(); // the actor's clock is real time again
+    expect(testHooks(b.id)).toBeUndefined();
+    const again = k.execution(subscription, { id: a.id });
+    expect(testHooks(a.id)).toBeDefined();
+    expect((await again.status()).status).toBe("failed");
+    again.dispose();
+    again.dispose(); // twice is fine
+    expect(testHooks(a.id)).toBeUndefined();
   });
 
-  it("replays a recording against an edited copy of the workflow, before the edit is made", async () => {
-    const t = kit().execution(subscription);
-    await t.start({ user: "lea", probe: probe().name });
-    const recorded = await t.exportJournal(); // "create account", then it waits for the card
-    // A compatible edit: the same step, a new body and retry policy. No body runs in a replay.
-    const compatible = workflow("subscription", async (_input: { user: string }, step) => {
-      await step.do("create account", { retries: { limit: 9 } }, () => "never runs");
-      return step.waitForEvent("payment method", { type: "card-added" });
-    });
-    expect(await kit().replay(compatible, recorded)).toEqual({ steps: 1, ended: "journal" });
-    const renamed = workflow("subscription", async (_input: { user: string }, step) => {
-      await step.do("create user", () => "never runs");
-    });
-    await expectBatonError(
-      kit().replay(renamed, recorded),
-      "NONDETERMINISM",
-      /"create account" \(do\) in the journal but the code now calls "create user"/,
-    );
-  });
-
-  it("replays the recording of an unfinished execution up to where it was", async () => {
-    const t = kit().execution(subscription);
-    await t.start({ user: "kay", probe: probe().name });
-    const recorded = await t.exportJournal();
-    expect(recorded.steps.map((s) => s.name)).toEqual(["create account"]);
-    expect(await kit().replay(subscription, recorded)).toEqual({ steps: 1, ended: "journal" });
-  });
-
-  it("refuses what is not a recording of this workflow", async () => {
-    const { execution } = await kit().run(shape, { tag: "b" });
-    const recorded = await execution.exportJournal();
-    await expectBatonError(kit().replay(subscription, recorded), "INVALID_ARGUMENT", /"shape"/);
-    await expectBatonError(kit().replay(subscription, {} as never), "INVALID_ARGUMENT");
-    await expectBatonError(
-      kit().replay(shape, { ...recorded, input: "%%%" }),
-      "INVALID_ARGUMENT",
-      /damaged/,
-    );
+  it("has no RPC method: the kit reaches the actor through a symbol only", () => {
+    const names = Object.getOwnPropertyNames(ExecutionActor.prototype);
+    expect(names.filter((n) => /test|probe|runDue|import(Recording|Journal)/i.test(n))).toEqual([]);
+    expect(Object.getOwnPropertySymbols(ExecutionActor.prototype)).toHaveLength(1);
   });
 });

@@ -529,13 +529,13 @@ export class TestExecutions extends withTestClock(ExecutionActor<Env>) {
   }
 }
 
-/** An Execution actor bound without `new_sqlite_classes` (a mistake a user can make). */
 /** A plain Execution actor, as a user's: the test kit's (baton/testing) tests run on it. */
 export class KitExecutions extends ExecutionActor<Env> {
   readonly workflows = [...kitWorkflows, shape];
   protected override readonly childBinding = "KitExecutions";
 }
 
+/** An Execution actor bound without `new_sqlite_classes` (a mistake a user can make). */
 export class KvBackedExecutions extends ExecutionActor<Env> {
   readonly workflows = allWorkflows;
 }

@@ -190,10 +190,13 @@ export class Engine {
   }
 
   async #execute(run: Run, row: ExecutionRow): Promise<void> {
-    // A replay test (baton/testing) may run the code it was given in place of the registered one.
+    // A replay test (baton/testing) may run the code it was given in place of the registered one
+    // of the same name and version.
     const tested = this.#host.testHooks()?.workflow as AnyWorkflow | undefined;
     const wf =
-      tested?.name === row.workflow ? tested : this.#host.registry().get(row.workflow, row.version);
+      tested?.name === row.workflow && tested.version === row.version
+        ? tested
+        : this.#host.registry().get(row.workflow, row.version);
     try {
       if (!wf) {
         throw new BatonError(

@@ -15,7 +15,8 @@ export interface ForkSnapshot {
     name: string;
     occurrence: number;
     kind: StepKind;
-    status: "completed" | "failed" | "timed_out";
+    /** `cancelled` only in `exportJournal`'s (a step the run stopped: it never ended). */
+    status: "completed" | "failed" | "timed_out" | "cancelled";
     attempts: number;
     startedAt: number;
     endedAt: number | null;
@@ -23,6 +24,11 @@ export interface ForkSnapshot {
     output: Uint8Array | null;
     error: string | null;
   }>;
+  /**
+   * The steps from the first unfinished one on (`exportJournal` only), in position order: what a
+   * replay test checks the code calls next.
+   */
+  unfinished?: Array<{ seq: number; name: string; kind: StepKind }>;
 }
 
 /**
@@ -82,8 +88,8 @@ export async function exportCheckpoint(replay: Replay, name: string): Promise<Fo
 }
 
 /**
- * The whole journal, as far as its steps have finished (up to the first that has not), with
- * outputs encoded: what a replay test replays (`baton/testing`).
+ * The whole journal, as far as its steps have finished or were stopped (up to the first that
+ * has not), with outputs encoded: what a replay test replays (`baton/testing`).
  *
  * @throws BatonError `EXECUTION_NOT_FOUND`.
  */
@@ -99,15 +105,22 @@ export async function exportJournal(replay: Replay): Promise<ForkSnapshot> {
   const steps = await finishedSteps(
     replay,
     host.sql.all<StepRow>(
-      "SELECT * FROM _baton_steps WHERE seq < ? AND status IN ('completed', 'failed', 'timed_out') ORDER BY seq",
+      "SELECT * FROM _baton_steps WHERE seq < ? AND status IN ('completed', 'failed', 'timed_out', 'cancelled') ORDER BY seq",
       open ?? Number.MAX_SAFE_INTEGER,
     ),
   );
+  const unfinished = host.sql
+    .all<StepRow>(
+      "SELECT seq, name, kind FROM _baton_steps WHERE seq >= ? ORDER BY seq",
+      open ?? Number.MAX_SAFE_INTEGER,
+    )
+    .map(({ seq, name, kind }) => ({ seq, name, kind }));
   return {
     workflow: row.workflow,
     version: row.version,
     input: await encode(await blobs.readInput()),
     steps,
+    unfinished,
   };
 }
 
@@ -120,7 +133,7 @@ async function finishedSteps(replay: Replay, rows: StepRow[]): Promise<ForkSnaps
       name: step.name,
       occurrence: step.occurrence,
       kind: step.kind,
-      status: step.status as "completed" | "failed" | "timed_out",
+      status: step.status as ForkSnapshot["steps"][number]["status"],
       attempts: step.attempts,
       startedAt: step.started_at,
       endedAt: step.ended_at,
@@ -174,13 +187,19 @@ const PERMIT_STEP = "$concurrency";
 
 /**
  * Writes a fork's journal (the snapshot's steps) into this new execution, in one transaction
- * with `alongside` (which creates the execution row).
+ * with `alongside` (which creates the execution row). `keepPermit` only for a replay test
+ * (`baton/testing`), which never runs a step and must see the journal as it was.
  */
-export function importJournal(replay: Replay, snapshot: ForkSnapshot, alongside: () => void): void {
+export function importJournal(
+  replay: Replay,
+  snapshot: ForkSnapshot,
+  alongside: () => void,
+  options: { keepPermit?: boolean } = {},
+): void {
   const { host, blobs } = replay;
   host.sql.transaction(() => {
     // Never a permit from a snapshot (one made elsewhere could carry any): the fork takes its own.
-    for (const step of withoutPermit(snapshot.steps)) {
+    for (const step of options.keepPermit ? snapshot.steps : withoutPermit(snapshot.steps)) {
       const bytes = step.output ? new Uint8Array(step.output) : undefined;
       host.sql.run(
         `INSERT INTO _baton_steps (seq, name, occurrence, kind, status, attempts, started_at, ended_at, output, error)

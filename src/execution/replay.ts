@@ -1,4 +1,5 @@
 import { base64url } from "../foundation/bindings.ts";
+import type { TestHooks } from "../foundation/test-hooks.ts";
 import type { StepError } from "../workflow/workflow.ts";
 import type { Blobs } from "./blobs.ts";
 import { nondeterminism, toExecutionError } from "./errors.ts";
@@ -62,10 +63,9 @@ export class Replay {
    */
   begin(run: Run, name: string, kind: StepKind, compensating = false): Begun | null {
     const row = run.seq <= run.journaled ? this.stepRow(run.seq) : undefined;
-    // A replay test (baton/testing): past the end of the recorded journal, the run parks.
-    const hooks = row ? undefined : this.host.testHooks();
-    if (hooks?.replayOnly && !compensating) {
-      hooks.replayEnded = Math.min(hooks.replayEnded ?? run.seq, run.seq);
+    // A replay test (baton/testing) runs no step body: see replayTest().
+    const test = this.host.testHooks(); // undefined at once in production (no hooks)
+    if (test?.replayOnly && !this.#replayTest(test, run, name, kind, row, compensating)) {
       return null;
     }
     // A step the workflow calls after it started failing or cancelling does not start; nor does
@@ -85,7 +85,44 @@ export class Replay {
       void this.#fail(run, toExecutionError(error, name));
       return null;
     }
+    // The original run never saw a cancelled step end: nor does its replay test.
+    if (test?.replayOnly && row?.status === "cancelled") return null;
     return { seq, occurrence, row };
+  }
+
+  /**
+   * A replay test's view of a step call: past the end of the recorded journal the run parks
+   * there (false), recording the position and the call; a call where the recording has a
+   * compensation while the run is not failing is noted (the recorded run was failing by then).
+   */
+  #replayTest(
+    test: TestHooks,
+    run: Run,
+    name: string,
+    kind: StepKind,
+    row: StepRow | undefined,
+    compensating: boolean,
+  ): boolean {
+    test.replayActivity = (test.replayActivity ?? 0) + 1;
+    if (row) {
+      if (!compensating && !run.stopping && row.name.startsWith(COMPENSATE_PREFIX)) {
+        test.replayCompensated ??= { seq: run.seq, name, kind, recorded: row.name };
+      }
+      return true;
+    }
+    if (run.stopping && !compensating) return false; // as in any replay: it never starts
+    test.replayEnded = Math.min(test.replayEnded ?? run.seq, run.seq);
+    test.replayCalls = [...(test.replayCalls ?? []), { name, kind }];
+    return false;
+  }
+
+  /**
+   * A replay test whose run compensates past the end of the recording: the compensation is
+   * skipped (no body runs), so the replay reaches the failure it would record.
+   */
+  skipsCompensation(run: Run): boolean {
+    if (!this.host.testHooks()?.replayOnly) return false;
+    return !(run.seq <= run.journaled && this.stepRow(run.seq));
   }
 
   /** A journaled value for a live run; a dead run never resumes. */

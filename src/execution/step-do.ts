@@ -213,10 +213,12 @@ function overridden<T>(
     if (override.kind === "return") return override.value as T;
     if (override.kind === "throw") throw override.error;
     // A crash after the body: its effects happened, its result is never journaled.
-    if (override.after) await Promise.resolve(fn(a)).catch(() => undefined);
+    // (A body that throws, at once or later, has still run: the crash comes next either way.)
+    if (override.after) await (async () => fn(a))().catch(() => undefined);
     // The attempt is journaled (as the platform would have it by the time a body does I/O),
-    // then the actor dies.
+    // then the actor dies — unless the run was stopped meanwhile (a cancel, a failure elsewhere).
     await host.storage.sync();
+    if (a.signal.aborted) throw a.signal.reason;
     host.abort(`baton/testing: a crash during attempt ${attempt} of step "${name}"`);
     return never<T>();
   };

@@ -34,11 +34,38 @@ export interface TestHooks {
    */
   replayOnly?: boolean;
   replayEnded?: number;
+  /** The steps the code called past the end of the journal, in call order. */
+  replayCalls?: Array<{ name: string; kind: string }>;
+  /** Step calls the replay has made (it is still moving while this grows). */
+  replayActivity?: number;
+  /** The first call made where the recording has a compensation, while the run was not failing. */
+  replayCompensated?: { seq: number; name: string; kind: string; recorded: string };
   /**
    * The workflow (a `workflow()` definition) a replay test runs in place of the registered one
-   * of the same name: the code under test, whatever version the recording names.
+   * of the same name and version: the code under test (another version runs the registered one).
    */
   workflow?: unknown;
+}
+
+/**
+ * The key of the Execution actor's method that gives the kit its inside view (through
+ * `runInDurableObject`). A symbol: Workers RPC calls methods by string name only, so no stub — in
+ * a test or in production — can call it; only code in the actor's own isolate holding this
+ * symbol can.
+ */
+export const testAccess: unique symbol = Symbol("baton/testing access");
+
+/** What the kit reads and does inside an Execution actor. */
+export interface TestAccess {
+  /** Whether a run is live in the actor, its next timer, and its clock. */
+  probe(): { live: boolean; nextDue: number | null; now: number };
+  /** Runs the timers due on the actor's clock. */
+  runDue(): Promise<void>;
+  /**
+   * Creates this (new) execution from a recorded journal, at the recorded version, and starts
+   * its run: a replay test. The journal's types are the engine's (a fork snapshot).
+   */
+  importRecording(snapshot: never): Promise<unknown>;
 }
 
 const registry = new Map<string, TestHooks>();
@@ -55,13 +82,22 @@ export function testHooks(id: string | undefined): TestHooks | undefined {
   }
 }
 
-/** Installs (or replaces) the hooks of execution `id`. For `baton/testing` only. */
+/**
+ * Installs the hooks of execution `id`. For `baton/testing` only.
+ *
+ * @throws Error if `id` has hooks already (two tests driving one execution would share a clock).
+ */
 export function installTestHooks(id: string, hooks: TestHooks): TestHooks {
+  if (registry.has(id)) {
+    throw new Error(
+      `baton/testing: execution "${id}" is under test already; dispose() it first (a replay keeps its id for good), or use another id.`,
+    );
+  }
   registry.set(id, hooks);
   return hooks;
 }
 
-/** Removes the hooks of execution `id`. For `baton/testing` only. */
-export function removeTestHooks(id: string): void {
-  registry.delete(id);
+/** Removes the hooks of execution `id`, if they are still `hooks`. For `baton/testing` only. */
+export function removeTestHooks(id: string, hooks: TestHooks): void {
+  if (registry.get(id) === hooks) registry.delete(id);
 }

@@ -1,6 +1,7 @@
 import { evictDurableObject, runInDurableObject } from "cloudflare:test";
 import type { ExecutionActor } from "../../actors/execution-actor.ts";
 import { type ExecutionHandle, executions } from "../clients/executions.ts";
+import type { ForkSnapshot } from "../execution/fork.ts";
 import type {
   EventReceipt,
   ExecutionInfo,
@@ -9,8 +10,14 @@ import type {
   Value,
 } from "../execution/types.ts";
 import { type Duration, parseDuration } from "../foundation/duration.ts";
-import { BatonError, invalidArgument } from "../foundation/errors.ts";
-import { installTestHooks, removeTestHooks, type TestHooks } from "../foundation/test-hooks.ts";
+import { BatonError, invalidArgument, isBatonError } from "../foundation/errors.ts";
+import {
+  installTestHooks,
+  removeTestHooks,
+  type TestAccess,
+  type TestHooks,
+  testAccess,
+} from "../foundation/test-hooks.ts";
 import {
   type AnyWorkflow,
   type InputOf,
@@ -21,11 +28,9 @@ import { type RecordedJournal, toRecorded } from "./journal.ts";
 
 type Actor = ExecutionActor<never>;
 type Stub = DurableObjectStub<Actor>;
-/** What the kit reaches inside the actor (protected members, through runInDurableObject). */
-type Probe = {
-  testProbe(): { live: boolean; nextDue: number | null; now: number };
-  testRunDue(): Promise<void>;
-};
+/** The actor's inside view, for the kit only (a symbol-keyed method, through runInDurableObject). */
+const inside = (instance: unknown): TestAccess =>
+  (instance as { [testAccess](): TestAccess })[testAccess]();
 
 /** How long `settle()` waits for step bodies that keep running before it gives up. */
 const SETTLE_MS = 10_000;
@@ -37,6 +42,7 @@ const TERMINAL = new Set(["completed", "failed", "cancelled", "timed_out"]);
 interface Member {
   id: string;
   info: ExecutionInfo;
+  journal: JournalEntry[];
   /** Its steps whose body is running. */
   running: string[];
   /** It has a step parked on a timer, an event or a child. */
@@ -49,11 +55,53 @@ interface Member {
   children: string[];
 }
 
+/** What a journal shows its execution waiting for: one entry per unfinished step. */
+function waitsOf(journal: JournalEntry[]): Waiting[] {
+  const waits: Waiting[] = [];
+  for (const e of journal) {
+    if (e.status === "waiting" && e.kind === "wait") {
+      waits.push({ kind: "event", step: e.name, type: e.eventType ?? "", timeoutAt: e.wakeAt });
+    } else if (e.status === "waiting" && e.kind === "child") {
+      waits.push({ kind: "child", step: e.name, childId: e.childId ?? "" });
+    } else if (e.status === "sleeping") {
+      waits.push({ kind: "sleep", step: e.name, until: e.wakeAt ?? 0 });
+    } else if (e.status === "backoff") {
+      waits.push({
+        kind: "retry",
+        step: e.name,
+        at: e.wakeAt ?? 0,
+        lastError: e.error?.message ?? null,
+      });
+    } else if (e.status === "running") {
+      waits.push({ kind: "running", step: e.name, attempt: e.attempts });
+    }
+  }
+  return waits;
+}
+
+/**
+ * Where a lifecycle change goes among the journal's changes of the same (frozen) clock time: a
+ * start or a resume before the steps it runs (0), a pause, a cancel or an end after them (2).
+ */
+function lifecycleRank(to: string, event: string): number {
+  return TERMINAL.has(to) || event === "pause" || event === "cancel" ? 2 : 0;
+}
+
 /** The error of a call the kit's own mocked crash broke. */
 function crashed(error: unknown): boolean {
   return /baton\/testing: (a )?crash/.test(String((error as Error)?.message ?? error));
 }
 const PARKED = new Set(["backoff", "sleeping", "waiting"]);
+/** A child execution whose start is on its way: not idle (settle waits for it, or times out). */
+const STARTING: Omit<Member, "id"> = {
+  info: { status: "pending" } as ExecutionInfo,
+  journal: [],
+  running: ["(its start)"],
+  parked: false,
+  live: true,
+  due: false,
+  children: [],
+};
 
 /**
  * What a mocked step does instead of its body, by attempt. Mocks apply to every occurrence of
@@ -150,9 +198,29 @@ export class TestExecution<W extends AnyWorkflow = AnyWorkflow> {
     });
   }
 
-  /** @internal Where a replay stopped: the journal position past its end, if it got there. */
-  get replayEnded(): number | undefined {
-    return this.#hooks.replayEnded;
+  /**
+   * @internal A replay test's state: the position where the code went past the recording (if it
+   * did), and the steps it called there.
+   */
+  get replayState(): {
+    ended?: number;
+    calls: Array<{ name: string; kind: string }>;
+    compensated?: NonNullable<TestHooks["replayCompensated"]>;
+  } {
+    const { replayEnded, replayCalls, replayCompensated } = this.#hooks;
+    return {
+      ...(replayEnded !== undefined ? { ended: replayEnded } : {}),
+      calls: replayCalls ?? [],
+      ...(replayCompensated ? { compensated: replayCompensated } : {}),
+    };
+  }
+
+  /** @internal Creates this execution from a recording (a replay test) and settles it. */
+  async importRecording(snapshot: ForkSnapshot): Promise<ExecutionInfo> {
+    await runInDurableObject(this.#stub(this.id), (instance) =>
+      inside(instance).importRecording(snapshot as never),
+    );
+    return this.settle();
   }
 
   // ---- set up -------------------------------------------------------------------------------
@@ -191,6 +259,12 @@ export class TestExecution<W extends AnyWorkflow = AnyWorkflow> {
     if (m.times !== undefined && (!Number.isSafeInteger(m.times) || m.times < 0)) {
       invalidArgument("mock.times", "must be an integer >= 0", m.times);
     }
+    if (m.occurrence !== undefined && (!Number.isSafeInteger(m.occurrence) || m.occurrence < 0)) {
+      invalidArgument("mock.occurrence", "must be an integer >= 0", m.occurrence);
+    }
+    if (m.nonRetryable && m.throws === undefined) {
+      invalidArgument("mock.nonRetryable", "goes with throws", mock);
+    }
     this.#mocks.unshift({ name, mock: m });
     return this;
   }
@@ -216,25 +290,45 @@ export class TestExecution<W extends AnyWorkflow = AnyWorkflow> {
 
   /**
    * Lets the execution run on its current clock until it ends or waits — for an event, a sleep, a
-   * retry's backoff, a child — running the timers that are due. A step body the actor crashed in
-   * is revived by the execution's heartbeat, as the platform would (its clock moves 30 s).
+   * retry's backoff, a child — running the timers that are due. A run the actor crashed in is
+   * revived as in production: by the next call to the execution (the kit's own reads), or by its
+   * heartbeat (the clock moves 30 s) when that did not.
    *
    * @throws Error when step bodies are still running after `timeoutMs` (default 10 s) of real time.
    */
   async settle(options: { timeoutMs?: number } = {}): Promise<ExecutionInfo> {
     const deadline = Date.now() + (options.timeoutMs ?? SETTLE_MS);
     let quiet = 0;
+    let replayed = -1;
     for (;;) {
       const family = await this.#family();
       const root = family[0] as Member;
       const due = family.filter((m) => m.due);
+      if (Date.now() > deadline) {
+        const busy = family.flatMap((m) => [
+          ...m.running.map((step) => `step "${step}" of ${m.id} is running`),
+          ...(m.due ? [`${m.id} keeps having timers due`] : []),
+        ]);
+        throw new Error(
+          `baton/testing: execution "${this.id}" is still busy after ${options.timeoutMs ?? SETTLE_MS} ms: ${busy.join(", ") || "it has not settled"}.`,
+        );
+      }
       if (due.length > 0) {
         for (const m of due) await this.#tolerate(this.#runDueIn(m.id));
         quiet = 0;
         continue;
       }
       if (TERMINAL.has(root.info.status)) return root.info;
-      if (this.#hooks.replayEnded !== undefined && root.running.length === 0) return root.info;
+      if (this.#hooks.replayOnly) {
+        // A replay parks for good where the recording ends: settled once its calls stop coming.
+        const activity = this.#hooks.replayActivity ?? 0;
+        const still = root.running.length === 0 && activity === replayed;
+        replayed = activity;
+        if (still && ++quiet >= 3) return root.info;
+        if (!still) quiet = 0;
+        await new Promise((resolve) => setTimeout(resolve, 1));
+        continue;
+      }
       if (family.some((m) => m.running.length > 0 && !m.live)) {
         // A step body died with its actor and nothing revived it: the heartbeat does.
         this.#hooks.clock = this.now() + HEARTBEAT_MS;
@@ -249,14 +343,6 @@ export class TestExecution<W extends AnyWorkflow = AnyWorkflow> {
       // Twice in a row: it is waiting, not between two steps.
       if (idle && ++quiet >= 2) return root.info;
       if (!idle) quiet = 0;
-      if (Date.now() > deadline) {
-        const busy = family.flatMap((m) =>
-          m.running.map((step) => `step "${step}" of ${m.id} is running`),
-        );
-        throw new Error(
-          `baton/testing: execution "${this.id}" is still busy after ${options.timeoutMs ?? SETTLE_MS} ms: ${busy.join(", ") || "it has not settled"}.`,
-        );
-      }
       await new Promise((resolve) => setTimeout(resolve, 1));
     }
   }
@@ -287,7 +373,7 @@ export class TestExecution<W extends AnyWorkflow = AnyWorkflow> {
     await this.settle();
     let next: number | null = null;
     for (const m of await this.#family()) {
-      for (const e of m.id === this.id ? await this.journal() : await this.#stub(m.id).journal()) {
+      for (const e of m.journal) {
         if (PARKED.has(e.status) && e.wakeAt !== null && (next === null || e.wakeAt < next)) {
           next = e.wakeAt;
         }
@@ -300,24 +386,33 @@ export class TestExecution<W extends AnyWorkflow = AnyWorkflow> {
 
   /**
    * Runs the execution to its end, skipping time (through every sleep, backoff and wait timeout),
-   * and delivering `events` (by type) when it waits for them. Stops early if it waits for an
-   * event that is not in `events` and has no timeout.
+   * and delivering `events` (by type, each once) when it — or one of its children — waits for
+   * them. Stops early if it waits for an event that is not in `events` and has no timeout.
    */
   async finish(events: Record<string, Value> = {}): Promise<ExecutionInfo> {
     const pending = new Map(Object.entries(events));
+    let last = "";
     for (let rounds = 0; rounds < 10_000; rounds++) {
       const info = await this.settle();
       if (TERMINAL.has(info.status)) return info;
       let sent = false;
-      for (const w of await this.waitingFor()) {
-        if (w.kind === "event" && pending.has(w.type)) {
-          await this.handle.sendEvent(w.type, pending.get(w.type) as Value);
-          pending.delete(w.type);
-          sent = true;
+      for (const m of await this.#family()) {
+        for (const w of waitsOf(m.journal)) {
+          if (w.kind === "event" && pending.has(w.type)) {
+            await this.#tolerate(this.#stub(m.id).sendEvent(w.type, pending.get(w.type) as Value));
+            pending.delete(w.type);
+            sent = true;
+          }
         }
       }
       if (sent) continue;
+      const before = this.now();
       if ((await this.advanceToNextTimer()) === null) return this.settle();
+      // A timer that does not move the clock nor the execution: nothing more will happen.
+      const family = await this.#family();
+      const now = JSON.stringify([this.now(), family.map((m) => waitsOf(m.journal))]);
+      if (this.now() === before && now === last) return this.settle();
+      last = now;
     }
     throw new Error(`baton/testing: execution "${this.id}" did not finish in 10000 rounds.`);
   }
@@ -377,14 +472,8 @@ export class TestExecution<W extends AnyWorkflow = AnyWorkflow> {
   }
 
   /** The whole journal (every page). */
-  async journal(): Promise<JournalEntry[]> {
-    const entries: JournalEntry[] = [];
-    for (;;) {
-      const from = entries.length ? (entries.at(-1)?.seq ?? 0) + 1 : 0;
-      const page = await this.handle.journal({ from });
-      if (page.length === 0) return entries;
-      entries.push(...page);
-    }
+  journal(): Promise<JournalEntry[]> {
+    return this.#journalOf(this.id);
   }
 
   /**
@@ -408,26 +497,7 @@ export class TestExecution<W extends AnyWorkflow = AnyWorkflow> {
 
   /** What the execution waits for now: one entry per unfinished step (none once it has ended). */
   async waitingFor(): Promise<Waiting[]> {
-    const waits: Waiting[] = [];
-    for (const e of await this.journal()) {
-      if (e.status === "waiting" && e.kind === "wait") {
-        waits.push({ kind: "event", step: e.name, type: e.eventType ?? "", timeoutAt: e.wakeAt });
-      } else if (e.status === "waiting" && e.kind === "child") {
-        waits.push({ kind: "child", step: e.name, childId: e.childId ?? "" });
-      } else if (e.status === "sleeping") {
-        waits.push({ kind: "sleep", step: e.name, until: e.wakeAt ?? 0 });
-      } else if (e.status === "backoff") {
-        waits.push({
-          kind: "retry",
-          step: e.name,
-          at: e.wakeAt ?? 0,
-          lastError: e.error?.message ?? null,
-        });
-      } else if (e.status === "running") {
-        waits.push({ kind: "running", step: e.name, attempt: e.attempts });
-      }
-    }
-    return waits;
+    return waitsOf(await this.journal());
   }
 
   /**
@@ -446,7 +516,7 @@ export class TestExecution<W extends AnyWorkflow = AnyWorkflow> {
     // Ties on the (frozen) clock: a start before the steps it ran, an end after them.
     const marks: Array<StatusChange & { rank: number }> = (this.#hooks.transitions ?? [])
       .filter((t) => t.execution === this.id)
-      .map(({ from, to, event, at }) => ({ from, to, event, at, rank: TERMINAL.has(to) ? 2 : 0 }));
+      .map(({ from, to, event, at }) => ({ from, to, event, at, rank: lifecycleRank(to, event) }));
     for (const e of await this.journal()) {
       const parked =
         e.kind === "sleep"
@@ -456,7 +526,8 @@ export class TestExecution<W extends AnyWorkflow = AnyWorkflow> {
             : null;
       if (!parked) continue;
       marks.push({ from: "", to: parked, event: e.kind, at: e.startedAt, step: e.name, rank: 1 });
-      if (e.endedAt !== null) {
+      // A cancelled sleep or wait never ended: the execution's own end follows.
+      if (e.endedAt !== null && e.status !== "cancelled") {
         const event = e.status === "timed_out" ? "timeout" : e.kind === "wait" ? "event" : "wake";
         marks.push({ from: "", to: "running", event, at: e.endedAt, step: e.name, rank: 1 });
       }
@@ -474,12 +545,17 @@ export class TestExecution<W extends AnyWorkflow = AnyWorkflow> {
 
   /** The journal as a JSON document to keep and replay later ({@link TestKit.replay}). */
   async exportJournal(): Promise<RecordedJournal> {
-    return toRecorded(await this.#stub(this.id).exportJournal());
+    const snapshot = await this.#stub(this.id).exportJournal();
+    return toRecorded(snapshot, (await this.status()).status);
   }
 
-  /** Removes the execution's test hooks (its clock goes back to real time). */
+  /**
+   * Removes the execution's test hooks: its clock goes back to real time, its mocks go, and its
+   * id can be put under test again. The execution itself stays (read it as any other).
+   */
   dispose(): void {
-    removeTestHooks(this.id);
+    if (this.#hooks.replayOnly) return; // A replay stays inert: it must never run a step body.
+    removeTestHooks(this.id, this.#hooks);
   }
 
   // ---- inside -------------------------------------------------------------------------------
@@ -488,25 +564,48 @@ export class TestExecution<W extends AnyWorkflow = AnyWorkflow> {
     return this.#ns.getByName(id);
   }
 
+  /** The whole journal of execution `id` (this one or a child), every page. */
+  async #journalOf(id: string): Promise<JournalEntry[]> {
+    const entries: JournalEntry[] = [];
+    for (;;) {
+      const from = entries.length ? (entries.at(-1)?.seq ?? 0) + 1 : 0;
+      const page = await this.#stub(id).journal({ from });
+      if (page.length === 0) return entries;
+      entries.push(...page);
+    }
+  }
+
   #probe(id: string) {
-    return runInDurableObject(this.#stub(id), (instance) =>
-      (instance as unknown as Probe).testProbe(),
-    );
+    return runInDurableObject(this.#stub(id), (instance) => inside(instance).probe());
   }
 
   /** This execution and its unfinished children (theirs too), each as it stands now. */
   async #family(): Promise<Member[]> {
     const members: Member[] = [];
     const queue = [this.id];
-    for (let i = 0; i < queue.length && i < 1000; i++) {
+    for (let i = 0; i < queue.length; i++) {
       const id = queue[i] as string;
-      const { info, journal, probe } = await this.#read(id);
+      const read = await this.#read(id, i > 0);
+      if (!read) {
+        // A child its parent is starting (the call is on its way): busy until it exists.
+        members.push({ ...STARTING, id, info: { ...STARTING.info, id } as ExecutionInfo });
+        continue;
+      }
+      const { info, journal, probe } = read;
+      // Children still running (as far as the journal knows).
       const children = journal
-        .filter((e) => e.kind === "child" && e.childId && e.status !== "completed")
+        .filter(
+          (e) =>
+            e.kind === "child" &&
+            e.childId &&
+            (e.status === "waiting" || e.status === "running") &&
+            !queue.includes(e.childId),
+        )
         .map((e) => e.childId as string);
       members.push({
         id,
         info,
+        journal,
         running: journal.filter((e) => e.status === "running").map((e) => e.name),
         parked: journal.some((e) => PARKED.has(e.status)),
         live: probe.live,
@@ -523,21 +622,22 @@ export class TestExecution<W extends AnyWorkflow = AnyWorkflow> {
    * actor lost, as any caller's would. A mocked crash may break the actor while these calls run,
    * and its stubs stay broken: each try takes new ones.
    */
-  async #read(id: string) {
+  async #read(id: string, child: boolean) {
     for (let tries = 0; ; tries++) {
       try {
         const info = await this.#stub(id).status();
-        const journal = await this.#stub(id).journal();
+        const journal = await this.#journalOf(id);
         const probe = await this.#probe(id);
         return { info, journal, probe };
       } catch (error) {
+        if (child && isBatonError(error, "EXECUTION_NOT_FOUND")) return undefined;
         if (!crashed(error) || tries >= 10) throw error;
       }
     }
   }
 
   #runDueIn(id: string): Promise<void> {
-    return runInDurableObject(this.#stub(id), (i) => (i as unknown as Probe).testRunDue());
+    return runInDurableObject(this.#stub(id), (instance) => inside(instance).runDue());
   }
 
   /** The earliest timer of this execution and its children. */
@@ -574,12 +674,15 @@ export class TestExecution<W extends AnyWorkflow = AnyWorkflow> {
     const failing = mock.times === undefined || attempt <= mock.times;
     if (failing && mock.crash) return { kind: "crash" as const, after: mock.crash !== "before" };
     if (failing && mock.throws !== undefined) {
-      const message = mock.throws instanceof Error ? mock.throws.message : mock.throws;
-      const error = mock.nonRetryable
-        ? new NonRetryableError(message)
-        : mock.throws instanceof Error
-          ? mock.throws
-          : new Error(message);
+      const given = mock.throws instanceof Error ? mock.throws : new Error(mock.throws);
+      if (!mock.nonRetryable) return { kind: "throw" as const, error: given };
+      // Non-retryable, keeping the given error's name and code.
+      const error = Object.assign(new NonRetryableError(given.message, { cause: given }), {
+        name: given.name === "Error" ? "NonRetryableError" : given.name,
+        ...(typeof (given as { code?: unknown }).code === "string"
+          ? { code: (given as { code?: string }).code }
+          : {}),
+      });
       return { kind: "throw" as const, error };
     }
     if ("returns" in mock) return { kind: "return" as const, value: mock.returns };

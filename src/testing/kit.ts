@@ -1,5 +1,6 @@
 import type { ExecutionActor } from "../../actors/execution-actor.ts";
 import type { WorkflowsOf } from "../clients/executions.ts";
+import type { ForkSnapshot } from "../execution/fork.ts";
 import type { ExecutionResult, ExecutionStatus, JournalEntry, Value } from "../execution/types.ts";
 import { BatonError, checkId, invalidArgument } from "../foundation/errors.ts";
 import type { AnyWorkflow, InputOf, OutputOf } from "../workflow/workflow.ts";
@@ -29,10 +30,17 @@ export interface ReplayReport {
   steps: number;
   /**
    * `journal`: the code replayed every recorded step, then wanted more (the recording was of an
-   * execution that had not finished); otherwise the status the replay ended in (`completed`,
-   * `failed` — a recorded failure replayed —, `cancelled`).
+   * execution that had not finished, or the code now has steps after the recorded ones);
+   * otherwise the status the replay ended in: `completed`, or `failed` (see `error`).
    */
-  ended: "journal" | ExecutionStatus;
+  ended: "journal" | "completed" | "failed";
+  /** The status the execution had when it was recorded, if the recording says. */
+  recorded?: ExecutionStatus;
+  /**
+   * Why the replay failed, when it did: a failure the recording holds (a step that failed for
+   * good, replayed), or one the code now raises on the recorded outputs.
+   */
+  error?: { code: string; message: string; step: string | null };
 }
 
 /**
@@ -42,24 +50,47 @@ export interface ReplayReport {
  */
 export class TestKit<W extends AnyWorkflow> {
   readonly #ns: DurableObjectNamespace<Actor>;
+  readonly #made = new Set<TestExecution<AnyWorkflow>>();
 
   /** @internal Made by {@link testExecutions}. */
   constructor(ns: DurableObjectNamespace<Actor>) {
     this.#ns = ns;
   }
 
-  /** A new execution of `workflow` under test, not started yet (mock its steps first). */
+  /**
+   * A new execution of `workflow` under test, not started yet (mock its steps first). Its test
+   * hooks (clock, mocks) stay installed until you dispose of it, or of the kit.
+   *
+   * @throws Error if an execution of that id is under test already (not disposed).
+   */
   execution<F extends W>(workflow: F, options: { id?: string } = {}): TestExecution<F> {
     if (typeof workflow?.name !== "string")
       invalidArgument("workflow", "must be a workflow", workflow);
     const id = checkId(options.id ?? `test-${workflow.name}-${crypto.randomUUID()}`, "id");
-    return new TestExecution(this.#ns, workflow, id);
+    const execution = new TestExecution(this.#ns, workflow, id);
+    this.#made.add(execution);
+    return execution;
+  }
+
+  /**
+   * Disposes of every execution this kit made (their clocks go back to real time, their mocks
+   * go). Call it after each test; replays keep theirs (see {@link TestKit.replay}).
+   *
+   * @example
+   * ```ts
+   * const kit = testExecutions(env.Signups);
+   * afterEach(() => kit.dispose());
+   * ```
+   */
+  dispose(): void {
+    for (const execution of this.#made) execution.dispose();
+    this.#made.clear();
   }
 
   /**
    * Runs `workflow` with `input` to its end in test time: mocks applied, events delivered when it
    * waits for them, the clock moved through every sleep, backoff and timeout. Returns its outcome and
-   * journal (and the execution, to look further).
+   * journal, and the execution to look further (under test until you dispose of it or the kit).
    *
    * @example
    * ```ts
@@ -93,22 +124,32 @@ export class TestKit<W extends AnyWorkflow> {
 
   /**
    * Replays a recorded journal (`TestExecution.exportJournal()`, kept as JSON) against the
-   * code of `workflow` — the one your actor registers, or an edited copy under the same name,
-   * to try a change before you make it: the code must call the recorded steps in the same order
-   * with the same names and kinds; no step body runs. Its name must be registered on the actor.
+   * workflow code, as Baton would replay the executions it stands for after a deploy: the code
+   * must call the recorded steps in the same order, with the same names and kinds (and, for a
+   * recording of an execution that was waiting, call the step it waited in next). No step body
+   * runs; recorded outputs are reused.
+   *
+   * The code replayed is that of the recorded version: `workflow` when its version is the
+   * recording's (pass an edited copy under the same name and version to try a change before you
+   * make it), otherwise the version your actor registers under that number — and if it registers
+   * none, the replay fails with `UNKNOWN_WORKFLOW`, as those executions would in production.
+   *
+   * The replay's execution stays parked in its actor with its test hooks (it can never run a
+   * step body); use a fresh id for each replay (the default).
    *
    * @example
    * ```ts
    * import recorded from "./journals/signup.json";
-   * await kit.replay(signup, recorded as RecordedJournal); // throws NONDETERMINISM if it changed unsafely
+   * await kit.replay(signup, recorded); // throws NONDETERMINISM if it changed unsafely
    * ```
    * @throws BatonError `NONDETERMINISM` (with the position and the step the code now calls)
-   *   when the code no longer matches the recording; `INVALID_ARGUMENT` for a recording of
-   *   another workflow, or not a recording.
+   *   when the code no longer matches the recording; `UNKNOWN_WORKFLOW` when the recorded
+   *   version is not registered; `INVALID_ARGUMENT` for a recording of another workflow, not a
+   *   recording, or a damaged one.
    */
   async replay(
     workflow: AnyWorkflow & { readonly name: W["name"] },
-    recorded: RecordedJournal,
+    recorded: unknown,
     options: { id?: string } = {},
   ): Promise<ReplayReport> {
     const snapshot = fromRecorded(recorded);
@@ -121,27 +162,82 @@ export class TestKit<W extends AnyWorkflow> {
     }
     const id = checkId(options.id ?? `replay-${workflow.name}-${crypto.randomUUID()}`, "id");
     const execution = new TestExecution(this.#ns, workflow, id, { replayOnly: true });
-    try {
-      await this.#ns.getByName(id).importFork(snapshot, { id, from: "baton/testing replay" });
-      const info = await execution.settle();
-      if (info.status === "failed") {
-        const result = await execution.result();
-        if (!result.ok && result.error.code === "NONDETERMINISM") {
-          throw new BatonError("NONDETERMINISM", result.error.message, {
-            workflow: workflow.name,
-            step: result.error.step,
-          });
+    const info = await execution.importRecording(snapshot);
+    const recordedStatus = (recorded as RecordedJournal).status;
+    const report: ReplayReport = {
+      steps: snapshot.steps.length,
+      ended: "journal",
+      ...(recordedStatus ? { recorded: recordedStatus } : {}),
+    };
+    const mismatch = (detail: string, step: string | null) =>
+      new BatonError(
+        "NONDETERMINISM",
+        `Replay does not match the journal: ${detail}. Deploy such changes as a new workflow version and keep the old one registered for running executions.`,
+        { workflow: workflow.name, step },
+      );
+    if (info.status === "failed") {
+      const result = await execution.result();
+      if (!result.ok) {
+        const { code, message, step } = result.error;
+        if (code === "NONDETERMINISM" || code === "UNKNOWN_WORKFLOW") {
+          throw new BatonError(code, message, { workflow: workflow.name, step });
         }
+        if (recordedStatus === "completed") {
+          throw mismatch(
+            `the recorded execution completed, but the code now fails on its journal (${code}: ${message})`,
+            step,
+          );
+        }
+        return { ...report, ended: "failed", error: { code, message, step } };
       }
-      return {
-        steps: snapshot.steps.length,
-        ended:
-          execution.replayEnded !== undefined && info.status !== "failed" ? "journal" : info.status,
-      };
-    } finally {
-      execution.dispose();
     }
+    if (info.status === "completed") return { ...report, ended: "completed" };
+    const { ended, calls, compensated } = execution.replayState;
+    // A recorded cancel cannot be replayed (nothing cancels the replay): its compensations are
+    // where the code simply goes on.
+    if (compensated && recordedStatus !== "cancelled") {
+      throw mismatch(
+        `step ${compensated.seq} is "${compensated.recorded}" in the recording (the execution was failing by then) but the code now calls "${compensated.name}" (${compensated.kind}) there: it no longer fails where the recording did`,
+        compensated.name,
+      );
+    }
+    if (ended !== undefined) checkPastTheEnd(snapshot, ended, calls, workflow.name);
+    else if (!compensated && recordedStatus !== "cancelled") {
+      throw new Error(
+        `baton/testing: the replay of "${workflow.name}" stopped (${info.status}) before the end of the recording, with no step past it.`,
+      );
+    }
+    return report;
   }
+}
+
+/**
+ * Where a replay went past the recording: at its end (no gap), calling the recorded unfinished
+ * steps first.
+ */
+function checkPastTheEnd(
+  snapshot: ForkSnapshot,
+  ended: number,
+  calls: Array<{ name: string; kind: string }>,
+  workflow: string,
+): void {
+  const last = snapshot.steps.at(-1)?.seq ?? -1;
+  if (ended <= last) {
+    throw new BatonError(
+      "INVALID_ARGUMENT",
+      `The recorded journal is damaged: it has no step at position ${ended} but has steps after it.`,
+    );
+  }
+  (snapshot.unfinished ?? []).forEach((want, i) => {
+    const got = calls[i];
+    if (got && (got.name !== want.name || got.kind !== want.kind)) {
+      throw new BatonError(
+        "NONDETERMINISM",
+        `Replay does not match the journal: step ${want.seq} is "${want.name}" (${want.kind}, unfinished) in the recording but the code now calls "${got.name}" (${got.kind}): steps were renamed, reordered or removed. Deploy such changes as a new workflow version and keep the old one registered for running executions.`,
+        { workflow, step: got.name },
+      );
+    }
+  });
 }
 
 /**

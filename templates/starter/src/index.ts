@@ -4,12 +4,16 @@ import {
   executions,
   isBatonError,
   NonRetryableError,
-  parseDuration,
   workflow,
 } from "baton";
 
 export interface Env {
   Signups: DurableObjectNamespace<Signups>;
+  /**
+   * The free trial before the first charge (default "7 days"). Set by whoever runs the Worker,
+   * never by a request: `npm run dev -- --var TRIAL:"10 seconds"` to try the whole signup by hand.
+   */
+  TRIAL?: string;
 }
 
 /**
@@ -31,8 +35,6 @@ export const billing = {
 
 export interface SignupInput {
   email: string;
-  /** The free trial before the first charge (default 7 days). */
-  trial?: Duration;
 }
 
 /**
@@ -41,7 +43,7 @@ export interface SignupInput {
  * charge. Each step is journaled: a crash or a redeploy resumes where it was, without creating
  * the account or charging twice.
  */
-export const signup = workflow("signup", async (input: SignupInput, step) => {
+export const signup = workflow("signup", async (input: SignupInput, step, { env }) => {
   const account = await step.do(
     "create account",
     { retries: { limit: 3, delay: "1 second", backoff: "exponential" } },
@@ -54,7 +56,8 @@ export const signup = workflow("signup", async (input: SignupInput, step) => {
     type: "email-confirmed",
     timeout: "1 day",
   });
-  await step.sleep("trial", input.trial ?? "7 days");
+  // The sleep's end is journaled when it starts: a later change of TRIAL does not move it.
+  await step.sleep("trial", ((env as Env).TRIAL ?? "7 days") as Duration);
   const charge = await step.do(
     "first charge",
     { retries: { limit: 2, delay: "1 minute", backoff: "exponential" } },
@@ -74,24 +77,13 @@ export default {
     const url = new URL(request.url);
     const runs = executions(env.Signups);
     try {
-      // POST /signups {"email": "ada@example.com", "trial": "10 seconds"} — starts (or returns)
-      // that signup; the trial is optional (7 days).
+      // POST /signups {"email": "ada@example.com"} — starts (or returns) that signup.
       if (request.method === "POST" && url.pathname === "/signups") {
-        const body = (await request.json().catch(() => null)) as {
-          email?: unknown;
-          trial?: unknown;
-        } | null;
-        const { email, trial } = body ?? {};
-        if (typeof email !== "string" || (trial !== undefined && typeof trial !== "string")) {
-          return Response.json(
-            { error: 'send JSON: {"email": "...", "trial": "10 seconds" (optional)}' },
-            { status: 400 },
-          );
+        const body = (await request.json().catch(() => null)) as { email?: unknown } | null;
+        if (typeof body?.email !== "string") {
+          return Response.json({ error: 'send JSON: {"email": "..."}' }, { status: 400 });
         }
-        if (trial !== undefined) parseDuration(trial as Duration); // INVALID_ARGUMENT: a 400
-        const input: SignupInput =
-          trial === undefined ? { email } : { email, trial: trial as Duration };
-        const run = await runs.start(signup, input, { id: email });
+        const run = await runs.start(signup, { email: body.email }, { id: body.email });
         return Response.json(await run.status(), { status: 201 });
       }
       // POST /signups/<email>/confirm — the user clicked the link.

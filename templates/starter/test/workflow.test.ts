@@ -18,6 +18,7 @@ const confirmation = { at: "2026-01-01T00:00:00.000Z" };
 
 afterEach(() => {
   vi.restoreAllMocks();
+  kit.dispose(); // the executions' test clocks and mocks go
 });
 
 describe("signup", () => {
@@ -38,7 +39,8 @@ describe("signup", () => {
       ok: true,
       value: { confirmedAt: confirmation.at, charge: expect.stringMatching(/^ch_/) },
     });
-    expect(Date.now() - started).toBeLessThan(1000); // a week, in well under a second
+    // A week of test time in well under a second of real time (the bound is loose for busy CI).
+    expect(Date.now() - started).toBeLessThan(5_000);
     expect((await t.statusHistory()).map((change) => change.to)).toEqual([
       "running",
       "waiting",
@@ -135,7 +137,7 @@ describe("signup: recorded journals", () => {
   const journal = recorded as RecordedJournal;
 
   it("the current code replays the recorded journal", async () => {
-    expect(await kit.replay(signup, journal)).toEqual({ steps: 4, ended: "completed" });
+    expect(await kit.replay(signup, journal)).toMatchObject({ steps: 4, ended: "completed" });
   });
 
   it("a renamed step breaks the replay of the recorded journal", async () => {
