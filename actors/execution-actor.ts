@@ -61,6 +61,7 @@ import {
 import {
   checkProgress,
   insertProgress,
+  requireRunning,
   trackedFailure,
   trackedTotal,
 } from "./execution/tracked.ts";
@@ -200,7 +201,12 @@ export abstract class ExecutionActor<Env = unknown> extends Actor<Env, Execution
    */
   [testAccess](): TestAccess {
     return {
-      probe: () => ({ live: this.#engine.live, nextDue: this.timers.nextDue(), now: this.now() }),
+      probe: () => ({
+        live: this.#engine.live,
+        busy: this.#engine.busy,
+        nextDue: this.timers.nextDue(),
+        now: this.now(),
+      }),
       runDue: () => this.timers.runDue().then(() => undefined),
       importRecording: (snapshot: ForkSnapshot) =>
         startRecording(this.#imports(), this.#testHooks(), this.#workflowRegistry(), snapshot),
@@ -697,14 +703,7 @@ export abstract class ExecutionActor<Env = unknown> extends Actor<Env, Execution
     // Encode first; then check the state, pick the position and write with no await between,
     // so concurrent reports (and a concurrent complete or cancel) cannot interleave.
     const bytes = options?.output === undefined ? null : await encode(options.output);
-    const row = this.#requireTracked("progress");
-    if (row.status !== "running") {
-      throw new BatonError(
-        "INVALID_TRANSITION",
-        `Execution is ${row.status}; progress can only be reported while it runs.`,
-        { state: row.status, event: "progress", validEvents: [] },
-      );
-    }
+    requireRunning(this.#requireTracked("progress"));
     const seq = insertProgress(this.sql, this.#engine.blobs, step, index, bytes, this.now());
     this.#live.stepDone(seq, step, () => options?.output, index ?? seq);
     return this.#info(this.#requireRow());

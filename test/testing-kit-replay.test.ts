@@ -99,6 +99,16 @@ describe("baton/testing: replay tests", () => {
       "NONDETERMINISM",
       /step 1 is "payment method" \(wait, unfinished\) in the recording but the code now calls "card" \(wait\)/,
     );
+    // The wait dropped: those executions would find it in their journal after the return.
+    const noWait = workflow("subscription", async (_input: { user: string }, step) => {
+      await step.do("create account", () => "never runs");
+      return "done";
+    });
+    await expectBatonError(
+      kit().replay(noWait, recorded),
+      "NONDETERMINISM",
+      /"payment method" \(wait\) at position 1, but the workflow returned before it/,
+    );
     // A sleep where the recording waited: the kind changed.
     const nowSleeps = workflow("subscription", async (_input: { user: string }, step) => {
       await step.do("create account", () => "never runs");
@@ -208,7 +218,7 @@ describe("baton/testing: replay tests", () => {
     };
 
     it("records the step a lost race left cancelled, and replays it as it was", async () => {
-      const { recorded, result } = await recordTrip(true);
+      const { recorded, result, id } = await recordTrip(true);
       expect(result).toMatchObject({ ok: true });
       expect(recorded.steps.map((s) => [s.name, s.status])).toEqual([
         ["book hotel", "completed"],
@@ -221,6 +231,14 @@ describe("baton/testing: replay tests", () => {
         ended: "completed",
         recorded: "completed",
       });
+      // Not a fork snapshot: a fork replays finished steps only.
+      const snapshot = await env.KitExecutions.getByName(id).exportJournal();
+      const forkId = `fork-${crypto.randomUUID()}`;
+      await expectBatonError(
+        env.KitExecutions.getByName(forkId).importFork(snapshot, { id: forkId, from: id }),
+        "INVALID_ARGUMENT",
+        /finished steps only \(step 2 "give up" is cancelled\)/,
+      );
     });
 
     it("replays a failed, compensated execution without running its compensation", async () => {
@@ -232,6 +250,33 @@ describe("baton/testing: replay tests", () => {
       expect(report).toMatchObject({ ended: "failed", recorded: "failed" });
       expect(report.error?.message).toMatch(/the trip is off/);
       expect([...tripUndone.values()].flat().length).toBe(before); // no body ran
+    });
+
+    it("catches code that no longer fails on a recorded failure, saga or not", async () => {
+      // A charge declined for good, no compensation: the edited code now catches the failure.
+      const declined = await kit().run(
+        subscription,
+        { user: "sam", probe: probe().name },
+        { events: { "card-added": { card: "declined" } } },
+      );
+      expect(declined.result).toMatchObject({ ok: false, error: { step: "charge" } });
+      const recordedFailure = await declined.execution.exportJournal();
+      const catches = workflow("subscription", async (_input: { user: string }, step) => {
+        await step.do("create account", () => "never runs");
+        await step.waitForEvent("payment method", { type: "card-added" });
+        await step.sleep("trial", "7 days");
+        try {
+          await step.do("charge", () => "never runs");
+          return "charged";
+        } catch {
+          return "free plan";
+        }
+      });
+      await expectBatonError(
+        kit().replay(catches, recordedFailure),
+        "NONDETERMINISM",
+        /recorded execution failed, but the code no longer fails on its journal \(it completes\)/,
+      );
     });
 
     it("catches code that no longer fails where the recording did", async () => {

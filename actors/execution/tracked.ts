@@ -1,6 +1,7 @@
 import type { Blobs } from "../../src/execution/blobs.ts";
+import type { ExecutionRow } from "../../src/execution/schema.ts";
 import type { ExecutionError } from "../../src/execution/types.ts";
-import { checkId, invalidArgument } from "../../src/foundation/errors.ts";
+import { BatonError, checkId, invalidArgument } from "../../src/foundation/errors.ts";
 import type { Sql } from "../../src/foundation/sql.ts";
 
 /**
@@ -70,4 +71,19 @@ export function trackedFailure(
       ? checkId(error.code, "error.code", 128)
       : "FAILED";
   return { code, message, name: "Error", step, attempt: null };
+}
+
+/**
+ * Progress is reported while a tracked execution runs.
+ *
+ * @throws BatonError `INVALID_TRANSITION` otherwise.
+ */
+export function requireRunning(row: ExecutionRow): void {
+  if (row.status !== "running") {
+    throw new BatonError(
+      "INVALID_TRANSITION",
+      `Execution is ${row.status}; progress can only be reported while it runs.`,
+      { state: row.status, event: "progress", validEvents: [] },
+    );
+  }
 }

@@ -75,6 +75,11 @@ export class Engine {
     return this.#run !== null && !this.#run.dead;
   }
 
+  /** Step bodies running and journaled outputs being read back in the live run, now. */
+  get busy(): number {
+    return this.#run?.busy ?? 0;
+  }
+
   /** Callers waiting for the execution to end now (`result()`, `cancel()`): for diagnostics. */
   get pendingWaits(): number {
     return this.#resultWaiters.length;

@@ -182,6 +182,9 @@ function withoutPermit(steps: ForkSnapshot["steps"]): ForkSnapshot["steps"] {
   return steps.filter((step) => step.name !== PERMIT_STEP);
 }
 
+/** The statuses of the steps a fork imports. */
+const FORKABLE = new Set<string>(["completed", "failed", "timed_out"]);
+
 /** The journal name of a concurrency-limited execution's permit. */
 const PERMIT_STEP = "$concurrency";
 
@@ -200,6 +203,13 @@ export function importJournal(
   host.sql.transaction(() => {
     // Never a permit from a snapshot (one made elsewhere could carry any): the fork takes its own.
     for (const step of options.keepPermit ? snapshot.steps : withoutPermit(snapshot.steps)) {
+      // A fork replays finished steps only (a stopped one would never end in it).
+      if (!options.keepPermit && !FORKABLE.has(step.status)) {
+        throw new BatonError(
+          "INVALID_ARGUMENT",
+          `A fork snapshot holds finished steps only (step ${step.seq} "${step.name}" is ${String(step.status)}): make it with exportCheckpoint().`,
+        );
+      }
       const bytes = step.output ? new Uint8Array(step.output) : undefined;
       host.sql.run(
         `INSERT INTO _baton_steps (seq, name, occurrence, kind, status, attempts, started_at, ended_at, output, error)

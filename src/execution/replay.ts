@@ -111,6 +111,13 @@ export class Replay {
       return true;
     }
     if (run.stopping && !compensating) return false; // as in any replay: it never starts
+    if (run.seq <= run.journaled && !compensating) {
+      // A position the recorded run held without a row (a step it had not written yet, paused
+      // or stopped): this call takes it and stays unfinished, as it was.
+      run.seq++;
+      run.occurrences.set(name, (run.occurrences.get(name) ?? 0) + 1);
+      return false;
+    }
     test.replayEnded = Math.min(test.replayEnded ?? run.seq, run.seq);
     test.replayCalls = [...(test.replayCalls ?? []), { name, kind }];
     return false;

@@ -57,8 +57,11 @@ export const testAccess: unique symbol = Symbol("baton/testing access");
 
 /** What the kit reads and does inside an Execution actor. */
 export interface TestAccess {
-  /** Whether a run is live in the actor, its next timer, and its clock. */
-  probe(): { live: boolean; nextDue: number | null; now: number };
+  /**
+   * Whether a run is live in the actor, its work in flight (bodies running, outputs being read
+   * back), its next timer, and its clock.
+   */
+  probe(): { live: boolean; busy: number; nextDue: number | null; now: number };
   /** Runs the timers due on the actor's clock. */
   runDue(): Promise<void>;
   /**

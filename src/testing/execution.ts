@@ -34,6 +34,8 @@ const inside = (instance: unknown): TestAccess =>
 
 /** How long `settle()` waits for step bodies that keep running before it gives up. */
 const SETTLE_MS = 10_000;
+/** How long a replay must stay still (no call, nothing in flight) to count as parked for good. */
+const REPLAY_QUIET_MS = 50;
 /** The heartbeat that revives a crashed execution (the Execution actor's, 30 s). */
 const HEARTBEAT_MS = 30_000;
 const TERMINAL = new Set(["completed", "failed", "cancelled", "timed_out"]);
@@ -49,6 +51,8 @@ interface Member {
   parked: boolean;
   /** A run is live in its actor. */
   live: boolean;
+  /** Work in flight in its run: bodies running, journaled outputs being read back. */
+  busy: number;
   /** A timer of it is due on the clock. */
   due: boolean;
   /** Its children that have not finished (as its journal says). */
@@ -99,6 +103,7 @@ const STARTING: Omit<Member, "id"> = {
   running: ["(its start)"],
   parked: false,
   live: true,
+  busy: 0,
   due: false,
   children: [],
 };
@@ -300,6 +305,7 @@ export class TestExecution<W extends AnyWorkflow = AnyWorkflow> {
     const deadline = Date.now() + (options.timeoutMs ?? SETTLE_MS);
     let quiet = 0;
     let replayed = -1;
+    let stillSince = Date.now();
     for (;;) {
       const family = await this.#family();
       const root = family[0] as Member;
@@ -320,11 +326,13 @@ export class TestExecution<W extends AnyWorkflow = AnyWorkflow> {
       }
       if (TERMINAL.has(root.info.status)) return root.info;
       if (this.#hooks.replayOnly) {
-        // A replay parks for good where the recording ends: settled once its calls stop coming.
+        // A replay parks for good where the recording ends: settled once its calls stop coming,
+        // nothing is in flight, and that holds for a while (it may be between two steps).
         const activity = this.#hooks.replayActivity ?? 0;
-        const still = root.running.length === 0 && activity === replayed;
+        const still = root.busy === 0 && root.running.length === 0 && activity === replayed;
         replayed = activity;
-        if (still && ++quiet >= 3) return root.info;
+        if (!still) stillSince = Date.now();
+        else if (++quiet >= 3 && Date.now() - stillSince >= REPLAY_QUIET_MS) return root.info;
         if (!still) quiet = 0;
         await new Promise((resolve) => setTimeout(resolve, 1));
         continue;
@@ -609,6 +617,7 @@ export class TestExecution<W extends AnyWorkflow = AnyWorkflow> {
         running: journal.filter((e) => e.status === "running").map((e) => e.name),
         parked: journal.some((e) => PARKED.has(e.status)),
         live: probe.live,
+        busy: probe.busy,
         due: probe.nextDue !== null && probe.nextDue <= probe.now,
         children,
       });

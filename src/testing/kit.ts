@@ -191,7 +191,6 @@ export class TestKit<W extends AnyWorkflow> {
         return { ...report, ended: "failed", error: { code, message, step } };
       }
     }
-    if (info.status === "completed") return { ...report, ended: "completed" };
     const { ended, calls, compensated } = execution.replayState;
     // A recorded cancel cannot be replayed (nothing cancels the replay): its compensations are
     // where the code simply goes on.
@@ -200,6 +199,23 @@ export class TestKit<W extends AnyWorkflow> {
         `step ${compensated.seq} is "${compensated.recorded}" in the recording (the execution was failing by then) but the code now calls "${compensated.name}" (${compensated.kind}) there: it no longer fails where the recording did`,
         compensated.name,
       );
+    }
+    if (recordedStatus === "failed") {
+      throw mismatch(
+        `the recorded execution failed, but the code no longer fails on its journal (it ${info.status === "completed" ? "completes" : "calls steps past it"})`,
+        calls[0]?.name ?? null,
+      );
+    }
+    if (info.status === "completed") {
+      // The journal keeps the step the recorded execution was in: returning before it fails.
+      const next = snapshot.unfinished?.[0];
+      if (next) {
+        throw mismatch(
+          `the journal has step "${next.name}" (${next.kind}) at position ${next.seq}, but the workflow returned before it`,
+          next.name,
+        );
+      }
+      return { ...report, ended: "completed" };
     }
     if (ended !== undefined) checkPastTheEnd(snapshot, ended, calls, workflow.name);
     else if (!compensated && recordedStatus !== "cancelled") {
