@@ -23,7 +23,6 @@ afterEach(() => {
 
 describe("signup", () => {
   it("waits out the 7-day trial in test time, then charges", async () => {
-    const started = Date.now();
     const t = kit.execution(signup);
     await t.start({ email: newEmail() });
     expect(await t.waitingFor()).toMatchObject([{ kind: "event", type: "email-confirmed" }]);
@@ -32,15 +31,16 @@ describe("signup", () => {
       { kind: "sleep", step: "trial", until: t.now() + 7 * DAY },
     ]);
 
+    const week = Date.now();
     await t.advance("6 days");
     expect((await t.status()).status).toBe("sleeping"); // not a moment early
     await t.advance("1 day");
+    // The week of the trial, and the charge after it, in less than a second of real time.
+    expect(Date.now() - week).toBeLessThan(1_000);
     expect(await t.result()).toMatchObject({
       ok: true,
       value: { confirmedAt: confirmation.at, charge: expect.stringMatching(/^ch_/) },
     });
-    // A week of test time in well under a second of real time (the bound is loose for busy CI).
-    expect(Date.now() - started).toBeLessThan(5_000);
     expect((await t.statusHistory()).map((change) => change.to)).toEqual([
       "running",
       "waiting",
