@@ -69,10 +69,11 @@ export function failedError(row: StepRow): StepFailedError {
   return new StepFailedError(row.name, row.attempts, error);
 }
 
-export function nondeterminism(detail: string): BatonError {
+export function nondeterminism(detail: string, details?: Record<string, unknown>): BatonError {
   return new BatonError(
     "NONDETERMINISM",
     `Replay does not match the journal: ${detail}. Deploy such changes as a new workflow version and keep the old one registered for running executions.`,
+    details,
   );
 }
 

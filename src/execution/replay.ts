@@ -119,7 +119,8 @@ export class Replay {
       return false;
     }
     test.replayEnded = Math.min(test.replayEnded ?? run.seq, run.seq);
-    test.replayCalls = [...(test.replayCalls ?? []), { name, kind }];
+    test.replayCalls ??= [];
+    test.replayCalls.push({ name, kind });
     return false;
   }
 

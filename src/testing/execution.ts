@@ -403,8 +403,14 @@ export class TestExecution<W extends AnyWorkflow = AnyWorkflow> {
     for (let rounds = 0; rounds < 10_000; rounds++) {
       const info = await this.settle();
       if (TERMINAL.has(info.status)) return info;
+      const family = await this.#family();
+      // The clock and every wait as they were a round ago: the last timer moved nothing, and
+      // nothing more will happen.
+      const state = JSON.stringify([this.now(), family.map((m) => waitsOf(m.journal))]);
+      if (state === last) return info;
+      last = state;
       let sent = false;
-      for (const m of await this.#family()) {
+      for (const m of family) {
         for (const w of waitsOf(m.journal)) {
           if (w.kind === "event" && pending.has(w.type)) {
             await this.#tolerate(this.#stub(m.id).sendEvent(w.type, pending.get(w.type) as Value));
@@ -414,13 +420,7 @@ export class TestExecution<W extends AnyWorkflow = AnyWorkflow> {
         }
       }
       if (sent) continue;
-      const before = this.now();
       if ((await this.advanceToNextTimer()) === null) return this.settle();
-      // A timer that does not move the clock nor the execution: nothing more will happen.
-      const family = await this.#family();
-      const now = JSON.stringify([this.now(), family.map((m) => waitsOf(m.journal))]);
-      if (this.now() === before && now === last) return this.settle();
-      last = now;
     }
     throw new Error(`baton/testing: execution "${this.id}" did not finish in 10000 rounds.`);
   }
