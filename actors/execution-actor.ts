@@ -3,7 +3,9 @@ import { Engine } from "../src/execution/engine.ts";
 import { checkEventType } from "../src/execution/errors.ts";
 import type { ForkSnapshot } from "../src/execution/fork.ts";
 import { exportCheckpoint, exportJournal } from "../src/execution/fork.ts";
+import { type HistoryPage, readHistory, waitForHistory } from "../src/execution/history.ts";
 import type { EngineHost, ExecutionTimers } from "../src/execution/host.ts";
+import { type InstanceStatusInfo, instanceStatus } from "../src/execution/instance-status.ts";
 import {
   EXECUTION_MIGRATIONS,
   EXECUTION_SCHEMA,
@@ -16,7 +18,6 @@ import {
 import type {
   EventReceipt,
   ExecutionDetails,
-  ExecutionError,
   ExecutionInfo,
   ExecutionResult,
   JournalEntry,
@@ -35,7 +36,21 @@ import {
   testAccess,
   testHooks,
 } from "../src/foundation/test-hooks.ts";
-import { type AnyWorkflow, type ChildResult, WorkflowRegistry } from "../src/workflow/workflow.ts";
+import {
+  type AnyWorkflow,
+  type ChildResult,
+  WorkflowRegistry,
+  type WorkflowSource,
+} from "../src/workflow/workflow.ts";
+import {
+  type CancelOptions,
+  type ControlHost,
+  cancelExecution,
+  deleteExecution,
+  type RestartOptions,
+  restartExecution,
+} from "./execution/control.ts";
+import { Changes, checkHistoryOptions } from "./execution/history.ts";
 import { type ImportHost, startImported, startRecording } from "./execution/imported.ts";
 import { IndexOutbox } from "./execution/index-outbox.ts";
 import {
@@ -59,15 +74,12 @@ import {
   toInfo,
 } from "./execution/status.ts";
 import {
-  checkProgress,
-  insertProgress,
-  requireRunning,
-  trackedFailure,
-  trackedTotal,
+  completeTracked,
+  failTracked,
+  reportProgress,
+  startTracked,
+  type TrackedHost,
 } from "./execution/tracked.ts";
-
-/** How long `cancel()` waits for compensations before answering (they go on after). */
-const CANCEL_WAIT_MS = 10_000;
 
 /**
  * The Execution actor: one instance per execution id runs one workflow, journaling every step in
@@ -96,8 +108,11 @@ const CANCEL_WAIT_MS = 10_000;
  * ```
  */
 export abstract class ExecutionActor<Env = unknown> extends Actor<Env, ExecutionTimers> {
-  /** The workflows this actor runs (several versions of one name may be listed). */
-  abstract readonly workflows: readonly AnyWorkflow[];
+  /**
+   * The workflows this actor runs (several versions of one name may be listed): definitions from
+   * {@link workflow}, and classes that extend {@link WorkflowEntrypoint}.
+   */
+  abstract readonly workflows: readonly (AnyWorkflow | WorkflowSource)[];
 
   /**
    * The name of this actor's own binding in its env: child executions are started, and report
@@ -121,6 +136,8 @@ export abstract class ExecutionActor<Env = unknown> extends Actor<Env, Execution
   readonly #lifecycle: StateMachine<StoredStatus, LifecycleEvent>;
   readonly #live: LiveChannel;
   readonly #outbox: IndexOutbox;
+  /** Signals history readers that the execution may have moved. */
+  readonly #changes = new Changes();
   #registry: WorkflowRegistry | undefined;
   /** The execution id this object was reached by (its name), when the runtime tells it. */
   readonly #name: string | undefined;
@@ -140,6 +157,7 @@ export abstract class ExecutionActor<Env = unknown> extends Actor<Env, Execution
     this.#lifecycle = this.machine(
       lifecycleDefinition(this.sql, (t) => {
         this.#outbox.record(false);
+        this.#changes.signal();
         this.#testHooks()?.transitions?.push({ execution: this.#name ?? "", ...t });
       }),
     );
@@ -160,12 +178,16 @@ export abstract class ExecutionActor<Env = unknown> extends Actor<Env, Execution
       env,
       childBinding: () => this.childBinding,
       now: () => this.now(),
-      stepDone: (seq, step, output) => this.#live.stepDone(seq, step, output),
+      stepDone: (seq, step, output) => {
+        this.#changes.signal();
+        this.#live.stepDone(seq, step, output);
+      },
       ended: () => this.#live.ended(),
       flushIndex: () => this.#outbox.deliver().catch(() => {}),
       recordChange: (deleted) => this.#outbox.record(deleted),
       testHooks: () => this.#testHooks(),
       abort: (reason) => ctx.abort(reason),
+      waitUntil: (promise) => ctx.waitUntil(promise),
     };
     this.#engine = new Engine(host);
     const children = this.#engine.children;
@@ -279,10 +301,14 @@ export abstract class ExecutionActor<Env = unknown> extends Actor<Env, Execution
       if (
         existing.mode === "workflow" &&
         existing.workflow === workflow &&
-        existing.input_digest === digest
+        existing.input_digest === digest &&
+        options.exclusive !== true
       ) {
         this.#engine.kick();
         return existing;
+      }
+      if (options.exclusive === true) {
+        throw new BatonError("EXECUTION_CONFLICT", `Execution "${id}" already exists.`, { id });
       }
       throw new BatonError(
         "EXECUTION_CONFLICT",
@@ -305,6 +331,7 @@ export abstract class ExecutionActor<Env = unknown> extends Actor<Env, Execution
         retentionMs: retention,
         parent,
         now: this.now(),
+        priorRuns: this.#engine.priorRuns(),
       });
       this.#lifecycle.send("start");
     });
@@ -590,65 +617,65 @@ export abstract class ExecutionActor<Env = unknown> extends Actor<Env, Execution
   }
 
   /**
-   * Cancels the execution: in-flight steps see their abort signal, no later step starts.
-   * Idempotent: cancelling a finished execution returns it unchanged.
+   * Cancels the execution: in-flight steps see their abort signal, no later step starts, and the
+   * compensations of its completed steps run (saga) unless `compensate: false`. Idempotent:
+   * cancelling a finished execution returns it unchanged.
    */
-  async cancel(): Promise<ExecutionInfo> {
-    const row = this.#requireRow();
-    if (TERMINAL.has(row.status)) return this.#info(row);
-    const error: ExecutionError = {
-      code: "CANCELLED",
-      message: "The execution was cancelled.",
-      name: "BatonError",
-      step: this.#currentStep(),
-      attempt: null,
-    };
-    this.#engine.killRun(new BatonError("CANCELLED", error.message));
-    const now = this.now();
-    this.sql.run(
-      "UPDATE _baton_execution SET error = ?, ended_at = ?, cancel_requested = 1 WHERE id = 1",
-      JSON.stringify(error),
-      now,
-    );
-    if (row.mode === "tracked") {
-      await this.#engine.finish(null, "cancel");
-      return this.#info(this.#requireRow());
-    }
-    // A cancel-mode run replays to the first unfinished step, runs the compensations of the
-    // completed steps (saga), then ends the execution as cancelled. finish() closes open steps
-    // and cancels unfinished children.
-    this.#engine.kick();
-    const gaveUp = new AbortController();
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    await Promise.race([
-      this.#engine.whenTerminal(gaveUp.signal),
-      new Promise((resolve) => {
-        timer = setTimeout(resolve, CANCEL_WAIT_MS);
-      }),
-    ]);
-    clearTimeout(timer);
-    gaveUp.abort();
+  async cancel(options: CancelOptions = {}): Promise<ExecutionInfo> {
+    await cancelExecution(this.#control(), options);
     return this.#info(this.#requireRow());
   }
 
-  /** Runs the workflow again from the start with the same input (a finished one, or a running one after cancelling its run). */
-  async restart(): Promise<ExecutionInfo> {
-    const row = this.#requireRow();
-    if (row.mode !== "workflow") throw trackedOnly("restart");
-    if (!TERMINAL.has(row.status)) {
-      await this.cancel();
-      await this.#engine.whenTerminal(); // compensations may take longer than cancel() waits
-    }
-    this.#engine.killRun(new BatonError("CANCELLED", "The execution was restarted."));
-    this.#engine.resetJournal();
-    this.sql.run(
-      `UPDATE _baton_execution SET output = NULL, error = NULL, ended_at = NULL, cancel_requested = 0,
-       run = run + 1 WHERE id = 1`,
-    );
-    this.#lifecycle.send("restart");
-    await this.#engine.ensureHeartbeat();
-    this.#engine.kick();
+  /**
+   * Runs the workflow again with the same input: from the start, or `from` a step (the steps
+   * before it keep their outcomes and do not run again). A running execution is cancelled first.
+   *
+   * @throws BatonError `STEP_NOT_FOUND` when `from` names no step of the journal.
+   */
+  async restart(options: RestartOptions = {}): Promise<ExecutionInfo> {
+    await restartExecution(this.#control(), options);
     return this.#info(this.#requireRow());
+  }
+
+  /**
+   * Deletes the execution and everything stored of it now (a running one is cancelled first,
+   * without compensations); its id can be started again.
+   *
+   * @throws BatonError `EXECUTION_NOT_FOUND`.
+   */
+  async delete(): Promise<void> {
+    await deleteExecution(this.#control());
+  }
+
+  /**
+   * The execution's history as events (Cloudflare Workflows' instance events): those at or
+   * after `since` (ms) whose keys are not in `seen`, oldest first. With `wait` (at most 30 s), it
+   * waits for a new event when there is none yet, unless the execution has ended.
+   *
+   * @throws BatonError `EXECUTION_NOT_FOUND`, `INVALID_ARGUMENT`.
+   */
+  async history(
+    options: { since?: number; seen?: string[]; wait?: Duration } = {},
+  ): Promise<HistoryPage> {
+    const { since, seen, waitMs } = checkHistoryOptions(options);
+    this.#requireRow();
+    return waitForHistory(
+      async () => readHistory(this.sql, this.#engine.blobs, this.#requireRow(), since, seen),
+      () => this.#changes.next(),
+      waitMs,
+    );
+  }
+
+  /**
+   * The execution's state in Cloudflare Workflows' terms (`InstanceStatus`): its status name,
+   * its output once complete, its error once errored.
+   *
+   * @throws BatonError `EXECUTION_NOT_FOUND`.
+   */
+  async instanceStatus(): Promise<InstanceStatusInfo> {
+    const row = this.#requireRow();
+    this.#engine.kick(row);
+    return instanceStatus(row, this.sql, this.#engine.blobs);
   }
 
   // ---- tracked executions (run by outside code) --------------------------------------------------
@@ -661,35 +688,7 @@ export abstract class ExecutionActor<Env = unknown> extends Actor<Env, Execution
     name: string,
     options: { id: string; totalSteps?: number; retention?: Duration },
   ): Promise<ExecutionInfo> {
-    checkId(name, "name", MAX_ID);
-    const id = this.#checkId(options);
-    const { total, digest } = trackedTotal(options?.totalSteps);
-    const existing = this.#engine.row();
-    if (existing) {
-      if (
-        existing.mode === "tracked" &&
-        existing.workflow === name &&
-        existing.input_digest === digest
-      ) {
-        return this.#info(existing);
-      }
-      throw new BatonError("EXECUTION_CONFLICT", `Execution "${id}" already exists.`, { id });
-    }
-    this.sql.transaction(() => {
-      insertExecution(this.sql, {
-        id,
-        workflow: name,
-        version: 1,
-        mode: "tracked",
-        input: null,
-        digest,
-        totalSteps: total,
-        retentionMs: retentionMs(options?.retention ?? DEFAULT_RETENTION),
-        now: this.now(),
-      });
-      this.#lifecycle.send("start");
-    });
-    return this.#info(this.#requireRow());
+    return this.#info(startTracked(this.#tracked(), name, options));
   }
 
   /** Reports progress of a tracked execution: a step finished (with its index and output). */
@@ -697,44 +696,19 @@ export abstract class ExecutionActor<Env = unknown> extends Actor<Env, Execution
     step: string,
     options: { index?: number; output?: Value } = {},
   ): Promise<ExecutionInfo> {
-    const index = options?.index;
-    checkProgress(step, index);
-    this.#requireTracked("progress");
-    // Encode first; then check the state, pick the position and write with no await between,
-    // so concurrent reports (and a concurrent complete or cancel) cannot interleave.
-    const bytes = options?.output === undefined ? null : await encode(options.output);
-    requireRunning(this.#requireTracked("progress"));
-    const seq = insertProgress(this.sql, this.#engine.blobs, step, index, bytes, this.now());
-    this.#live.stepDone(seq, step, () => options?.output, index ?? seq);
+    await reportProgress(this.#tracked(), step, options);
     return this.#info(this.#requireRow());
   }
 
   /** Completes a tracked execution with its result. */
   async complete(result?: Value): Promise<ExecutionInfo> {
-    this.#requireTracked("complete");
-    const bytes = await encode(result);
-    this.#guard("complete");
-    this.sql.run(
-      "UPDATE _baton_execution SET output = ?, ended_at = ? WHERE id = 1",
-      this.#engine.blobs.store("output", bytes),
-      this.now(),
-    );
-    await this.#engine.finish(null, "complete");
+    await completeTracked(this.#tracked(), result);
     return this.#info(this.#requireRow());
   }
 
   /** Fails a tracked execution with an error message (or `{ message, code }`). */
   async fail(error: string | { message: string; code?: string }): Promise<ExecutionInfo> {
-    const info = trackedFailure(error, null);
-    this.#requireTracked("fail");
-    this.#guard("fail");
-    info.step = this.#currentStep();
-    this.sql.run(
-      "UPDATE _baton_execution SET error = ?, ended_at = ? WHERE id = 1",
-      JSON.stringify(info),
-      this.now(),
-    );
-    await this.#engine.finish(null, "fail");
+    await failTracked(this.#tracked(), error);
     return this.#info(this.#requireRow());
   }
 
@@ -748,9 +722,26 @@ export abstract class ExecutionActor<Env = unknown> extends Actor<Env, Execution
 
   // ---- internals ---------------------------------------------------------------------------------
 
-  /** Throws `INVALID_TRANSITION` (listing the valid events) unless `event` is valid now. */
-  #guard(event: LifecycleEvent): void {
-    if (!this.#lifecycle.can(event)) this.#lifecycle.send(event);
+  #tracked(): TrackedHost {
+    return {
+      ...this.#control(),
+      checkId: (options) => this.#checkId(options),
+      requireTracked: (method) => this.#requireTracked(method),
+      stepDone: (seq, step, output, index) => this.#live.stepDone(seq, step, output, index),
+    };
+  }
+
+  #control(): ControlHost {
+    return {
+      sql: this.sql,
+      engine: this.#engine,
+      lifecycle: this.#lifecycle,
+      now: () => this.now(),
+      requireRow: () => this.#requireRow(),
+      currentStep: () => this.#currentStep(),
+      flushIndex: () => this.#outbox.deliver().catch(() => {}),
+      cancelLifecycle: () => this.timers.cancel("lifecycle"),
+    };
   }
 
   #imports(): ImportHost {

@@ -10,8 +10,8 @@
  * function returning a Response, one starting `// in an actor …` the body of a method of an
  * `Actor` subclass. Names a fragment uses without
  * defining (`env`, `step`, `ctx`, sample workflows, the reader's own functions) are declared in
- * `scripts/docs-check/prelude.d.ts`. `baton`, `baton/client` and `baton/testing` resolve to
- * `src/index.ts`, `src/remote/index.ts` and `src/testing/index.ts`, the sources of the package's
+ * `scripts/docs-check/prelude.d.ts`. `baton`, `baton/client`, `baton/testing` and `baton/workflows` resolve to
+ * `src/index.ts`, `src/remote/index.ts`, `src/testing/index.ts` and `src/compat/index.ts`, the sources of the package's
  * entry points.
  *
  *   node scripts/check-docs.mjs           # check; on failure, prints each error with its block
@@ -126,6 +126,7 @@ writeFileSync(
           baton: ["../src/index.ts"],
           "baton/client": ["../src/remote/index.ts"],
           "baton/testing": ["../src/testing/index.ts"],
+          "baton/workflows": ["../src/compat/index.ts"],
         },
         noImplicitReturns: false,
         resolveJsonModule: true,

@@ -30,6 +30,8 @@ const LAYERS = [
   ["src/dashboard/ui/", "dashboard page"],
   ["actors/", "actors"],
   ["src/clients/", "clients"],
+  // baton/workflows: Cloudflare Workflows' API over the clients and the engine.
+  ["src/compat/", "workflows compat"],
   ["src/dashboard/", "dashboard"],
   // baton/testing: the test kit (imports cloudflare:test; nothing below it imports it).
   ["src/testing/", "testing"],

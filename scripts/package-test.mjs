@@ -12,6 +12,8 @@
  *    - bundles it with `wrangler deploy --dry-run` and checks the gzipped size (≤ 50 KiB);
  *    - serves it with `wrangler dev --port`: two requests run two executions to their result,
  *      and a favicon request does not disturb them;
+ *    - serves Workflows code written against `baton/workflows` (a WorkflowEntrypoint bound to
+ *      itself as `env.MY_WORKFLOW`, Cloudflare's own NonRetryableError) to its result;
  *    - imports `baton/client` from plain Node (the machine's own, Node 20 here), bundles it for
  *      a browser (no Worker-only module), and type-checks a browser project against it alone.
  * 3. `npx --package <tarball> baton init` (the package's command, as README says) creates the
@@ -100,6 +102,8 @@ try {
     "dist/src/remote/index.js",
     "dist/src/testing/index.js",
     "dist/src/testing/index.d.ts",
+    "dist/src/compat/index.js",
+    "dist/src/compat/index.d.ts",
     "dist/src/cli/baton.js",
     "templates/starter/package.json",
     "README.md",
@@ -196,6 +200,62 @@ for await (const event of liveEvents(api, waiting.id)) {
   if (event.type === "initial_state") api[Symbol.dispose]();
 }
 console.log(JSON.stringify({ node: process.versions.node, events, result, status: status.status, again: again.status, refused, broken }));
+`,
+    // Workflows code on Baton: a WorkflowEntrypoint from baton/workflows, Cloudflare's own
+    // NonRetryableError, and env.MY_WORKFLOW a service binding to the class itself.
+    "src/workflows-port.ts": `import { ExecutionActor } from "baton";
+import { WorkflowEntrypoint, type WorkflowEvent, type WorkflowStep } from "baton/workflows";
+import { NonRetryableError } from "cloudflare:workflows";
+
+type Env = { MY_WORKFLOW: Workflow<{ name: string }> };
+
+export class MyWorkflow extends WorkflowEntrypoint<Env, { name: string }> {
+  async run(event: WorkflowEvent<{ name: string }>, step: WorkflowStep) {
+    const greeting = await step.do("greet", async () => "Hello, " + event.payload.name);
+    await step.sleep("pause", "1 second");
+    let tries = 0;
+    try {
+      await step.do("fatal", async () => {
+        tries++;
+        throw new NonRetryableError("stop");
+      });
+    } catch {}
+    const approval = await step.waitForEvent<{ ok: boolean }>("approval", { type: "approve" });
+    return { greeting, tries, approved: approval.payload.ok };
+  }
+}
+
+export class Executions extends ExecutionActor<Env> {
+  readonly workflows = [MyWorkflow];
+}
+
+export default {
+  async fetch(request: Request, env: Env): Promise<Response> {
+    const url = new URL(request.url);
+    const id = url.searchParams.get("id") ?? "";
+    if (url.pathname === "/create") {
+      const instance = await env.MY_WORKFLOW.create({ id, params: { name: "Ada" } });
+      return Response.json({ id: instance.id, details: await instance.status() });
+    }
+    if (url.pathname !== "/") return new Response("Not found", { status: 404 });
+    const instance = await env.MY_WORKFLOW.get(id);
+    if (url.searchParams.has("approve")) await instance.sendEvent({ type: "approve", payload: { ok: true } });
+    return Response.json(await instance.status());
+  },
+} satisfies ExportedHandler<Env>;
+`,
+    "wrangler.workflows.toml": `name = "user-workflows"
+main = "src/workflows-port.ts"
+compatibility_date = "2026-11-01"
+services = [{ binding = "MY_WORKFLOW", service = "user-workflows", entrypoint = "MyWorkflow" }]
+
+[[durable_objects.bindings]]
+name = "Executions"
+class_name = "Executions"
+
+[[migrations]]
+tag = "v1"
+new_sqlite_classes = ["Executions"]
 `,
     "tsconfig.strict.json": JSON.stringify({
       compilerOptions: {
@@ -323,6 +383,43 @@ export const events: (id: string) => AsyncGenerator<LiveEvent> = (id) => liveEve
         const favicon = await fetch(`${base}favicon.ico`);
         check(favicon.status === 404, `GET /favicon.ico answered ${favicon.status}`);
       }
+    },
+  );
+
+  step("Workflows code (baton/workflows) under `wrangler dev`: create, status, sendEvent");
+  await serve(
+    app,
+    [
+      join(app, "node_modules", ".bin", "wrangler"),
+      "dev",
+      "-c",
+      "wrangler.workflows.toml",
+      "--port",
+    ],
+    async (base) => {
+      const id = `pkg-${Date.now()}`;
+      const created = await (await fetch(`${base}create?id=${id}`)).json();
+      check(created.id === id, `create answered ${JSON.stringify(created)}`);
+      const until = async (want, query = "") => {
+        const deadline = Date.now() + 30_000;
+        for (;;) {
+          const status = await (await fetch(`${base}?id=${id}${query}`)).json();
+          if (status.status === want) return status;
+          check(Date.now() < deadline, `instance ${id} is ${JSON.stringify(status)}, not ${want}`);
+          await new Promise((resolve) => setTimeout(resolve, 250));
+          query = "";
+        }
+      };
+      // Asleep for a second, then waiting for the approval.
+      await until("waiting");
+      await new Promise((resolve) => setTimeout(resolve, 1_500));
+      const done = await until("complete", "&approve=1");
+      check(
+        done.output?.greeting === "Hello, Ada" && done.output?.tries === 1 && done.output?.approved,
+        `the instance ended with ${JSON.stringify(done)}`,
+      );
+      const again = await fetch(`${base}create?id=${id}`);
+      check(again.status >= 500, `a second create of ${id} answered ${again.status}`);
     },
   );
 

@@ -19,6 +19,7 @@ export {
   type RedeemedToken,
   type SaveOptions,
 } from "../actors/checkpoint-actor.ts";
+export type { CancelOptions, RestartOptions } from "../actors/execution/control.ts";
 export { ExecutionActor } from "../actors/execution-actor.ts";
 export { ExecutionIndex } from "../actors/execution-index.ts";
 export {
@@ -79,8 +80,13 @@ export {
   StateManager,
   type StateManagerOptions,
 } from "./clients/state-manager.ts";
+// Cloudflare Workflows' class and binding (all of Workflows' names: `baton/workflows`).
+export { type WorkflowBinding, type WorkflowInstance, workflowBinding } from "./compat/binding.ts";
+export { WorkflowEntrypoint } from "./compat/entrypoint.ts";
 export { type Dashboard, type DashboardOptions, dashboard } from "./dashboard/dashboard.ts";
 export type { ForkSnapshot } from "./execution/fork.ts";
+export type { HistoryEvent, HistoryPage } from "./execution/history.ts";
+export type { InstanceStatusInfo, InstanceStatusName } from "./execution/instance-status.ts";
 export {
   type CancelledEvent,
   type CompletedEvent,
@@ -93,6 +99,7 @@ export {
   MAX_LIVE_RESULT_BYTES,
   type ProgressEvent,
 } from "./execution/live-events.ts";
+export type { StepRef } from "./execution/restart.ts";
 export type {
   AttemptRecord,
   EventReceipt,
@@ -160,6 +167,7 @@ export {
   type SqlRow,
   type SqlValue,
 } from "./foundation/sql.ts";
+export type { SqlStatements } from "./foundation/sql-types.ts";
 export type { StandardSchemaV1 } from "./foundation/standard-schema.ts";
 export { CHUNK_BYTES, MAX_VALUE_BYTES, type PutResult, ValueStore } from "./foundation/values.ts";
 export type {
@@ -173,21 +181,27 @@ export type {
 export { loop, Pipeline, type PipelineFailure, pipeline, sequence } from "./workflow/pipeline.ts";
 export {
   type AnyWorkflow,
+  asWorkflow,
   type ChildResult,
+  type CompensationCause,
   type InputOf,
   isNonRetryable,
   NonRetryableError,
   type OutputOf,
+  type RetryDelayFunction,
   type RetryPolicy,
   type Step,
   type StepAttempt,
+  type StepConfig,
   type StepError,
   type StepOptions,
+  type TransactionSql,
   type WaitOptions,
   type Workflow,
   type WorkflowContext,
   type WorkflowEvent,
   type WorkflowFunction,
   type WorkflowOptions,
+  type WorkflowSource,
   workflow,
 } from "./workflow/workflow.ts";

@@ -24,10 +24,41 @@ import {
   type TimerInfo,
   type When,
 } from "../src/index.ts";
+import {
+  CompatExecutions,
+  Contexts,
+  Lifecycle,
+  Patient,
+  Pipeline3,
+  Stamps,
+  Trip,
+} from "./compat-workflows.ts";
 import { kitWorkflows } from "./kit-workflows.ts";
+import { TestLongWorkflow, TestWorkflow } from "./ports/vitest-workflows.ts";
+import { Demo, Demo2, Demo3 } from "./ports/workers-sdk-fixture.ts";
+import { MyWorkflow } from "./ports/workflows-starter.ts";
 import { allWorkflows, codeVariant, greet, liveActors, shape } from "./workflows.ts";
 
-export { Orders, Payments, Reminders };
+// The Workflows programs (test/ports, test/compat-workflows.ts): each class is its own
+// WorkerEntrypoint too, bound to itself as a Workflow binding in wrangler.toml.
+export {
+  CompatExecutions,
+  Contexts,
+  Demo,
+  Demo2,
+  Demo3,
+  Lifecycle,
+  MyWorkflow,
+  Orders,
+  Patient,
+  Payments,
+  Pipeline3,
+  Reminders,
+  Stamps,
+  TestLongWorkflow,
+  TestWorkflow,
+  Trip,
+};
 
 export interface Env {
   TimerActor: DurableObjectNamespace<TimerActor>;
@@ -42,6 +73,13 @@ export interface Env {
   ExecutionIndex: DurableObjectNamespace<TestIndex>;
   KvBacked: DurableObjectNamespace<KvBackedExecutions>;
   KitExecutions: DurableObjectNamespace<KitExecutions>;
+  Executions: DurableObjectNamespace<CompatExecutions>;
+  WORKFLOW: Workflow;
+  WORKFLOW2: Workflow;
+  WORKFLOW3: Workflow<{ doRetry: boolean; errorMessage: string }>;
+  MY_WORKFLOW: Workflow;
+  TEST_WORKFLOW: Workflow;
+  TEST_LONG_WORKFLOW: Workflow;
   ORDERS: Fetcher;
   PLATFORM: Service<Platform>;
   TEST_TOKEN: string;

@@ -48,6 +48,7 @@ export async function startImported(
         digest: options.digest,
         retentionMs: options.retention,
         now: host.now(),
+        priorRuns: engine.priorRuns(),
       });
       host.lifecycle.send("start");
     },

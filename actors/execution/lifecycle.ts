@@ -70,6 +70,11 @@ export interface NewExecution {
   totalSteps?: number | null;
   parent?: { id: string; seq: number; binding: string } | undefined;
   now: number;
+  /**
+   * Runs an earlier execution under this id made (one deleted, or whose retention ran out): this
+   * one's run numbers go on from there, so its child executions' ids are new ones.
+   */
+  priorRuns?: number;
 }
 
 /** Writes the execution row, `pending` (call it in the transaction that sends `start`). */
@@ -77,8 +82,8 @@ export function insertExecution(sql: Sql, row: NewExecution): void {
   sql.run(
     `INSERT INTO _baton_execution (id, execution_id, workflow, version, mode, status, input,
        input_digest, total_steps, retention_ms, created_at, updated_at, parent_id, parent_seq,
-       parent_binding, secret)
-     VALUES (1, ?, ?, ?, ?, 'pending', ?, ?, ?, ?, ?, ?, ?, ?, ?, ${NEW_SECRET_SQL})`,
+       parent_binding, run, secret)
+     VALUES (1, ?, ?, ?, ?, 'pending', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ${NEW_SECRET_SQL})`,
     row.id,
     row.workflow,
     row.version,
@@ -92,6 +97,7 @@ export function insertExecution(sql: Sql, row: NewExecution): void {
     row.parent?.id ?? null,
     row.parent?.seq ?? null,
     row.parent?.binding ?? null,
+    (row.priorRuns ?? 0) + 1,
   );
 }
 

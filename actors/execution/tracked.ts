@@ -1,8 +1,12 @@
 import type { Blobs } from "../../src/execution/blobs.ts";
 import type { ExecutionRow } from "../../src/execution/schema.ts";
-import type { ExecutionError } from "../../src/execution/types.ts";
+import type { ExecutionError, Value } from "../../src/execution/types.ts";
+import { encode } from "../../src/foundation/codec.ts";
+import type { Duration } from "../../src/foundation/duration.ts";
 import { BatonError, checkId, invalidArgument } from "../../src/foundation/errors.ts";
 import type { Sql } from "../../src/foundation/sql.ts";
+import type { ControlHost } from "./control.ts";
+import { DEFAULT_RETENTION, insertExecution, MAX_ID, retentionMs } from "./lifecycle.ts";
 
 /**
  * Tracked executions: run by outside code, which reports their steps (the seed
@@ -86,4 +90,100 @@ export function requireRunning(row: ExecutionRow): void {
       { state: row.status, event: "progress", validEvents: [] },
     );
   }
+}
+
+/** What the tracked-execution methods need of the Execution actor. */
+export interface TrackedHost extends ControlHost {
+  checkId(options: { id: string } | undefined): string;
+  requireTracked(method: string): ExecutionRow;
+  stepDone(seq: number, step: string, output: () => unknown, index: number): void;
+}
+
+/** `track()`: creates the tracked execution (idempotent for the same name and total). */
+export function startTracked(
+  host: TrackedHost,
+  name: string,
+  options: { id: string; totalSteps?: number; retention?: Duration },
+): ExecutionRow {
+  checkId(name, "name", MAX_ID);
+  const id = host.checkId(options);
+  const { total, digest } = trackedTotal(options?.totalSteps);
+  const existing = host.engine.row();
+  if (existing) {
+    if (
+      existing.mode === "tracked" &&
+      existing.workflow === name &&
+      existing.input_digest === digest
+    ) {
+      return existing;
+    }
+    throw new BatonError("EXECUTION_CONFLICT", `Execution "${id}" already exists.`, { id });
+  }
+  host.sql.transaction(() => {
+    insertExecution(host.sql, {
+      id,
+      workflow: name,
+      version: 1,
+      mode: "tracked",
+      input: null,
+      digest,
+      totalSteps: total,
+      retentionMs: retentionMs(options?.retention ?? DEFAULT_RETENTION),
+      now: host.now(),
+    });
+    host.lifecycle.send("start");
+  });
+  return host.requireRow();
+}
+
+/** `progress()`: journals a reported step. */
+export async function reportProgress(
+  host: TrackedHost,
+  step: string,
+  options: { index?: number; output?: Value },
+): Promise<void> {
+  const index = options?.index;
+  checkProgress(step, index);
+  host.requireTracked("progress");
+  // Encode first; then check the state, pick the position and write with no await between,
+  // so concurrent reports (and a concurrent complete or cancel) cannot interleave.
+  const bytes = options?.output === undefined ? null : await encode(options.output);
+  requireRunning(host.requireTracked("progress"));
+  const seq = insertProgress(host.sql, host.engine.blobs, step, index, bytes, host.now());
+  host.stepDone(seq, step, () => options?.output, index ?? seq);
+}
+
+/** Throws `INVALID_TRANSITION` (listing the valid events) unless `event` is valid now. */
+function guard(host: TrackedHost, event: "complete" | "fail"): void {
+  if (!host.lifecycle.can(event)) host.lifecycle.send(event);
+}
+
+/** `complete()`: ends the tracked execution with its result. */
+export async function completeTracked(host: TrackedHost, result: Value): Promise<void> {
+  host.requireTracked("complete");
+  const bytes = await encode(result);
+  guard(host, "complete");
+  host.sql.run(
+    "UPDATE _baton_execution SET output = ?, ended_at = ? WHERE id = 1",
+    host.engine.blobs.store("output", bytes),
+    host.now(),
+  );
+  await host.engine.finish(null, "complete");
+}
+
+/** `fail()`: ends the tracked execution with an error. */
+export async function failTracked(
+  host: TrackedHost,
+  error: string | { message: string; code?: string },
+): Promise<void> {
+  const info = trackedFailure(error, null);
+  host.requireTracked("fail");
+  guard(host, "fail");
+  info.step = host.currentStep();
+  host.sql.run(
+    "UPDATE _baton_execution SET error = ?, ended_at = ? WHERE id = 1",
+    JSON.stringify(info),
+    host.now(),
+  );
+  await host.engine.finish(null, "fail");
 }

@@ -1,3 +1,4 @@
+import type { CancelOptions, RestartOptions } from "../../actors/execution/control.ts";
 import type { ExecutionActor } from "../../actors/execution-actor.ts";
 import type {
   EventReceipt,
@@ -9,7 +10,7 @@ import type {
 } from "../execution/types.ts";
 import type { Duration } from "../foundation/duration.ts";
 import { BatonError, checkId, invalidArgument } from "../foundation/errors.ts";
-import type { AnyWorkflow, InputOf, OutputOf } from "../workflow/workflow.ts";
+import type { AnyWorkflow, InputOf, OutputOf, WorkflowSource } from "../workflow/workflow.ts";
 
 /** The workflows an Execution actor class registers (from its `workflows` list). */
 export type WorkflowsOf<A> = A extends { readonly workflows: ReadonlyArray<infer W> }
@@ -78,14 +79,31 @@ export class ExecutionHandle<O = Value> {
     return this.#connect().resume() as Promise<ExecutionInfo>;
   }
 
-  /** Cancels: in-flight steps see their abort signal; idempotent. */
-  cancel(): Promise<ExecutionInfo> {
-    return this.#connect().cancel() as Promise<ExecutionInfo>;
+  /**
+   * Cancels: in-flight steps see their abort signal, and the compensations of completed steps
+   * run (unless `compensate: false`); idempotent.
+   */
+  cancel(options: CancelOptions = {}): Promise<ExecutionInfo> {
+    return this.#connect().cancel(options) as Promise<ExecutionInfo>;
   }
 
-  /** Runs the workflow again from the start with the same input. */
-  restart(): Promise<ExecutionInfo> {
-    return this.#connect().restart() as Promise<ExecutionInfo>;
+  /**
+   * Runs the workflow again with the same input: from the start, or `from` a step (the steps
+   * before it keep their outcomes).
+   *
+   * @example
+   * ```ts
+   * await run.restart({ from: { name: "charge" } }); // "lookup" before it is not run again
+   * ```
+   * @throws BatonError `STEP_NOT_FOUND` when `from` names no step of the journal.
+   */
+  restart(options: RestartOptions = {}): Promise<ExecutionInfo> {
+    return this.#connect().restart(options) as Promise<ExecutionInfo>;
+  }
+
+  /** Deletes the execution and its stored state now (a running one is cancelled first, without compensations). */
+  delete(): Promise<void> {
+    return this.#connect().delete() as Promise<void>;
   }
 }
 
@@ -271,7 +289,9 @@ export class ExecutionsClient<W extends AnyWorkflow> {
  * ```
  */
 export function executions<
-  A extends Rpc.DurableObjectBranded & { readonly workflows: readonly AnyWorkflow[] },
+  A extends Rpc.DurableObjectBranded & {
+    readonly workflows: readonly (AnyWorkflow | WorkflowSource)[];
+  },
 >(ns: DurableObjectNamespace<A>): ExecutionsClient<WorkflowsOf<A>>;
 /**
  * The typed client over a `BatonService` reached by a service binding; pass the service

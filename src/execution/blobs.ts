@@ -53,6 +53,11 @@ export class Blobs {
     return (await this.#read(stored ?? null)).value;
   }
 
+  /** Deletes a value that {@link Blobs.store} put aside (`ref:<key>`); inline values need nothing. */
+  deleteStored(stored: string): void {
+    if (stored.startsWith("ref:")) this.#values.delete("execution", stored.slice(4));
+  }
+
   /** Deletes every stored value of the execution (retention). */
   clear(): void {
     this.#values.clear("execution");

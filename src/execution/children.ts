@@ -33,7 +33,7 @@ interface ExecutionActorLike extends Rpc.DurableObjectBranded {
   ): Promise<{ status: string }>;
   result(): Promise<{ ok: boolean; value?: unknown; error?: ExecutionError; status: string }>;
   childDone(seq: number, childId: string, result: ChildResult<Value>): Promise<boolean>;
-  cancel(): Promise<object>;
+  cancel(options?: { compensate?: boolean }): Promise<object>;
   status(): Promise<{ status: string }>;
 }
 
@@ -263,7 +263,7 @@ export class Children {
     await Promise.allSettled([...this.#starting]);
     await ns
       .getByName(payload.childId)
-      .cancel()
+      .cancel({ compensate: payload.compensate !== false })
       .catch((error: unknown) => {
         if (!isBatonError(error, "EXECUTION_NOT_FOUND")) throw error;
         if (attempt < 3) throw new Error(`child "${payload.childId}" not found yet`);

@@ -1,4 +1,4 @@
-import { encode } from "../foundation/codec.ts";
+import { decodeSync, encode, encodeSync } from "../foundation/codec.ts";
 import { BatonError } from "../foundation/errors.ts";
 import type { AnyWorkflow, Step } from "../workflow/workflow.ts";
 import { Blobs } from "./blobs.ts";
@@ -9,10 +9,13 @@ import { returnPermit, schedulePermitReturn, takePermit } from "./permits.ts";
 import { Replay } from "./replay.ts";
 import { noop, Run } from "./run.ts";
 import { compensate, recordCompensation } from "./saga.ts";
-import { type ExecutionRow, TERMINAL } from "./schema.ts";
+import { CANCEL_WITHOUT_COMPENSATION, type ExecutionRow, TERMINAL } from "./schema.ts";
 import { stepApi } from "./step-api.ts";
 import type { EventReceipt, ExecutionError } from "./types.ts";
 import { sendEvent } from "./waits.ts";
+
+/** The value-store namespace of what outlives a purge. */
+const LINEAGE = "lineage";
 
 /**
  * The replay engine of one execution: the run loop. A run executes the workflow function from
@@ -93,7 +96,7 @@ export class Engine {
    */
   kick(row: ExecutionRow | undefined = this.row()): void {
     if (row?.mode !== "workflow" || this.#run || TERMINAL.has(row.status)) return;
-    const cancelling = row.cancel_requested === 1;
+    const cancelling = row.cancel_requested !== 0;
     if (
       !cancelling &&
       row.status !== "running" &&
@@ -219,6 +222,8 @@ export class Engine {
           workflow: row.workflow,
           version: row.version,
           env: this.#host.env,
+          createdAt: row.created_at,
+          waitUntil: (promise: Promise<unknown>) => this.#host.waitUntil(promise),
         });
       // The permit is a journaled step like any other: a cancel-mode run replays it too (and
       // stops there if the execution never got one).
@@ -238,12 +243,16 @@ export class Engine {
           : false;
         if (!stopped) await Promise.race([start().then(noop, noop), run.frontier]);
         if (run.dead) return;
-        run.stop(new BatonError("CANCELLED", "The execution was cancelled."));
+        const cancelled = new BatonError("CANCELLED", "The execution was cancelled.");
+        run.stop(cancelled);
         await run.quiesce();
         if (run.dead) return;
-        const compensation = await compensate(this.replay, run, row);
-        if (run.dead) return;
-        if (compensation) recordCompensation(this.replay, compensation);
+        // Cancelled without compensations (Workflows' terminate() without rollback): none run.
+        if (row.cancel_requested !== CANCEL_WITHOUT_COMPENSATION) {
+          const compensation = await compensate(this.replay, run, row, cancelled);
+          if (run.dead) return;
+          if (compensation) recordCompensation(this.replay, compensation);
+        }
         await this.finish(run, "cancel");
         return;
       }
@@ -281,7 +290,8 @@ export class Engine {
         run.stop(new BatonError("CANCELLED", `The execution is failing: ${failure.message}`));
         await run.quiesce();
         if (run.dead) return;
-        const compensation = await compensate(this.replay, run, row);
+        const cause = error instanceof Error ? error : new Error(failure.message);
+        const compensation = await compensate(this.replay, run, row, cause);
         if (run.dead) return;
         if (compensation) failure.compensation = compensation;
       }
@@ -346,10 +356,11 @@ export class Engine {
     // Durable follow-ups, queued before any await: cancel unfinished children, tell the parent.
     // The report is tried at once below; its timer is the retry, due a heartbeat from now, so it
     // falls in the alarm already armed (no alarm write on the way out).
+    const compensate = row?.cancel_requested !== CANCEL_WITHOUT_COMPENSATION;
     const followUps: Array<Promise<unknown>> = openChildren.map((childId) =>
       this.#host.timers.schedule(
         "cancel-child",
-        { binding: this.#host.childBinding(), childId },
+        { binding: this.#host.childBinding(), childId, ...(compensate ? {} : { compensate }) },
         { after: 0 },
         { maxAttempts: 50 },
       ),
@@ -402,15 +413,31 @@ export class Engine {
     return returnPermit(this.#host.env, payload);
   }
 
-  /** Deletes every trace of the execution (retention); the object keeps only empty tables. */
+  /**
+   * Deletes every trace of the execution (retention, `delete()`); the object keeps empty tables
+   * and the number of runs the id had.
+   */
   purge(): void {
     const { sql } = this.#host;
+    const runs = this.row()?.run;
     this.#host.recordChange(true);
     this.#host.timers.purgeDeadLetters();
     sql.run("DELETE FROM _baton_steps");
     sql.run("DELETE FROM _baton_events");
     sql.run("DELETE FROM _baton_execution");
     this.blobs.clear();
+    // The one thing kept: how many runs the id had, so a new execution under it numbers its runs
+    // on (its children get new ids rather than finding the old ones).
+    if (runs !== undefined) {
+      const total = Math.max(runs, this.priorRuns()); // a tracked execution starts at 1
+      this.#host.values.putEncoded(LINEAGE, "runs", encodeSync(total));
+    }
+  }
+
+  /** Runs that executions under this id made before (deleted ones, or purged by retention). */
+  priorRuns(): number {
+    const bytes = this.#host.values.getEncoded(LINEAGE, "runs");
+    return bytes === undefined ? 0 : (decodeSync<number>(bytes) ?? 0);
   }
 
   /** Clears the journal and events for a restart. */

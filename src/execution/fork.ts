@@ -125,7 +125,10 @@ export async function exportJournal(replay: Replay): Promise<ForkSnapshot> {
 }
 
 /** Journal rows as a snapshot's steps, outputs encoded. */
-async function finishedSteps(replay: Replay, rows: StepRow[]): Promise<ForkSnapshot["steps"]> {
+export async function finishedSteps(
+  replay: Replay,
+  rows: StepRow[],
+): Promise<ForkSnapshot["steps"]> {
   const steps: ForkSnapshot["steps"] = [];
   for (const step of rows) {
     steps.push({
@@ -151,7 +154,7 @@ async function finishedSteps(replay: Replay, rows: StepRow[]): Promise<ForkSnaps
  * an acquire's output names its waiter key, and the release names the key it ends (older
  * journals without keys pair in order).
  */
-function heldLocks(steps: ForkSnapshot["steps"]): string[] {
+export function heldLocks(steps: ForkSnapshot["steps"]): string[] {
   const held = new Map<string, { name: string; key: unknown }>(); // by acquire seq
   const decoded = (step: ForkSnapshot["steps"][number]) =>
     step.output ? (decodeSync(step.output) as Record<string, unknown> | null) : null;
@@ -186,7 +189,7 @@ function withoutPermit(steps: ForkSnapshot["steps"]): ForkSnapshot["steps"] {
 const FORKABLE = new Set<string>(["completed", "failed", "timed_out"]);
 
 /** The journal name of a concurrency-limited execution's permit. */
-const PERMIT_STEP = "$concurrency";
+export const PERMIT_STEP = "$concurrency";
 
 /**
  * Writes a fork's journal (the snapshot's steps) into this new execution, in one transaction

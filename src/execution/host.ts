@@ -35,6 +35,8 @@ export interface EngineHost {
   recordChange(deleted: boolean): void;
   /** The hooks `baton/testing` installed for this execution; always undefined in production. */
   testHooks(): TestHooks | undefined;
+  /** Keeps the actor alive until `promise` settles. */
+  waitUntil(promise: Promise<unknown>): void;
   /** Aborts the actor (a test's crash mid-step: its memory is gone, its storage stays). */
   abort(reason: string): void;
 }
@@ -51,7 +53,12 @@ export type ExecutionTimers = {
   /** A finished child tells its parent (retried until the parent has it). */
   report: Record<string, never>;
   /** A failed or cancelled parent cancels an unfinished child (retried). */
-  "cancel-child": { binding: string; childId: string };
+  "cancel-child": {
+    binding: string;
+    childId: string;
+    /** False when the parent was cancelled without compensations (absent in older timers). */
+    compensate?: boolean;
+  };
   /**
    * A parent with unfinished children asks them how they are (every minute at first, then less
    * often, up to hourly): the safety net under their reports.

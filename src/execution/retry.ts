@@ -1,6 +1,6 @@
 import { parseDuration } from "../foundation/duration.ts";
 import { invalidArgument } from "../foundation/errors.ts";
-import type { RetryPolicy } from "../workflow/workflow.ts";
+import type { RetryDelayFunction, RetryPolicy, StepConfig } from "../workflow/workflow.ts";
 
 /** Defaults of a step's retry policy (Cloudflare Workflows' defaults, plus a cap). */
 export const DEFAULT_RETRIES = {
@@ -16,6 +16,8 @@ export type ResolvedPolicy = {
   delay: number;
   maxDelay: number;
   backoff: NonNullable<RetryPolicy["backoff"]>;
+  /** A delay computed per failure (then `delay`, `backoff` and `maxDelay` do not apply). */
+  delayFn?: RetryDelayFunction;
 };
 
 /**
@@ -32,10 +34,22 @@ export function resolvePolicy(policy: RetryPolicy): ResolvedPolicy {
   if (!["constant", "linear", "exponential"].includes(backoff)) {
     invalidArgument("retries.backoff", 'must be "constant", "linear" or "exponential"', backoff);
   }
+  const maxDelay = parseDuration(policy.maxDelay ?? DEFAULT_RETRIES.maxDelay);
+  if (typeof policy.delay === "function") {
+    return { limit, backoff, delay: 0, maxDelay, delayFn: policy.delay };
+  }
+  return { limit, backoff, delay: parseDuration(policy.delay ?? DEFAULT_RETRIES.delay), maxDelay };
+}
+
+/** The configuration a step's attempts see (`attempt.config`): the policy and the timeout. */
+export function stepConfig(policy: ResolvedPolicy, timeoutMs: number | undefined): StepConfig {
   return {
-    limit,
-    backoff,
-    delay: parseDuration(policy.delay ?? DEFAULT_RETRIES.delay),
-    maxDelay: parseDuration(policy.maxDelay ?? DEFAULT_RETRIES.maxDelay),
+    retries: {
+      limit: policy.limit,
+      ...(policy.delayFn ? {} : { delay: policy.delay }),
+      backoff: policy.backoff,
+      maxDelay: policy.maxDelay,
+    },
+    ...(timeoutMs === undefined ? {} : { timeout: timeoutMs }),
   };
 }

@@ -1,14 +1,27 @@
-import type { StepAttempt } from "../workflow/workflow.ts";
+import type { CompensationCause, StepAttempt, StepConfig } from "../workflow/workflow.ts";
 import type { ResolvedPolicy } from "./retry.ts";
 
 /** A compensation registered by a completed step of this run (saga), with its journal position. */
 export interface Compensation {
   seq: number;
   name: string;
+  /** The step's occurrence of its name, from 1 (Workflows' `ctx.step.count`). */
+  count: number;
+  /** The step's own configuration. */
+  config: StepConfig;
   output: unknown;
-  fn: (output: unknown, attempt: StepAttempt) => unknown;
+  fn: CompensationFn;
   policy: ResolvedPolicy;
+  /** The compensation's per-attempt timeout in ms, if any. */
+  timeoutMs?: number | undefined;
 }
+
+/** A compensation's body. */
+export type CompensationFn = (
+  output: unknown,
+  attempt: StepAttempt,
+  cause: CompensationCause,
+) => unknown;
 
 /**
  * One pass of the workflow function over the journal. A run is replaced, never revived: once it

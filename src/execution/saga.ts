@@ -15,6 +15,7 @@ export async function compensate(
   replay: Replay,
   run: Run,
   exec: ExecutionRow,
+  cause: Error,
 ): Promise<"completed" | "failed" | undefined> {
   if (run.compensations.length === 0) return undefined;
   let failed = false;
@@ -27,8 +28,13 @@ export async function compensate(
         exec,
         `${COMPENSATE_PREFIX}${c.name}`,
         c.policy,
-        undefined,
-        (attempt) => c.fn(c.output, attempt),
+        c.timeoutMs,
+        (attempt) =>
+          c.fn(c.output, attempt, {
+            error: cause,
+            step: { name: c.name, count: c.count },
+            config: c.config,
+          }),
         { compensating: true },
       );
     } catch {

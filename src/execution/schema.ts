@@ -167,6 +167,7 @@ export interface ExecutionRow {
   parent_id: string | null;
   parent_seq: number | null;
   parent_binding: string | null;
+  /** 0; 1 when a cancel was asked for; {@link CANCEL_WITHOUT_COMPENSATION} for one without compensations. */
   cancel_requested: number;
   created_at: number;
   updated_at: number;
@@ -256,3 +257,6 @@ export const ROW_COLUMNS = `execution_id, workflow, version, mode, status, input
 export const COMPENSATE_PREFIX = "$compensate:";
 /** Journal name prefix of `step.checkpoint(name)`. */
 export const CHECKPOINT_PREFIX = "$checkpoint:";
+
+/** `cancel_requested` of a cancel that runs no compensation (Workflows' `terminate()`). */
+export const CANCEL_WITHOUT_COMPENSATION = 2;

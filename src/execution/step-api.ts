@@ -13,9 +13,10 @@ import { type Children, workflowName } from "./children.ts";
 import { checkEventType, checkStepName } from "./errors.ts";
 import type { Replay } from "./replay.ts";
 import { DEFAULT_RETRIES, resolvePolicy } from "./retry.ts";
-import type { Run } from "./run.ts";
+import type { CompensationFn, Run } from "./run.ts";
 import { CHECKPOINT_PREFIX, type ExecutionRow } from "./schema.ts";
 import { runDo } from "./step-do.ts";
+import { runTransaction } from "./transaction.ts";
 import { runSleep, runWait } from "./waits.ts";
 
 /**
@@ -54,13 +55,17 @@ export function stepApi(
       }
       const compensate = options.compensate
         ? {
-            fn: options.compensate as (output: unknown, attempt: StepAttempt) => unknown,
+            fn: options.compensate as CompensationFn,
             policy: resolvePolicy({
               limit: 3,
               delay: "1 second",
               backoff: "constant",
               ...options.compensationRetries,
             }),
+            timeoutMs:
+              options.compensationTimeout === undefined
+                ? undefined
+                : parseDuration(options.compensationTimeout),
           }
         : undefined;
       return runDo(replay, run, row, name, policy, timeoutMs, fn, { compensate });
@@ -110,6 +115,17 @@ export function stepApi(
       return Promise.all(
         runs.map((r, i) => children.step(run, row, `${name}#${i}`, names[i] as string, r?.input)),
       ) as never;
+    },
+    async transaction(name, body) {
+      checkStepName(name);
+      if (typeof body !== "function") {
+        invalidArgument(
+          `step.transaction("${name}")`,
+          "needs a synchronous function (sql) => result",
+          body,
+        );
+      }
+      return runTransaction(replay, run, name, body);
     },
     async checkpoint(this: Step, name: string) {
       checkStepName(name);

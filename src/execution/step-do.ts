@@ -1,6 +1,8 @@
 import { encode } from "../foundation/codec.ts";
+import { parseDuration } from "../foundation/duration.ts";
 import { BatonError } from "../foundation/errors.ts";
 import {
+  type RetryDelayFunction,
   retryDelay,
   type StepAttempt,
   type StepError,
@@ -8,8 +10,8 @@ import {
 } from "../workflow/workflow.ts";
 import { failedError, toStepError } from "./errors.ts";
 import type { Replay } from "./replay.ts";
-import type { ResolvedPolicy } from "./retry.ts";
-import { never, type Run } from "./run.ts";
+import { type ResolvedPolicy, stepConfig } from "./retry.ts";
+import { type CompensationFn, never, type Run } from "./run.ts";
 import { APPEND_ATTEMPT_SQL, attemptRecord, type ExecutionRow } from "./schema.ts";
 
 /** What the attempt history says of an attempt the actor's crash (or reset) cut short. */
@@ -22,7 +24,7 @@ const INTERRUPTED: StepError = {
 /** What else a `step.do` call carries: a saga compensation, or that it is one. */
 export interface DoExtras {
   compensate?:
-    | { fn: (output: unknown, attempt: StepAttempt) => unknown; policy: ResolvedPolicy }
+    | { fn: CompensationFn; policy: ResolvedPolicy; timeoutMs?: number | undefined }
     | undefined;
   /** This call runs a compensation (it runs even while the run is stopping). */
   compensating?: boolean;
@@ -51,7 +53,17 @@ export async function runDo<T>(
   if (!begun) return never();
   const { seq, occurrence, row } = begun;
   const done = (value: T): T => {
-    if (extra.compensate) run.compensations.push({ seq, name, output: value, ...extra.compensate });
+    if (extra.compensate) {
+      const config = stepConfig(policy, timeoutMs);
+      run.compensations.push({
+        seq,
+        name,
+        count: occurrence + 1,
+        config,
+        output: value,
+        ...extra.compensate,
+      });
+    }
     return value;
   };
   if (row?.status === "completed") {
@@ -126,16 +138,19 @@ export async function runDo<T>(
     recovering = false;
     const controller = new AbortController();
     run.controllers.add(controller);
+    const context: StepAttempt = {
+      attempt: attempts,
+      step: { name, count: occurrence + 1 },
+      config: stepConfig(policy, timeoutMs),
+      idempotencyKey,
+      signal: controller.signal,
+      secret: (label?: string) => replay.secret(label ?? idempotencyKey),
+      ...(previousError ? { previousError } : {}),
+    };
     const outcome = await run.track(
       attempt(
         overridden<T>(host, name, occurrence, attempts, fn) ?? fn,
-        {
-          attempt: attempts,
-          idempotencyKey,
-          signal: controller.signal,
-          secret: (label?: string) => replay.secret(label ?? idempotencyKey),
-          ...(previousError ? { previousError } : {}),
-        },
+        context,
         timeoutMs,
         controller,
       ),
@@ -162,23 +177,27 @@ export async function runDo<T>(
       return done(outcome.value);
     }
     const stepError = toStepError(outcome.error);
-    if (run.stopping && !extra.compensating) {
-      // Aborted because the execution is failing or cancelling: no retry, and not a failure
-      // of its own. It is journaled as cancelled (and stays so on a replay).
+    // Aborted because the execution is failing or cancelling: no retry, and not a failure
+    // of its own. It is journaled as cancelled (and stays so on a replay).
+    const stopped = () => {
+      if (!run.stopping || extra.compensating) return false;
       sql.run(
         "UPDATE _baton_steps SET status = 'cancelled', ended_at = ?, error = ? WHERE seq = ?",
         host.now(),
         JSON.stringify(stepError),
         seq,
       );
-      return never();
-    }
+      return true;
+    };
+    if (stopped()) return never();
     if (stepError.nonRetryable || attempts >= maxAttempts) {
       replay.stepFailed(seq, attempts, stepError);
       throw new StepFailedError(name, attempts, stepError);
     }
     const failedAt = host.now();
-    const wakeAt = failedAt + retryDelay(policy, attempts);
+    // The failure is journaled first: an actor lost while a delay function runs retries at once,
+    // with this attempt's error on record.
+    let wakeAt = failedAt + (policy.delayFn ? 0 : retryDelay(policy, attempts));
     sql.run(
       `UPDATE _baton_steps SET status = 'backoff', wake_at = ?, error = ?, ${APPEND_ATTEMPT_SQL}
        WHERE seq = ?`,
@@ -187,6 +206,24 @@ export async function runDo<T>(
       attemptRecord(attempts, failedAt, stepError),
       seq,
     );
+    if (policy.delayFn) {
+      const computed = await run.track(dynamicDelay(policy.delayFn, context, outcome.error));
+      if (run.dead) return never();
+      if (stopped()) return never();
+      if (!computed.ok) {
+        // The attempt's own failure is on record already: this one ends the step.
+        const error = { ...toStepError(computed.error), nonRetryable: true };
+        sql.run(
+          "UPDATE _baton_steps SET status = 'failed', error = ?, ended_at = ?, wake_at = NULL WHERE seq = ?",
+          JSON.stringify(error),
+          host.now(),
+          seq,
+        );
+        throw new StepFailedError(name, attempts, error);
+      }
+      wakeAt = failedAt + computed.value;
+      sql.run("UPDATE _baton_steps SET wake_at = ? WHERE seq = ?", wakeAt, seq);
+    }
     previousError = stepError;
     await replay.until(run, seq, wakeAt);
     // A pause holds further attempts too.
@@ -195,6 +232,39 @@ export async function runDo<T>(
 }
 
 type Outcome<T> = { ok: true; value: T } | { ok: false; error: unknown };
+
+/** How long a delay function may take before the step fails. */
+const DELAY_FUNCTION_MS = 60_000;
+
+/** The wait before the next attempt, from the policy's delay function (a bad one fails the step). */
+async function dynamicDelay(
+  fn: RetryDelayFunction,
+  ctx: StepAttempt,
+  error: unknown,
+): Promise<Outcome<number>> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  try {
+    const err = error instanceof Error ? error : new Error(String(error));
+    const late = new Promise<never>((_, reject) => {
+      timer = setTimeout(
+        () =>
+          reject(
+            new BatonError(
+              "STEP_TIMEOUT",
+              `The retry delay function of step "${ctx.step.name}" did not return within ${DELAY_FUNCTION_MS} ms.`,
+            ),
+          ),
+        DELAY_FUNCTION_MS,
+      );
+    });
+    const duration = await Promise.race([fn({ ctx, error: err }), late]);
+    return { ok: true, value: parseDuration(duration) };
+  } catch (failure) {
+    return { ok: false, error: failure };
+  } finally {
+    clearTimeout(timer);
+  }
+}
 
 /**
  * The body a test put in place of this attempt's (baton/testing's step mocks), or undefined:

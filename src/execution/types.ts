@@ -69,7 +69,10 @@ export interface ExecutionInfo {
   totalSteps: number | null;
   /** Attempts over all steps (retries and recoveries included). */
   attempts: number;
-  /** 1, then +1 per `restart()`. */
+  /**
+   * 1, then +1 per `restart()`; an execution started under an id whose earlier execution was
+   * deleted (or purged by retention) numbers on from that one's runs.
+   */
   run: number;
   createdAt: number;
   updatedAt: number;
@@ -157,4 +160,9 @@ export interface StartOptions {
   id: string;
   /** Override the workflow's retention of the finished execution. */
   retention?: number | `${number}${string}`;
+  /**
+   * Fail with `EXECUTION_CONFLICT` when the id exists, even as the same workflow and input
+   * (`start` is idempotent per id otherwise).
+   */
+  exclusive?: boolean;
 }

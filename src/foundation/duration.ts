@@ -2,7 +2,7 @@ import { BatonError, preview } from "./errors.ts";
 
 /**
  * A duration: a number of milliseconds, or text such as `"250ms"`, `"30s"`, `"5 minutes"`,
- * `"1h"`, `"2 days"`.
+ * `"1h"`, `"2 days"`, `"1 month"`.
  */
 export type Duration = number | `${number}${string}`;
 
@@ -33,6 +33,12 @@ const UNIT_MS: Record<string, number> = {
   w: 604_800_000,
   week: 604_800_000,
   weeks: 604_800_000,
+  // As Cloudflare Workflows counts them: a month is 30 days, a year 365.25 days.
+  month: 2_592_000_000,
+  months: 2_592_000_000,
+  y: 31_557_600_000,
+  year: 31_557_600_000,
+  years: 31_557_600_000,
 };
 
 const PATTERN = /^\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]+)?\s*$/;
@@ -48,7 +54,7 @@ export const MAX_DURATION_MS = 100 * 365 * 86_400_000;
  * ends early).
  *
  * Accepted units: `ms`, `s`/`sec`/`second(s)`, `m`/`min`/`minute(s)`, `h`/`hr`/`hour(s)`,
- * `d`/`day(s)`, `w`/`week(s)`. A bare number (or numeric string) means milliseconds. Every
+ * `d`/`day(s)`, `w`/`week(s)`, `month(s)` (30 days), `y`/`year(s)` (365.25 days). A bare number (or numeric string) means milliseconds. Every
  * duration is from 0 to {@link MAX_DURATION_MS} (100 years).
  *
  * @throws BatonError `INVALID_DURATION` for anything else (negative, NaN, unknown unit ...); the

@@ -1,11 +1,7 @@
 import { BatonError } from "./errors.ts";
+import type { SqlParam, SqlRow, SqlStatements, SqlValue } from "./sql-types.ts";
 
-/** A value SQLite can store or return: BLOBs come back as `ArrayBuffer`. */
-export type SqlValue = ArrayBuffer | string | number | null;
-/** A value that can be bound to a `?` placeholder. */
-export type SqlParam = SqlValue | ArrayBufferView | boolean | bigint;
-/** A row as SQLite returns it. */
-export type SqlRow = Record<string, SqlValue>;
+export type { SqlParam, SqlRow, SqlValue };
 
 /**
  * SQLite allows at most this many bound parameters in one statement on Durable Objects.
@@ -34,7 +30,7 @@ export const MAX_SQL_PARAMS = 100;
  * const one = sql.one<TodoRow>("SELECT * FROM todos WHERE id = ?", 1); // TodoRow | undefined
  * ```
  */
-export class Sql {
+export class Sql implements SqlStatements {
   readonly #storage: DurableObjectStorage;
 
   constructor(storage: DurableObjectStorage) {

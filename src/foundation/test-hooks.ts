@@ -24,6 +24,8 @@ export interface TestHooks {
   clock?: number;
   /** What attempt `attempt` of step `name` (its `occurrence`) does, or undefined: run the body. */
   step?(name: string, occurrence: number, attempt: number): StepOverride | undefined;
+  /** Tries of each transactional step (`<name>#<occurrence>`), which journal no attempts. */
+  transactionTries?: Map<string, number>;
   /** Sleeps (`step.sleep`, `sleepUntil`) end at once. */
   instantSleeps?: boolean;
   /** Status changes, as they happen: `{ execution, from, to, event, at }`. */

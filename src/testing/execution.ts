@@ -337,7 +337,12 @@ export class TestExecution<W extends AnyWorkflow = AnyWorkflow> {
         await new Promise((resolve) => setTimeout(resolve, 1));
         continue;
       }
-      if (family.some((m) => m.running.length > 0 && !m.live)) {
+      const dead = (m: Member) =>
+        !m.live &&
+        (m.running.length > 0 ||
+          // Died between steps: nothing of the step it was in was written (a transaction).
+          (m.info.status === "running" && !m.parked));
+      if (family.some(dead)) {
         // A step body died with its actor and nothing revived it: the heartbeat does.
         this.#hooks.clock = this.now() + HEARTBEAT_MS;
         continue;

@@ -4,7 +4,13 @@ import { nondeterminism } from "../execution/errors.ts";
 import type { ForkSnapshot } from "../execution/fork.ts";
 import type { ExecutionResult, ExecutionStatus, JournalEntry, Value } from "../execution/types.ts";
 import { BatonError, checkId, invalidArgument } from "../foundation/errors.ts";
-import type { AnyWorkflow, InputOf, OutputOf } from "../workflow/workflow.ts";
+import {
+  type AnyWorkflow,
+  asWorkflow,
+  type InputOf,
+  type OutputOf,
+  type WorkflowSource,
+} from "../workflow/workflow.ts";
 import { type StepMock, TestExecution } from "./execution.ts";
 import { fromRecorded, type RecordedJournal } from "./journal.ts";
 
@@ -64,7 +70,18 @@ export class TestKit<W extends AnyWorkflow> {
    *
    * @throws Error if an execution of that id is under test already (not disposed).
    */
-  execution<F extends W>(workflow: F, options: { id?: string } = {}): TestExecution<F> {
+  execution<F extends W>(workflow: F, options?: { id?: string }): TestExecution<F>;
+  /** The same for a class that extends `WorkflowEntrypoint` (`baton/workflows`). */
+  execution(workflow: WorkflowSource, options?: { id?: string }): TestExecution<AnyWorkflow>;
+  execution<F extends W>(
+    source: F | WorkflowSource,
+    options: { id?: string } = {},
+  ): TestExecution<F> {
+    const workflow = (
+      typeof (source as Partial<WorkflowSource>)?.[asWorkflow] === "function"
+        ? (source as WorkflowSource)[asWorkflow]()
+        : source
+    ) as F;
     if (typeof workflow?.name !== "string")
       invalidArgument("workflow", "must be a workflow", workflow);
     const id = checkId(options.id ?? `test-${workflow.name}-${crypto.randomUUID()}`, "id");
@@ -264,7 +281,9 @@ function checkPastTheEnd(
  * ```
  */
 export function testExecutions<
-  A extends Rpc.DurableObjectBranded & { readonly workflows: readonly AnyWorkflow[] },
+  A extends Rpc.DurableObjectBranded & {
+    readonly workflows: readonly (AnyWorkflow | WorkflowSource)[];
+  },
 >(ns: DurableObjectNamespace<A>): TestKit<WorkflowsOf<A>> {
   if (typeof (ns as { getByName?: unknown })?.getByName !== "function") {
     invalidArgument("ns", "must be an Execution actor namespace (env.<binding>)", ns);

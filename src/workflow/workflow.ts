@@ -1,6 +1,13 @@
 import type { Duration } from "../foundation/duration.ts";
 import { BatonError, invalidArgument } from "../foundation/errors.ts";
+import type { SqlStatements } from "../foundation/sql-types.ts";
 import type { StandardSchemaV1 } from "../foundation/standard-schema.ts";
+
+/**
+ * What a transactional step's body gets (`step.transaction`): the Execution actor's own SQLite,
+ * inside the transaction that also writes the step's journal entry.
+ */
+export type TransactionSql = SqlStatements;
 
 /**
  * How a step retries. `limit` counts **retries**, as in Cloudflare Workflows: `limit: 3` means up
@@ -9,12 +16,41 @@ import type { StandardSchemaV1 } from "../foundation/standard-schema.ts";
 export interface RetryPolicy {
   /** Retries after the first attempt. Default 5. */
   limit?: number;
-  /** Wait before the first retry. Default "10 seconds". */
-  delay?: Duration;
+  /**
+   * Wait before the first retry. Default "10 seconds". Or a function of the failed attempt and
+   * its error that returns the wait before the next attempt (as Cloudflare Workflows' dynamic
+   * delay): then `backoff` and `maxDelay` do not apply.
+   *
+   * @example
+   * ```ts
+   * // Honour the API's Retry-After; otherwise 5 s more per attempt.
+   * retries: { limit: 4, delay: ({ ctx, error }) => (error as { retryAfter?: number }).retryAfter ?? ctx.attempt * 5_000 }
+   * ```
+   */
+  delay?: Duration | RetryDelayFunction;
   /** How the wait grows: constant (delay), linear (delay × n), exponential (delay × 2^(n-1)). Default exponential. */
   backoff?: "constant" | "linear" | "exponential";
   /** Cap on any one wait. Default "1 hour". */
   maxDelay?: Duration;
+}
+
+/** A retry delay computed from the attempt that failed (`ctx`) and its `error`. */
+export type RetryDelayFunction = (input: {
+  ctx: StepAttempt;
+  error: Error;
+}) => Duration | Promise<Duration>;
+
+/** A step's retry and timeout configuration with the defaults applied, as its attempts see it. */
+export interface StepConfig {
+  retries: {
+    limit: number;
+    /** The first retry's wait in ms; absent when the delay is a function. */
+    delay?: number;
+    backoff: NonNullable<RetryPolicy["backoff"]>;
+    maxDelay: number;
+  };
+  /** The per-attempt timeout in ms, if any. */
+  timeout?: number;
 }
 
 /** Options of one `step.do`. */
@@ -27,15 +63,34 @@ export interface StepOptions<T = unknown> {
    * cancelled, the compensations of its completed steps run in reverse order, each journaled (it
    * runs once, even across evictions) and retried per `compensationRetries`.
    */
-  compensate?: (output: T, attempt: StepAttempt) => unknown;
+  compensate?: (output: T, attempt: StepAttempt, cause: CompensationCause) => unknown;
   /** Retries of the compensation. Default: 3 retries, 1 second apart. */
   compensationRetries?: RetryPolicy;
+  /** Per-attempt timeout of the compensation. Default: none. */
+  compensationTimeout?: Duration;
 }
 
-/** What a step's function receives on each attempt. */
+/** What a compensation learns of the step it undoes and of why the execution stops. */
+export interface CompensationCause {
+  /** The failure, or the cancel (a `CANCELLED` BatonError), that made the compensations run. */
+  error: Error;
+  /** The compensated step's name and occurrence (from 1), as its attempts saw them. */
+  step: { name: string; count: number };
+  /** The compensated step's configuration. */
+  config: StepConfig;
+}
+
+/** What a step's function receives on each attempt (a superset of Workflows' step context). */
 export interface StepAttempt {
   /** 1 for the first attempt, then 2, 3 ... Recoveries after a crash count as attempts. */
   attempt: number;
+  /**
+   * The step's name, and how many times a step of this name was called so far in this run,
+   * this call included (1 for the first): Cloudflare Workflows' `ctx.step`.
+   */
+  step: { name: string; count: number };
+  /** The step's retry and timeout configuration, defaults applied. */
+  config: StepConfig;
   /**
    * Stable for this step occurrence across retries, replays, evictions and restarts; unique per
    * (execution, step name, occurrence). Pass it to payment and messaging APIs.
@@ -122,6 +177,24 @@ export interface Step {
    */
   checkpoint(name: string): Promise<void>;
   /**
+   * A transactional step: `body` runs synchronously against this Execution actor's own SQLite
+   * (tables your Execution actor subclass creates in `migrations`), inside one transaction with
+   * the step's journal entry. Its writes and its journal entry commit together or not at all, so
+   * its effect happens exactly once, with no idempotency key; on replay its journaled result is
+   * returned without running it. A body that throws rolls back and fails the step (no retry); a
+   * body that returns a promise is refused with `ASYNC_TRANSACTION`. Baton's own tables
+   * (`_baton_*`) are out of its reach.
+   *
+   * @example
+   * ```ts
+   * const balance = await step.transaction("credit", (sql) => {
+   *   sql.run("UPDATE accounts SET balance = balance + ? WHERE id = ?", input.amount, input.account);
+   *   return sql.value<number>("SELECT balance FROM accounts WHERE id = ?", input.account);
+   * });
+   * ```
+   */
+  transaction<T>(name: string, body: (sql: TransactionSql) => T): Promise<T>;
+  /**
    * Runs another registered workflow as a child execution (its own Execution actor, id
    * `<this id>/<name>/<occurrence>`, so a replay never starts it twice) and returns its output;
    * a failed child throws its error. The child reports back when it ends. The parent waits for
@@ -155,6 +228,10 @@ export interface WorkflowContext<Env = unknown> {
   version: number;
   /** The Execution actor's env (bindings). */
   env: Env;
+  /** When the execution was created (ms since the epoch): stored once, the same on every replay. */
+  createdAt: number;
+  /** The Execution actor's `ctx.waitUntil` (work that is not a step: logs, metrics). */
+  waitUntil(promise: Promise<unknown>): void;
 }
 
 /** Options of a workflow definition. */
@@ -204,6 +281,17 @@ export interface Workflow<N extends string = string, I = unknown, O = unknown> {
   readonly fn: WorkflowFunction<never, O, never>;
   /** Type-level only: the input `start` accepts and the output `result` gives. */
   readonly [types]?: { input: I; output: O };
+}
+
+/** The static method through which a {@link WorkflowSource} gives its workflow definition. */
+export const asWorkflow: unique symbol = Symbol.for("baton.asWorkflow") as never;
+
+/**
+ * Something the registry turns into a workflow: a class with a static `[asWorkflow]()`, such as
+ * Baton's `WorkflowEntrypoint` subclasses (Cloudflare Workflows' class shape).
+ */
+export interface WorkflowSource {
+  [asWorkflow](): AnyWorkflow;
 }
 
 /** Any workflow. */
@@ -283,7 +371,9 @@ export function workflow(
 
 /**
  * An error that stops a step's retries at once. Any error with an own property
- * `nonRetryable: true` (or `retryable: false`) does the same.
+ * `nonRetryable: true` (or `retryable: false`) does the same, and so does any error whose class
+ * is named `NonRetryableError` (Cloudflare's own, from `cloudflare:workflows`, included). The
+ * constructor takes Cloudflare's arguments too: `new NonRetryableError(message, name?)`.
  *
  * @example
  * ```ts
@@ -296,9 +386,9 @@ export function workflow(
  */
 export class NonRetryableError extends Error {
   readonly nonRetryable = true as const;
-  constructor(message: string, options?: ErrorOptions) {
-    super(message, options);
-    this.name = "NonRetryableError";
+  constructor(message: string, nameOrOptions?: string | ErrorOptions) {
+    super(message, typeof nameOrOptions === "object" ? nameOrOptions : undefined);
+    this.name = typeof nameOrOptions === "string" ? nameOrOptions : "NonRetryableError";
   }
 }
 
@@ -319,11 +409,29 @@ export class StepFailedError extends Error {
   }
 }
 
-/** True if `error` asks not to be retried. */
+/**
+ * True if `error` asks not to be retried: a `nonRetryable: true` or `retryable: false` property,
+ * or a class (or name) `NonRetryableError`, as Cloudflare's `cloudflare:workflows` one is.
+ */
 export function isNonRetryable(error: unknown): boolean {
   if (typeof error !== "object" || error === null) return false;
-  const e = error as { nonRetryable?: unknown; retryable?: unknown };
-  return e.nonRetryable === true || e.retryable === false;
+  const e = error as {
+    nonRetryable?: unknown;
+    retryable?: unknown;
+    name?: unknown;
+    message?: unknown;
+  };
+  if (e.nonRetryable === true || e.retryable === false) return true;
+  if (e.name === "NonRetryableError") return true;
+  // Across RPC an error's name may arrive as a prefix of its message (as Workflows checks too).
+  if (typeof e.message === "string" && e.message.startsWith("NonRetryableError")) return true;
+  // Cloudflare's class takes a custom name as its second argument: look at the class too.
+  for (let p = Object.getPrototypeOf(e); p && p !== Error.prototype; p = Object.getPrototypeOf(p)) {
+    if ((p as { constructor?: { name?: unknown } }).constructor?.name === "NonRetryableError") {
+      return true;
+    }
+  }
+  return false;
 }
 
 /** The delay before retry number `retry` (1-based) under `policy`, in ms. */
@@ -343,12 +451,17 @@ export function retryDelay(
 export class WorkflowRegistry {
   readonly #byName = new Map<string, AnyWorkflow[]>();
 
-  constructor(workflows: readonly AnyWorkflow[]) {
+  constructor(entries: readonly (AnyWorkflow | WorkflowSource)[]) {
+    const workflows = entries.map((entry) =>
+      typeof (entry as Partial<WorkflowSource>)?.[asWorkflow] === "function"
+        ? (entry as WorkflowSource)[asWorkflow]()
+        : (entry as AnyWorkflow),
+    );
     for (const wf of workflows) {
       if (typeof wf?.name !== "string" || typeof wf.fn !== "function") {
         throw new BatonError(
           "INVALID_ARGUMENT",
-          "Every registered workflow must come from workflow(name, fn).",
+          "Every registered workflow must come from workflow(name, fn), or be a class that extends WorkflowEntrypoint.",
         );
       }
       const list = this.#byName.get(wf.name) ?? [];

@@ -1,0 +1,163 @@
+import type { Engine } from "../../src/execution/engine.ts";
+import {
+  checkRestartPoint,
+  findStep,
+  type StepRef,
+  truncateJournal,
+} from "../../src/execution/restart.ts";
+import {
+  CANCEL_WITHOUT_COMPENSATION,
+  type ExecutionRow,
+  type LifecycleEvent,
+  type StoredStatus,
+  TERMINAL,
+} from "../../src/execution/schema.ts";
+import type { ExecutionError } from "../../src/execution/types.ts";
+import { BatonError, invalidArgument } from "../../src/foundation/errors.ts";
+import type { StateMachine } from "../../src/foundation/fsm.ts";
+import type { Sql } from "../../src/foundation/sql.ts";
+import { trackedOnly } from "./lifecycle.ts";
+
+/** How long `cancel()` waits for compensations before answering (they go on after). */
+const CANCEL_WAIT_MS = 10_000;
+
+/** What the operator's controls (cancel, restart, delete) need of the Execution actor. */
+export interface ControlHost {
+  sql: Sql;
+  engine: Engine;
+  lifecycle: StateMachine<StoredStatus, LifecycleEvent>;
+  now(): number;
+  requireRow(): ExecutionRow;
+  currentStep(): string | null;
+  /** Delivers the index outbox now (never rejects). */
+  flushIndex(): Promise<void>;
+  /** Cancels the lifecycle timer (the heartbeat, or the retention of an ended execution). */
+  cancelLifecycle(): Promise<unknown>;
+}
+
+/** Options of `cancel()`. */
+export interface CancelOptions {
+  /**
+   * Run the compensations of the completed steps (saga), as on a failure. Default true;
+   * `false` is Cloudflare Workflows' `terminate()` without `rollback`.
+   */
+  compensate?: boolean;
+}
+
+/** Options of `restart()`. */
+export interface RestartOptions {
+  /**
+   * Restart from this step: the steps before it keep their outcomes (their bodies do not run
+   * again); it and every step after it run again. Default: from the start.
+   */
+  from?: StepRef;
+  /**
+   * When the execution still runs, cancel it with compensations first (default true). A restart
+   * `from` a step never compensates: the steps it keeps stay done.
+   */
+  compensate?: boolean;
+}
+
+function checkFlag(name: string, value: unknown): void {
+  if (value !== undefined && typeof value !== "boolean") {
+    invalidArgument(name, "must be true or false", value);
+  }
+}
+
+/**
+ * Cancels the execution (see `ExecutionActor.cancel`) and waits up to 10 s for it to end.
+ */
+export async function cancelExecution(
+  host: ControlHost,
+  options: CancelOptions = {},
+): Promise<void> {
+  checkFlag("compensate", options?.compensate);
+  const row = host.requireRow();
+  if (TERMINAL.has(row.status)) return;
+  const { engine } = host;
+  const error: ExecutionError = {
+    code: "CANCELLED",
+    message: "The execution was cancelled.",
+    name: "BatonError",
+    step: host.currentStep(),
+    attempt: null,
+  };
+  engine.killRun(new BatonError("CANCELLED", error.message));
+  host.sql.run(
+    "UPDATE _baton_execution SET error = ?, ended_at = ?, cancel_requested = ? WHERE id = 1",
+    JSON.stringify(error),
+    host.now(),
+    options?.compensate === false ? CANCEL_WITHOUT_COMPENSATION : 1,
+  );
+  if (row.mode === "tracked") {
+    await engine.finish(null, "cancel");
+    return;
+  }
+  // A cancel-mode run replays to the first unfinished step, runs the compensations of the
+  // completed steps (saga), then ends the execution as cancelled. finish() closes open steps
+  // and cancels unfinished children.
+  engine.kick();
+  const gaveUp = new AbortController();
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  await Promise.race([
+    engine.whenTerminal(gaveUp.signal),
+    new Promise((resolve) => {
+      timer = setTimeout(resolve, CANCEL_WAIT_MS);
+    }),
+  ]);
+  clearTimeout(timer);
+  gaveUp.abort();
+}
+
+/** Runs the workflow again, from the start or from a step (see `ExecutionActor.restart`). */
+export async function restartExecution(
+  host: ControlHost,
+  options: RestartOptions = {},
+): Promise<void> {
+  checkFlag("compensate", options?.compensate);
+  const row = host.requireRow();
+  if (row.mode !== "workflow") throw trackedOnly("restart");
+  const { engine } = host;
+  const from = options?.from === undefined ? undefined : findStep(engine.replay, options.from);
+  // Checked before a running execution is stopped, so a refused restart changes nothing.
+  if (from !== undefined) await checkRestartPoint(engine.replay, from);
+  if (!TERMINAL.has(row.status)) {
+    await cancelExecution(host, {
+      compensate: from === undefined && options?.compensate !== false,
+    });
+    await engine.whenTerminal(); // compensations may take longer than cancel() waits
+  }
+  // No await from here on: the journal, the row and the status change together.
+  engine.killRun(new BatonError("CANCELLED", "The execution was restarted."));
+  if (from === undefined) engine.resetJournal();
+  else truncateJournal(engine.replay, from);
+  host.sql.run(
+    `UPDATE _baton_execution SET output = NULL, error = NULL, ended_at = NULL, cancel_requested = 0,
+     run = run + 1 WHERE id = 1`,
+  );
+  host.lifecycle.send("restart");
+  await engine.ensureHeartbeat();
+  engine.kick();
+}
+
+/**
+ * Deletes the execution and everything stored of it now, as its retention would: a running one
+ * is cancelled first, without compensations (its children are cancelled too). Its id is free
+ * again afterwards.
+ */
+export async function deleteExecution(host: ControlHost): Promise<void> {
+  const { engine } = host;
+  if (!TERMINAL.has(host.requireRow().status)) {
+    await cancelExecution(host, { compensate: false });
+    await engine.whenTerminal();
+  }
+  const row = engine.row();
+  if (!row) return; // deleted meanwhile
+  // A child tells its parent how it ended before it goes (the parent's check would find it gone).
+  if (row.parent_id) await engine.children.reportNow().catch(() => {});
+  engine.killRun(new BatonError("CANCELLED", "The execution was deleted."));
+  engine.purge();
+  // The retention timer goes too, so a new execution under this id gets a heartbeat of its own.
+  await host.cancelLifecycle();
+  await host.flushIndex();
+}
