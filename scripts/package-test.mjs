@@ -68,6 +68,22 @@ function write(dir, files) {
   }
 }
 
+/** A wrangler.toml of a Worker of the test project, with the quick start's Execution actor. */
+function workerToml(name, main, extra = "") {
+  return `name = "${name}"
+main = "${main}"
+compatibility_date = "2026-11-01"
+${extra}
+[[durable_objects.bindings]]
+name = "Executions"
+class_name = "Executions"
+
+[[migrations]]
+tag = "v1"
+new_sqlite_classes = ["Executions"]
+`;
+}
+
 function check(condition, message) {
   if (!condition) throw new Error(`package-test: ${message}`);
 }
@@ -160,18 +176,7 @@ export default {
   },
 } satisfies ExportedHandler<Env & { BATON_TOKEN: string }>;
 `,
-    "wrangler.gateway.toml": `name = "user-gateway"
-main = "src/gateway.ts"
-compatibility_date = "2026-11-01"
-
-[[durable_objects.bindings]]
-name = "Executions"
-class_name = "Executions"
-
-[[migrations]]
-tag = "v1"
-new_sqlite_classes = ["Executions"]
-`,
+    "wrangler.gateway.toml": workerToml("user-gateway", "src/gateway.ts"),
     // baton/client on the machine's Node 20 against that gateway: a WebSocket from "ws" with
     // the token in a header, live events to the end, an HTTP batch, a refused token, and a
     // session that breaks under a live-event loop.
@@ -244,19 +249,11 @@ export default {
   },
 } satisfies ExportedHandler<Env>;
 `,
-    "wrangler.workflows.toml": `name = "user-workflows"
-main = "src/workflows-port.ts"
-compatibility_date = "2026-11-01"
-services = [{ binding = "MY_WORKFLOW", service = "user-workflows", entrypoint = "MyWorkflow" }]
-
-[[durable_objects.bindings]]
-name = "Executions"
-class_name = "Executions"
-
-[[migrations]]
-tag = "v1"
-new_sqlite_classes = ["Executions"]
-`,
+    "wrangler.workflows.toml": workerToml(
+      "user-workflows",
+      "src/workflows-port.ts",
+      'services = [{ binding = "MY_WORKFLOW", service = "user-workflows", entrypoint = "MyWorkflow" }]',
+    ),
     "tsconfig.strict.json": JSON.stringify({
       compilerOptions: {
         target: "ES2022",

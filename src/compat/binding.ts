@@ -309,8 +309,7 @@ export function instanceHandle(connect: () => Stub, id: string): WorkflowInstanc
       await connect().pause();
     },
     async resume() {
-      const info = (await connect().status()) as ExecutionInfo;
-      if (info.status === "paused") await connect().resume();
+      await connect().resume(); // a running one is left as it is
     },
     async terminate(options) {
       const rollback = options?.rollback;

@@ -103,20 +103,17 @@ export async function checkRestartPoint(replay: Replay, from: number): Promise<v
  */
 export function truncateJournal(replay: Replay, from: number): void {
   const { sql } = replay.host;
+  const removable = `seq >= ? OR status NOT IN ('completed', 'failed', 'timed_out') OR name = ?
+    OR substr(name, 1, ?) = ?`;
+  const params = [from, PERMIT_STEP, COMPENSATE_PREFIX.length, COMPENSATE_PREFIX] as const;
   sql.transaction(() => {
-    const removed = sql.all<{ seq: number; output: ArrayBuffer | string | null }>(
-      `SELECT seq, output FROM _baton_steps
-       WHERE seq >= ? OR status NOT IN ('completed', 'failed', 'timed_out') OR name = ?
-         OR substr(name, 1, ?) = ?`,
-      from,
-      PERMIT_STEP,
-      COMPENSATE_PREFIX.length,
-      COMPENSATE_PREFIX,
+    // Outputs put aside in the value store go with their rows (inline ones need nothing).
+    const stored = sql.all<{ output: string }>(
+      `SELECT output FROM _baton_steps WHERE (${removable}) AND typeof(output) = 'text'`,
+      ...params,
     );
-    for (const { seq, output } of removed) {
-      sql.run("DELETE FROM _baton_steps WHERE seq = ?", seq);
-      if (typeof output === "string") replay.blobs.deleteStored(output);
-    }
+    for (const { output } of stored) replay.blobs.deleteStored(output);
+    sql.run(`DELETE FROM _baton_steps WHERE ${removable}`, ...params);
     // As a whole restart does (and as Workflows does): the events go, but for those the kept
     // waits consumed (their outputs).
     sql.run(

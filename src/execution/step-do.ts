@@ -5,6 +5,7 @@ import {
   type RetryDelayFunction,
   retryDelay,
   type StepAttempt,
+  type StepConfig,
   type StepError,
   StepFailedError,
 } from "../workflow/workflow.ts";
@@ -52,14 +53,19 @@ export async function runDo<T>(
   const begun = replay.begin(run, name, "do", extra.compensating);
   if (!begun) return never();
   const { seq, occurrence, row } = begun;
+  // The step's configuration as its attempts and its compensation see it: made once, when needed.
+  let config: StepConfig | undefined;
+  const configOf = () => {
+    config ??= stepConfig(policy, timeoutMs);
+    return config;
+  };
   const done = (value: T): T => {
     if (extra.compensate) {
-      const config = stepConfig(policy, timeoutMs);
       run.compensations.push({
         seq,
         name,
         count: occurrence + 1,
-        config,
+        config: configOf(),
         output: value,
         ...extra.compensate,
       });
@@ -141,7 +147,7 @@ export async function runDo<T>(
     const context: StepAttempt = {
       attempt: attempts,
       step: { name, count: occurrence + 1 },
-      config: stepConfig(policy, timeoutMs),
+      config: configOf(),
       idempotencyKey,
       signal: controller.signal,
       secret: (label?: string) => replay.secret(label ?? idempotencyKey),

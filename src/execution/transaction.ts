@@ -93,6 +93,25 @@ export async function runTransaction<T>(
     return never();
   }
   const started = host.now();
+  /** The step's one journal row: completed with its output, or failed with its error. */
+  const journal = (end: { output?: Uint8Array | string; error?: StepError }) => {
+    const now = host.now();
+    sql.run(
+      `INSERT INTO _baton_steps (seq, name, occurrence, kind, status, attempts, started_at,
+         attempt_started_at, ended_at, output, error, attempt_log)
+       VALUES (?, ?, ?, 'do', ?, 1, ?, ?, ?, ?, ?, ?)`,
+      seq,
+      name,
+      occurrence,
+      end.error ? "failed" : "completed",
+      started,
+      started,
+      now,
+      end.output ?? null,
+      end.error ? JSON.stringify(end.error) : null,
+      end.error ? `[${attemptRecord(1, now, end.error)}]` : null,
+    );
+  };
   let value: T;
   try {
     value = sql.transaction(() => {
@@ -108,37 +127,13 @@ export async function runTransaction<T>(
           { step: name },
         );
       }
-      const bytes = encodeSync(result);
-      sql.run(
-        `INSERT INTO _baton_steps (seq, name, occurrence, kind, status, attempts, started_at,
-           attempt_started_at, ended_at, output)
-         VALUES (?, ?, ?, 'do', 'completed', 1, ?, ?, ?, ?)`,
-        seq,
-        name,
-        occurrence,
-        started,
-        started,
-        host.now(),
-        replay.blobs.store(`step:${seq}`, bytes),
-      );
+      journal({ output: replay.blobs.store(`step:${seq}`, encodeSync(result)) });
       return result;
     });
   } catch (error) {
     if (run.dead) return never();
     const stepError: StepError = { ...toStepError(error), nonRetryable: true };
-    sql.run(
-      `INSERT INTO _baton_steps (seq, name, occurrence, kind, status, attempts, started_at,
-         attempt_started_at, ended_at, error, attempt_log)
-       VALUES (?, ?, ?, 'do', 'failed', 1, ?, ?, ?, ?, json_array(json(?)))`,
-      seq,
-      name,
-      occurrence,
-      started,
-      started,
-      host.now(),
-      JSON.stringify(stepError),
-      attemptRecord(1, host.now(), stepError),
-    );
+    journal({ error: stepError });
     throw new StepFailedError(name, 1, stepError);
   }
   host.stepDone(seq, name, () => value);
