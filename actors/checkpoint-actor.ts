@@ -398,7 +398,14 @@ export class CheckpointActor<Env = unknown> extends Actor<Env, CheckpointTimers>
    */
   async storeToken(
     hash: string,
-    target: { executionId: string; event: string; binding: string; data?: Value; ttlMs: number },
+    target: {
+      executionId: string;
+      event: string;
+      /** `null`: a token of state only (StateManager without a Baton execution); no event. */
+      binding: string | null;
+      data?: Value;
+      ttlMs: number;
+    },
   ): Promise<void> {
     if (typeof hash !== "string" || !/^[0-9a-f]{64}$/.test(hash)) {
       invalidArgument("hash", "must be a SHA-256 hex digest", hash);
@@ -412,7 +419,8 @@ export class CheckpointActor<Env = unknown> extends Actor<Env, CheckpointTimers>
     ) {
       invalidArgument("ttlMs", "must be more than 0 and at most 1 year", ttlMs);
     }
-    this.#executions(target.binding); // refuse a token that could never be delivered
+    // Refuse a token that could never be delivered.
+    if (target.binding !== null) this.#executions(target.binding);
     const bytes = await encode(target.data ?? null);
     // Expiry is measured on this actor's clock, which also runs its expiry timer.
     const expiresAt = this.now() + ttlMs;
@@ -422,7 +430,7 @@ export class CheckpointActor<Env = unknown> extends Actor<Env, CheckpointTimers>
       hash,
       target.executionId,
       target.event,
-      target.binding,
+      target.binding ?? "",
       bytes,
       this.now(),
       expiresAt,
@@ -504,6 +512,11 @@ export class CheckpointActor<Env = unknown> extends Actor<Env, CheckpointTimers>
   async #deliver(hash: string, payload: Value): Promise<void> {
     const row = this.sql.one<TokenRow>("SELECT * FROM _baton_tokens WHERE hash = ?", hash);
     if (!row || row.redeemed_at === null) return;
+    if (row.binding === "") {
+      // A token of state only: redeeming it is all there is.
+      this.sql.run("DELETE FROM _baton_tokens WHERE hash = ?", hash);
+      return;
+    }
     const ns = this.#executions(row.binding);
     // The token's hash is the event's dedupe key: a repeated delivery changes nothing.
     await ns

@@ -29,7 +29,6 @@ import { encode } from "../src/foundation/codec.ts";
 import { type Duration, parseDuration } from "../src/foundation/duration.ts";
 import { BatonError, checkId, invalidArgument } from "../src/foundation/errors.ts";
 import type { StateMachine } from "../src/foundation/fsm.ts";
-import { runMigrations } from "../src/foundation/migrations.ts";
 import {
   type TestAccess,
   type TestHooks,
@@ -49,6 +48,7 @@ import {
   deleteExecution,
   type RestartOptions,
   restartExecution,
+  waitForEnd,
 } from "./execution/control.ts";
 import { Changes, checkHistoryOptions } from "./execution/history.ts";
 import { type ImportHost, startImported, startRecording } from "./execution/imported.ts";
@@ -145,7 +145,6 @@ export abstract class ExecutionActor<Env = unknown> extends Actor<Env, Execution
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
     this.#name = ctx.id.name;
-    runMigrations(this.sql, EXECUTION_SCHEMA, EXECUTION_MIGRATIONS);
     this.#outbox = new IndexOutbox({
       sql: this.sql,
       timers: this.timers,
@@ -178,6 +177,7 @@ export abstract class ExecutionActor<Env = unknown> extends Actor<Env, Execution
       env,
       childBinding: () => this.childBinding,
       now: () => this.now(),
+      schemaReady: () => this.schemaReady,
       stepDone: (seq, step, output) => {
         this.#changes.signal();
         this.#live.stepDone(seq, step, output);
@@ -208,6 +208,16 @@ export abstract class ExecutionActor<Env = unknown> extends Actor<Env, Execution
     ctx.setWebSocketAutoResponse(new WebSocketRequestResponsePair("ping", "pong"));
   }
 
+  /** The Execution actor's tables, in their own schema scope. */
+  protected override frameworkSchemas() {
+    return [{ scope: EXECUTION_SCHEMA, migrations: EXECUTION_MIGRATIONS }];
+  }
+
+  /** Reading an id never started stores nothing: the tables come with the first start. */
+  protected override deferSchema(): boolean {
+    return true;
+  }
+
   /** The clock: `baton/testing` may hold it for a test (never in production). */
   protected override now(): number {
     return this.#testHooks()?.clock ?? super.now();
@@ -226,12 +236,21 @@ export abstract class ExecutionActor<Env = unknown> extends Actor<Env, Execution
       probe: () => ({
         live: this.#engine.live,
         busy: this.#engine.busy,
-        nextDue: this.timers.nextDue(),
+        nextDue: this.schemaReady ? this.timers.nextDue() : null,
         now: this.now(),
       }),
-      runDue: () => this.timers.runDue().then(() => undefined),
-      importRecording: (snapshot: ForkSnapshot) =>
-        startRecording(this.#imports(), this.#testHooks(), this.#workflowRegistry(), snapshot),
+      runDue: async () => {
+        if (this.schemaReady) await this.timers.runDue();
+      },
+      importRecording: (snapshot: ForkSnapshot) => {
+        this.ensureSchema();
+        return startRecording(
+          this.#imports(),
+          this.#testHooks(),
+          this.#workflowRegistry(),
+          snapshot,
+        );
+      },
     };
   }
 
@@ -320,6 +339,7 @@ export abstract class ExecutionActor<Env = unknown> extends Actor<Env, Execution
     const bytes = await encode(value);
     // Re-check after the await: a concurrent start of the same id may have won meanwhile.
     if (this.#engine.row()) return this.#start(workflow, input, options, parent);
+    this.ensureSchema();
     this.sql.transaction(() => {
       insertExecution(this.sql, {
         id,
@@ -433,6 +453,7 @@ export abstract class ExecutionActor<Env = unknown> extends Actor<Env, Execution
    * @throws BatonError `EXECUTION_NOT_FOUND`.
    */
   async exportJournal(): Promise<ForkSnapshot> {
+    this.#requireRow();
     return exportJournal(this.#engine.replay);
   }
 
@@ -471,6 +492,7 @@ export abstract class ExecutionActor<Env = unknown> extends Actor<Env, Execution
       throw new BatonError("EXECUTION_CONFLICT", `Execution "${id}" already exists.`, { id });
     }
     const retention = retentionMs(options?.retention ?? wf.options.retention ?? DEFAULT_RETENTION);
+    this.ensureSchema();
     await startImported(this.#imports(), snapshot, { id, version: wf.version, digest, retention });
     return this.#info(this.#requireRow());
   }
@@ -482,9 +504,11 @@ export abstract class ExecutionActor<Env = unknown> extends Actor<Env, Execution
    */
   status(): ExecutionInfo {
     // The hottest read (clients poll it): the row and the journal's counts in one statement.
-    const snapshot = this.sql.one<ExecutionRow & JournalStats>(
-      `SELECT ${ROW_COLUMNS}, stats.* FROM _baton_execution, (${JOURNAL_STATS}) AS stats WHERE id = 1`,
-    );
+    const snapshot = this.schemaReady
+      ? this.sql.one<ExecutionRow & JournalStats>(
+          `SELECT ${ROW_COLUMNS}, stats.* FROM _baton_execution, (${JOURNAL_STATS}) AS stats WHERE id = 1`,
+        )
+      : undefined;
     const row = snapshot ?? this.#requireRow();
     this.#engine.kick(row);
     return this.#info(row, snapshot);
@@ -519,33 +543,7 @@ export abstract class ExecutionActor<Env = unknown> extends Actor<Env, Execution
     this.#requireRow();
     const timeoutMs = options?.timeout === undefined ? undefined : parseDuration(options.timeout);
     this.#engine.kick();
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const timedOut =
-      timeoutMs === undefined
-        ? new Promise<"timeout">(() => {})
-        : new Promise<"timeout">((resolve) => {
-            timer = setTimeout(() => resolve("timeout"), timeoutMs);
-          });
-    let row = this.#requireRow();
-    // Aborted when this call returns: its waits are forgotten, also after a timeout.
-    const gaveUp = new AbortController();
-    try {
-      // Loop: a restart may make a finished execution run again while we wait.
-      while (!TERMINAL.has(row.status)) {
-        const outcome = await Promise.race([this.#engine.whenTerminal(gaveUp.signal), timedOut]);
-        row = this.#requireRow();
-        if (outcome === "timeout" && !TERMINAL.has(row.status)) {
-          throw new BatonError(
-            "RESULT_TIMEOUT",
-            `Execution is still ${this.#info(row).status} after ${timeoutMs} ms.`,
-            { timeoutMs },
-          );
-        }
-      }
-    } finally {
-      clearTimeout(timer);
-      gaveUp.abort();
-    }
+    const row = await waitForEnd(this.#control(), timeoutMs, (r) => this.#info(r).status);
     return outcome(row, this.#engine.blobs);
   }
 
@@ -727,6 +725,7 @@ export abstract class ExecutionActor<Env = unknown> extends Actor<Env, Execution
       ...this.#control(),
       checkId: (options) => this.#checkId(options),
       requireTracked: (method) => this.#requireTracked(method),
+      ensureSchema: () => this.ensureSchema(),
       stepDone: (seq, step, output, index) => this.#live.stepDone(seq, step, output, index),
     };
   }

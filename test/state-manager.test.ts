@@ -1,4 +1,4 @@
-import { env, runDurableObjectAlarm } from "cloudflare:test";
+import { env, runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
 import { type ExecutionState, StateManager } from "../src/index.ts";
 import { eventually, expectBatonError, uniqueName, waitingGreet } from "./helpers.ts";
@@ -242,5 +242,168 @@ describe("StateManager: pause and resume", () => {
       "INVALID_ARGUMENT",
       /expiresAt/,
     );
+    expect(() => new StateManager({ env, executionId: "x", ttl: "soon" as never })).toThrowError(
+      /ttl/,
+    );
+    await expectBatonError(manager().lock({ timeout: "a while" as never }), "INVALID_ARGUMENT");
+  });
+});
+
+/** The Checkpoint actor that keeps `token` (tokens are spread by the first byte of their hash). */
+async function tokenShard(token: string) {
+  const digest = new Uint8Array(
+    await crypto.subtle.digest("SHA-256", new TextEncoder().encode(token)),
+  );
+  return env.Checkpoints.getByName(`resume-tokens:${digest[0]!.toString(16).padStart(2, "0")}`);
+}
+
+/** The seed's codes: the only ones the facade may throw (INVALID_ARGUMENT for bad arguments). */
+const SEED_CODES = [
+  "STATE_NOT_FOUND",
+  "LOCK_TIMEOUT",
+  "CHECKPOINT_NOT_FOUND",
+  "SERIALIZATION_ERROR",
+  "STORAGE_ERROR",
+  "INVALID_TOKEN",
+  "CONFLICT",
+];
+
+describe("StateManager without a Baton execution, as the seed uses it", () => {
+  it("pauses with no state saved, and resumes once: running, with the input handed over", async () => {
+    // The seed's own test: pause, resume, load. "Executions" is bound, but nothing runs there.
+    const state = manager();
+    const token = await state.pause({ member: "approval", reason: "waiting" });
+    expect(await state.load()).toMatchObject({
+      id: state.executionId,
+      status: "paused",
+      currentMember: "approval",
+    });
+    await state.resume(token, { approved: true });
+    const resumed = await manager(state.executionId).load();
+    expect(resumed?.status).toBe("running");
+    expect(resumed?.memberOutputs?.get("approval")).toEqual({ approved: true });
+    await expectBatonError(state.resume(token, { approved: false }), "INVALID_TOKEN");
+    expect((await state.load())?.memberOutputs?.get("approval")).toEqual({ approved: true });
+  });
+
+  it("keeps the saved state's fields, and the reading of an execution id stores nothing there", async () => {
+    const id = uniqueName("exec");
+    const state = new StateManager<ExecutionState>({
+      env,
+      executionId: id,
+      bindings: { executions: "KitExecutions" },
+    });
+    await state.save(initial(id));
+    const token = await state.pause({ member: "approval", data: { url: "https://x" } });
+    await state.resume(token, { approved: true, comments: "Looks good" });
+    const loaded = await state.load();
+    const { memberOutputs: _outputs, ...fields } = initial(id);
+    expect(loaded).toMatchObject({ ...fields, status: "running", currentMember: "approval" });
+    expect([...(loaded?.memberOutputs?.entries() ?? [])]).toEqual([
+      ["validate", { valid: true, at: new Date(0) }],
+      ["approval", { approved: true, comments: "Looks good" }],
+    ]);
+    // The token found no execution behind the id, and left no storage in its actor.
+    const tables = await runInDurableObject(env.KitExecutions.getByName(id), (_i, s) =>
+      s.storage.sql.exec("SELECT name FROM sqlite_master WHERE type = 'table'").toArray(),
+    );
+    expect(tables).toEqual([]);
+  });
+
+  it("works in an env with no Execution actor binding at all", async () => {
+    const { Executions: _none, ...withoutExecutions } = env;
+    const state = new StateManager<ExecutionState>({
+      env: withoutExecutions,
+      executionId: uniqueName("exec"),
+    });
+    const token = await state.pause({ member: "review" });
+    await state.resume(token, "ok");
+    expect(await state.load()).toMatchObject({ status: "running" });
+    expect((await state.load())?.memberOutputs?.get("review")).toBe("ok");
+    await expectBatonError(state.resume(token, "again"), "INVALID_TOKEN");
+  });
+
+  it("refuses forged, malformed and other executions' tokens; the right one still works", async () => {
+    const a = manager();
+    const b = manager();
+    const tokenForB = await b.pause({ member: "m" });
+    await expectBatonError(a.resume(tokenForB, 1), "INVALID_TOKEN");
+    await expectBatonError(a.resume(`bt_${"A".repeat(43)}`, 1), "INVALID_TOKEN");
+    await expectBatonError(a.resume("hitl_token_123", 1), "INVALID_TOKEN");
+    await expectBatonError(a.resume(42 as never, 1), "INVALID_TOKEN");
+    expect(await a.load()).toBeNull();
+    expect((await b.load())?.status).toBe("paused");
+    await b.resume(tokenForB, 2);
+    expect((await b.load())?.status).toBe("running");
+  });
+
+  it("refuses a token after its TTL (the token actor's clock): INVALID_TOKEN, state left paused", async () => {
+    const state = new StateManager<ExecutionState>({
+      env,
+      executionId: uniqueName("exec"),
+      ttl: "1 hour",
+    });
+    // One second before its TTL, a token still resumes.
+    const first = await state.pause({ member: "approval" });
+    await (await tokenShard(first)).advanceClock(60 * 60 * 1000 - 1_000);
+    await state.resume(first, "in time");
+    expect((await state.load())?.status).toBe("running");
+    // At its TTL, it no longer does.
+    const second = await state.pause({ member: "approval" });
+    await (await tokenShard(second)).advanceClock(60 * 60 * 1000);
+    await expectBatonError(state.resume(second, "too late"), "INVALID_TOKEN");
+    expect(await state.load()).toMatchObject({ status: "paused" });
+    expect((await state.load())?.memberOutputs?.get("approval")).toBe("in time");
+  });
+
+  it("gives INVALID_TOKEN when the execution behind the token has ended", async () => {
+    const { id, run } = await waitingGreet("sm-ended", "E");
+    const state = new StateManager<ExecutionState>({
+      env,
+      executionId: id,
+      bindings: { executions: "TestExecutions" },
+    });
+    const token = await state.pause({ member: "approval", event: "approve" });
+    await run.cancel();
+    const error = await expectBatonError(state.resume(token, { ok: true }), "INVALID_TOKEN");
+    expect(error.details).toMatchObject({ cause: "EXECUTION_FINISHED" });
+    expect((await state.load())?.status).toBe("paused");
+  });
+
+  it("surfaces only the seed's codes", async () => {
+    const state = manager();
+    const failures: Array<() => Promise<unknown>> = [
+      () => state.update({ status: "failed" }),
+      () => state.checkpoint("none"),
+      () => state.restore("none"),
+      () =>
+        state.save({ id: "x", status: "running", startTime: 1, metadata: { f: () => 1 } } as never),
+      () =>
+        state.save({
+          id: "x",
+          status: "running",
+          startTime: 1,
+          metadata: { big: "x".repeat(33 * 1024 * 1024) },
+        }),
+      () => state.resume(`bt_${"B".repeat(43)}`),
+    ];
+    const codes: string[] = [];
+    for (const failure of failures) {
+      const error = await failure().then(
+        () => null,
+        (e: { code?: string }) => e,
+      );
+      expect(error, "every call above fails").not.toBeNull();
+      codes.push(String(error?.code));
+    }
+    for (const code of codes) expect(SEED_CODES).toContain(code);
+    expect(codes).toEqual([
+      "STATE_NOT_FOUND",
+      "STATE_NOT_FOUND",
+      "CHECKPOINT_NOT_FOUND",
+      "SERIALIZATION_ERROR",
+      "STORAGE_ERROR",
+      "INVALID_TOKEN",
+    ]);
   });
 });

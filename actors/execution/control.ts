@@ -109,6 +109,46 @@ export async function cancelExecution(
   gaveUp.abort();
 }
 
+/**
+ * Waits until the execution is terminal (or `timeoutMs` passes) and returns its row; a restart
+ * meanwhile makes it wait on.
+ *
+ * @throws BatonError `RESULT_TIMEOUT` (naming `statusOf` the row) if it is still unfinished.
+ */
+export async function waitForEnd(
+  host: ControlHost,
+  timeoutMs: number | undefined,
+  statusOf: (row: ExecutionRow) => string,
+): Promise<ExecutionRow> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const timedOut =
+    timeoutMs === undefined
+      ? new Promise<"timeout">(() => {})
+      : new Promise<"timeout">((resolve) => {
+          timer = setTimeout(() => resolve("timeout"), timeoutMs);
+        });
+  let row = host.requireRow();
+  // Aborted when this call returns: its waits are forgotten, also after a timeout.
+  const gaveUp = new AbortController();
+  try {
+    while (!TERMINAL.has(row.status)) {
+      const outcome = await Promise.race([host.engine.whenTerminal(gaveUp.signal), timedOut]);
+      row = host.requireRow();
+      if (outcome === "timeout" && !TERMINAL.has(row.status)) {
+        throw new BatonError(
+          "RESULT_TIMEOUT",
+          `Execution is still ${statusOf(row)} after ${timeoutMs} ms.`,
+          { timeoutMs },
+        );
+      }
+    }
+  } finally {
+    clearTimeout(timer);
+    gaveUp.abort();
+  }
+  return row;
+}
+
 /** Runs the workflow again, from the start or from a step (see `ExecutionActor.restart`). */
 export async function restartExecution(
   host: ControlHost,

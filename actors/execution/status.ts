@@ -20,13 +20,19 @@ export interface JournalStats {
   waiting: number | null;
   sleeping: number | null;
   current: string | null;
+  /** The latest time a step started, retried or ended. */
+  changed: number | null;
   [column: string]: string | number | ArrayBuffer | null;
 }
 
-/** One pass over the journal for the counts and for what the open steps are doing. */
+/**
+ * One pass over the journal for the counts, for what the open steps are doing, and for when a
+ * step last changed (a change of the status it derives: running, sleeping, waiting).
+ */
 export const JOURNAL_STATS = `SELECT COUNT(*) AS steps, SUM(status = 'completed') AS done,
   SUM(attempts) AS attempts, SUM(status IN ('running', 'backoff')) AS busy,
   SUM(status = 'waiting') AS waiting, SUM(status = 'sleeping') AS sleeping,
+  MAX(MAX(started_at, COALESCE(ended_at, 0), COALESCE(attempt_started_at, 0))) AS changed,
   (SELECT name FROM _baton_steps ORDER BY seq DESC LIMIT 1) AS current
 FROM _baton_steps`;
 
@@ -51,7 +57,9 @@ export function toInfo(row: ExecutionRow, stats: JournalStats | undefined): Exec
     attempts: stats?.attempts ?? 0,
     run: row.run,
     createdAt: row.created_at,
-    updatedAt: row.updated_at,
+    // The row changes with the lifecycle (paused, ended ...); the steps with running, sleeping
+    // and waiting, which status derives from them.
+    updatedAt: Math.max(row.updated_at, stats?.changed ?? 0),
     endedAt: row.ended_at,
     error: row.error ? parseError(row.error) : null,
   };

@@ -97,6 +97,8 @@ export interface TrackedHost extends ControlHost {
   checkId(options: { id: string } | undefined): string;
   requireTracked(method: string): ExecutionRow;
   stepDone(seq: number, step: string, output: () => unknown, index: number): void;
+  /** Creates the actor's tables if this is its first write. */
+  ensureSchema(): void;
 }
 
 /** `track()`: creates the tracked execution (idempotent for the same name and total). */
@@ -119,6 +121,8 @@ export function startTracked(
     }
     throw new BatonError("EXECUTION_CONFLICT", `Execution "${id}" already exists.`, { id });
   }
+  const retention = retentionMs(options?.retention ?? DEFAULT_RETENTION);
+  host.ensureSchema();
   host.sql.transaction(() => {
     insertExecution(host.sql, {
       id,
@@ -128,7 +132,7 @@ export function startTracked(
       input: null,
       digest,
       totalSteps: total,
-      retentionMs: retentionMs(options?.retention ?? DEFAULT_RETENTION),
+      retentionMs: retention,
       now: host.now(),
     });
     host.lifecycle.send("start");

@@ -109,8 +109,12 @@ export interface IssueOptions {
   ttl?: Duration;
   /** Anything to return to the redeemer with the token (shown before they act, for example). */
   data?: Value;
-  /** Name of the Execution actor binding in the Checkpoint actor's env. Default "Executions". */
-  binding?: string;
+  /**
+   * Name of the Execution actor binding in the Checkpoint actor's env. Default "Executions".
+   * `null`: no execution takes the event; redeeming the token only uses it up (what
+   * `StateManager` does without a Baton execution).
+   */
+  binding?: string | null;
 }
 
 /**
@@ -156,7 +160,7 @@ export class ResumeTokens {
     await this.#stub(hash).storeToken(hash, {
       executionId: options.executionId,
       event: options.event,
-      binding: options.binding ?? "Executions",
+      binding: options.binding === undefined ? "Executions" : options.binding,
       ...(options.data === undefined ? {} : { data: options.data }),
       ttlMs: ttl,
     });

@@ -333,7 +333,7 @@ export function connector<S>(
     return (name) => checkedStub(t.getByName?.(name) as object, EXPECTED[method]) as S;
   }
   if (typeof t?.[method] === "function")
-    return (name) => (t[method] as (n: string) => unknown)(name) as S;
+    return (name) => checkedStub((t[method] as (n: string) => object)(name), null) as S;
   return invalidArgument(
     "Baton client target",
     `must be a Durable Object namespace, or a service binding to a BatonService (with ${method}())`,
@@ -352,9 +352,10 @@ const EXPECTED = {
 /**
  * `stub`, whose calls fail with `CONFIGURATION_ERROR` naming the fix when the object behind it is
  * not an `expected` (a binding to another class: the platform only says that the receiver does
- * not implement the method).
+ * not implement the method), and with `PAYLOAD_TOO_LARGE` naming the limit when a value is over
+ * what one RPC message carries (the platform's error has no code).
  */
-function checkedStub(stub: object, expected: string): object {
+function checkedStub(stub: object, expected: string | null): object {
   return new Proxy(stub, {
     get(target, property, receiver) {
       const value = Reflect.get(target, property, receiver);
@@ -366,11 +367,32 @@ function checkedStub(stub: object, expected: string): object {
       return (...args: unknown[]) =>
         Promise.resolve(Reflect.apply(value as (...a: unknown[]) => unknown, target, args)).catch(
           (error: unknown) => {
-            throw wrongClass(error, expected, property) ?? error;
+            throw (
+              tooLarge(error, property) ??
+              (expected === null ? undefined : wrongClass(error, expected, property)) ??
+              error
+            );
           },
         );
     },
   });
+}
+
+/** workerd's refusal of a value over the RPC limit (32 MiB), sent or returned. */
+const RPC_LIMIT = /RPC arguments or return values are limited to (\d+) ?MiB(?:.*?(\d+) bytes)?/;
+
+/** `PAYLOAD_TOO_LARGE` for workerd's error on a value over the RPC limit; else undefined. */
+export function tooLarge(error: unknown, method: string): BatonError | undefined {
+  const match = RPC_LIMIT.exec((error as Error)?.message);
+  if (!match) return undefined;
+  const limit = Number(match[1]) * 1048576;
+  const bytes = match[2] ? Number(match[2]) : null;
+  return new BatonError(
+    "PAYLOAD_TOO_LARGE",
+    `A value of ${method}() is over the RPC limit, ${match[1]} MiB (${limit} bytes)${bytes ? `: ${bytes} bytes` : ""}. Pass big data by reference (R2, a checkpoint).`,
+    { method, limit, bytes },
+    { cause: error },
+  );
 }
 
 function wrongClass(error: unknown, expected: string, method: string): BatonError | undefined {

@@ -1,9 +1,15 @@
 import type { CheckpointActor } from "../../actors/checkpoint-actor.ts";
 import type { Lease, LockActor } from "../../actors/lock-actor.ts";
 import type { Value } from "../execution/types.ts";
-import { requireNamespace } from "../foundation/bindings.ts";
+import { findNamespace, requireNamespace } from "../foundation/bindings.ts";
 import { type Duration, parseDuration } from "../foundation/duration.ts";
-import { BatonError, checkId, invalidArgument, isBatonError } from "../foundation/errors.ts";
+import {
+  BatonError,
+  checkId,
+  type ErrorCode,
+  invalidArgument,
+  isBatonError,
+} from "../foundation/errors.ts";
 import { RESERVED_ACCESS } from "../foundation/reserved.ts";
 import { CheckpointsClient, ResumeTokens } from "./checkpoints.ts";
 import { LocksClient } from "./locks.ts";
@@ -30,7 +36,8 @@ export interface StateManagerOptions {
   ttl?: Duration;
   /**
    * Binding names. Defaults: `Checkpoints`, `Locks`, and `Executions` — the Execution actor
-   * binding in the Checkpoint actor's env, through which resume tokens deliver their event.
+   * binding in the Checkpoint actor's env, through which resume tokens deliver their event. When
+   * `executions` is not given and `env` has no `Executions` binding, tokens resume the state only.
    */
   bindings?: { checkpoints?: string; locks?: string; executions?: string };
   /** Lease length of `lock()`. Default 60 seconds. */
@@ -59,6 +66,22 @@ export interface PauseOptions {
 const STATE = "$state";
 const DEFAULT_TTL = "24 hours";
 
+/** The error codes the seed's StateManager documents: the only ones this facade throws. */
+const SEED_CODES: ReadonlySet<ErrorCode> = new Set<ErrorCode>([
+  "STATE_NOT_FOUND",
+  "LOCK_TIMEOUT",
+  "CHECKPOINT_NOT_FOUND",
+  "SERIALIZATION_ERROR",
+  "STORAGE_ERROR",
+  "INVALID_TOKEN",
+  "CONFLICT",
+  // A call with malformed arguments (a programming error), refused before anything is done.
+  "INVALID_ARGUMENT",
+]);
+
+/** Tries of a state change that only marks the state (pause, resume) over concurrent saves. */
+const MARK_TRIES = 3;
+
 /**
  * The seed's `StateManager`, built on Baton's actors: state and checkpoints are versioned
  * snapshots in a Checkpoint actor (scope `state:<executionId>`), `lock`/`unlock` use a Lock
@@ -66,9 +89,14 @@ const DEFAULT_TTL = "24 hours";
  * in.
  *
  * Saves are optimistic: a manager remembers the version it last loaded or saved, and a save over
- * a newer version fails with `CONFLICT` (reload and retry). Error codes: `STATE_NOT_FOUND`,
- * `LOCK_TIMEOUT`, `CHECKPOINT_NOT_FOUND`, `SERIALIZATION_ERROR`, `STORAGE_ERROR`,
- * `INVALID_TOKEN`, `CONFLICT`.
+ * a newer version fails with `CONFLICT` (reload and retry). Error codes, the seed's only:
+ * `STATE_NOT_FOUND`, `LOCK_TIMEOUT`, `CHECKPOINT_NOT_FOUND`, `SERIALIZATION_ERROR`,
+ * `STORAGE_ERROR`, `INVALID_TOKEN`, `CONFLICT` (and `INVALID_ARGUMENT` for malformed arguments).
+ *
+ * It needs no Baton execution behind its id: `pause()` then hands out a token that
+ * `resume(token, input)` redeems once, marking the state running and handing `input` over as
+ * the paused member's output (`memberOutputs`). When an execution waits behind the id, the token
+ * also delivers `input` to it as the event it waits for.
  *
  * @example
  * ```ts
@@ -88,7 +116,7 @@ export class StateManager<S extends Value = ExecutionState> {
   readonly #locks: LocksClient;
   readonly #tokens: ResumeTokens;
   readonly #lockTtl: number;
-  readonly #executionsBinding: string;
+  readonly #executionsBinding: string | null;
   readonly #owner = `state-manager:${crypto.randomUUID()}`;
   #version: number | undefined;
   #lease: Lease | undefined;
@@ -96,10 +124,12 @@ export class StateManager<S extends Value = ExecutionState> {
   constructor(options: StateManagerOptions) {
     checkId(options?.executionId, "executionId", 200);
     this.executionId = options.executionId;
-    this.ttl = parseDuration(options.ttl ?? DEFAULT_TTL);
-    this.#lockTtl = parseDuration(options.lockTtl ?? "60 seconds");
-    this.#executionsBinding = options.bindings?.executions ?? "Executions";
+    this.ttl = duration("ttl", options.ttl ?? DEFAULT_TTL);
+    this.#lockTtl = duration("lockTtl", options.lockTtl ?? "60 seconds");
     const env = options.env as Record<string, unknown>;
+    // Without a binding to deliver through, tokens resume the state only.
+    this.#executionsBinding =
+      options.bindings?.executions ?? (findNamespace(env, "Executions") ? "Executions" : null);
     const checkpointNs = namespace(env, options.bindings?.checkpoints ?? "Checkpoints");
     // `state:<id>` is one of Baton's reserved scopes (and lock names): only this class reaches it.
     this.#checkpoints = new CheckpointsClient(
@@ -237,15 +267,17 @@ export class StateManager<S extends Value = ExecutionState> {
         return true;
       } catch (error) {
         if (!isBatonError(error, "LEASE_EXPIRED") && !isBatonError(error, "NOT_HOLDER"))
-          throw error;
+          throw this.#seedError(error);
         this.#lease = undefined;
       }
     }
-    const got = await this.#locks.acquire(this.#scope, {
-      owner: this.#owner,
-      ttl: this.#lockTtl,
-      ...(options?.timeout === undefined ? {} : { wait: options.timeout }),
-    });
+    const got = await this.#storage(() =>
+      this.#locks.acquire(this.#scope, {
+        owner: this.#owner,
+        ttl: this.#lockTtl,
+        ...(options?.timeout === undefined ? {} : { wait: options.timeout }),
+      }),
+    );
     if (!got.acquired) return false;
     this.#lease = got.lease;
     return true;
@@ -257,18 +289,19 @@ export class StateManager<S extends Value = ExecutionState> {
     if (!lease) return;
     this.#lease = undefined;
     await this.#locks.release(this.#scope, lease).catch((error: unknown) => {
-      if (!isBatonError(error, "LEASE_EXPIRED") && !isBatonError(error, "NOT_HOLDER")) throw error;
+      if (!isBatonError(error, "LEASE_EXPIRED") && !isBatonError(error, "NOT_HOLDER"))
+        throw this.#seedError(error);
     });
   }
 
   /** True when someone holds the execution's lock. */
   isLocked(): Promise<boolean> {
-    return this.#locks.isLocked(this.#scope);
+    return this.#storage(() => this.#locks.isLocked(this.#scope));
   }
 
   /**
-   * Pauses for a human: marks the state paused (if there is one) and returns a resume token —
-   * unguessable, single-use, expiring — that `resume(token, input)` redeems.
+   * Pauses for a human: marks the state paused (saving a new one if there is none) and returns a
+   * resume token — unguessable, single-use, expiring — that `resume(token, input)` redeems.
    */
   async pause(options: PauseOptions): Promise<string> {
     if (typeof options?.member !== "string" || options.member.length === 0) {
@@ -295,28 +328,65 @@ export class StateManager<S extends Value = ExecutionState> {
         },
       }),
     );
-    const { value: state, version } = await this.#read();
-    if (state !== null && typeof state === "object") {
-      await this.#saveAt(
-        { ...(state as object), status: "paused", currentMember: options.member } as S,
-        version,
-      );
-    }
+    await this.#mark((state) => ({
+      ...(state ?? this.#newState()),
+      status: "paused",
+      currentMember: options.member,
+    }));
     return token;
   }
 
   /**
-   * Redeems a resume token with `input`: the paused execution receives `input` as the event it
-   * waits for, and the state (if any) is marked running. `INVALID_TOKEN` for a used, expired or
-   * unknown token, or one issued for another execution (that token stays unused).
+   * Redeems a resume token with `input`: the state is marked running, and `input` becomes the
+   * paused member's output (`memberOutputs`); an execution waiting behind the id also receives
+   * `input` as the event it waits for. `INVALID_TOKEN` for a used, expired or unknown token, one
+   * issued for another execution (that token stays unused), or one whose execution has ended.
    */
   async resume(token: string, input: Value = null): Promise<void> {
-    // Only this execution's tokens: another's is refused and stays unused.
-    await this.#tokens.redeem(token, input, { executionId: this.executionId });
-    const { value: state, version } = await this.#read();
-    if (state !== null && typeof state === "object") {
-      await this.#saveAt({ ...(state as object), status: "running" } as S, version);
+    let member: unknown;
+    try {
+      // Only this execution's tokens: another's is refused and stays unused.
+      const redeemed = await this.#tokens.redeem(token, input, { executionId: this.executionId });
+      member = (redeemed.data as { member?: unknown } | null)?.member;
+    } catch (error) {
+      // No Baton execution behind the id: the token is used up, and the state resumes.
+      if (!isBatonError(error, "EXECUTION_NOT_FOUND")) throw this.#seedError(error);
     }
+    await this.#mark((state) => {
+      const current = state ?? this.#newState();
+      const at = typeof member === "string" ? member : current.currentMember;
+      const outputs = current.memberOutputs;
+      return {
+        ...current,
+        status: "running",
+        ...(typeof at === "string" && (outputs === undefined || outputs instanceof Map)
+          ? { memberOutputs: new Map([...(outputs ?? []), [at, input]]) }
+          : {}),
+      };
+    });
+  }
+
+  /**
+   * Changes the state's marks (status, member, outputs) over whatever version is current:
+   * re-read and re-applied on a concurrent save, so a pause or a resume is not lost to one.
+   * A state that is not an object is left alone.
+   */
+  async #mark(change: (state: ExecutionState | null) => ExecutionState): Promise<void> {
+    for (let attempt = 1; ; attempt++) {
+      const { value: state, version } = await this.#read();
+      if (state !== null && (typeof state !== "object" || Array.isArray(state))) return;
+      try {
+        await this.#saveAt(change(state as ExecutionState | null) as unknown as S, version);
+        return;
+      } catch (error) {
+        if (!isBatonError(error, "CONFLICT") || attempt >= MARK_TRIES) throw error;
+      }
+    }
+  }
+
+  /** The state `pause` and `resume` save when there is none yet (the seed's shape). */
+  #newState(): ExecutionState {
+    return { id: this.executionId, status: "running", startTime: Date.now() };
   }
 
   #notFound(): BatonError {
@@ -329,19 +399,46 @@ export class StateManager<S extends Value = ExecutionState> {
     );
   }
 
-  /** Runs a storage call; errors that are not Baton's become `STORAGE_ERROR`. */
+  /** Runs a call to Baton's actors, its errors given one of the seed's codes. */
   async #storage<T>(call: () => Promise<T>): Promise<T> {
     try {
       return await call();
     } catch (error) {
-      if (isBatonError(error)) throw error;
-      throw new BatonError(
-        "STORAGE_ERROR",
-        `State storage failed for execution "${this.executionId}": ${error instanceof Error ? error.message : String(error)}`,
-        { executionId: this.executionId },
+      throw this.#seedError(error);
+    }
+  }
+
+  /**
+   * `error` with one of the seed's codes: those pass as they are (and a malformed duration is
+   * `INVALID_ARGUMENT`, as any malformed argument); a lock queue that is full is
+   * `LOCK_TIMEOUT`; a token whose execution has ended is `INVALID_TOKEN`; a value too large to
+   * store is `STORAGE_ERROR`, as is anything else (the original code in `details.cause`).
+   */
+  #seedError(error: unknown): Error {
+    if (isBatonError(error) && SEED_CODES.has(error.code)) return error;
+    const cause = isBatonError(error) ? error.code : null;
+    const message = error instanceof Error ? error.message : String(error);
+    const details = { executionId: this.executionId, cause };
+    if (cause === "INVALID_DURATION") {
+      return new BatonError("INVALID_ARGUMENT", message, details, { cause: error });
+    }
+    if (cause === "LIMIT_EXCEEDED" || cause === "LOCK_TIMEOUT") {
+      return new BatonError("LOCK_TIMEOUT", message, details, { cause: error });
+    }
+    if (cause === "EXECUTION_FINISHED" || cause === "INVALID_TRANSITION") {
+      return new BatonError(
+        "INVALID_TOKEN",
+        `This resume token can no longer resume anything: ${message}`,
+        details,
         { cause: error },
       );
     }
+    return new BatonError(
+      "STORAGE_ERROR",
+      `State storage failed for execution "${this.executionId}": ${message}`,
+      details,
+      { cause: error },
+    );
   }
 }
 
@@ -351,6 +448,15 @@ function namespace(env: Record<string, unknown> | undefined, binding: string): u
     binding,
     `StateManager needs a Durable Object binding "${binding}" in env (see bindings in its options).`,
   );
+}
+
+/** A duration option, `INVALID_ARGUMENT` (the seed has no code of its own for it) when malformed. */
+function duration(option: string, value: Duration): number {
+  try {
+    return parseDuration(value);
+  } catch (error) {
+    return invalidArgument(option, `must be a duration: ${(error as Error).message}`, value);
+  }
 }
 
 function checkName(name: unknown): asserts name is string {

@@ -22,6 +22,8 @@ export interface EngineHost {
   /** The binding name of this Execution actor's own namespace (for children and reports). */
   childBinding(): string;
   now(): number;
+  /** False while the object has no tables yet (nothing was ever started in it). */
+  schemaReady(): boolean;
   /**
    * A step finished in this run (not a replay): live subscribers hear of it. `output` is read
    * only if someone listens; it returns `OMITTED` (live-events.ts) for an output that cannot be shown.

@@ -48,6 +48,7 @@ export class Replay {
 
   /** The execution's row, without its input and output (read them from {@link Blobs}). */
   row(): ExecutionRow | undefined {
+    if (!this.host.schemaReady()) return undefined;
     return this.host.sql.one<ExecutionRow>(
       `SELECT ${ROW_COLUMNS} FROM _baton_execution WHERE id = 1`,
     );

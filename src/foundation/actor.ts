@@ -76,18 +76,22 @@ export abstract class Actor<
   /** Codec-encoded values of any size. */
   protected readonly values: ValueStore;
 
+  /** Whether the schema is in place: false only while a deferred schema waits for a write. */
+  #schemaReady = false;
+
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
     this.sql = new Sql(ctx.storage);
     // Synchronous SQL, so the schema is ready before the subclass constructor body runs and
-    // before any request or alarm reaches the object.
+    // before any request or alarm reaches the object. An actor that defers its schema leaves a
+    // new object (no tables yet) untouched: its reads find nothing and store nothing.
     try {
-      runMigrations(this.sql, "baton", FRAMEWORK_MIGRATIONS);
+      if (!this.deferSchema() || this.migrations().length > 0 || hasSchema(this.sql)) {
+        this.ensureSchema();
+      }
     } catch (error) {
       throw withoutSqlite(error, new.target.name) ?? error;
     }
-    const own = this.migrations();
-    if (own.length > 0) runMigrations(this.sql, APP_SCHEMA, own);
     this.values = new ValueStore(this.sql);
     this.timers = new Scheduler<Timers>(
       ctx.storage,
@@ -95,9 +99,55 @@ export abstract class Actor<
       () => this.now(),
       this.schedulerOptions(),
     );
-    // Only an object with live timers needs its alarm checked before the first request.
+    // Only an object with live timers needs its alarm checked before the first request; one
+    // without a schema has none.
+    if (!this.#schemaReady) return;
     if (this.timers.nextDue() === null) void this.timers.wake();
     else void ctx.blockConcurrencyWhile(() => this.timers.wake());
+  }
+
+  /**
+   * Whether this object's schema is in place. Only an actor that defers its schema
+   * ({@link Actor.deferSchema}) can be without one: a new object before its first write.
+   */
+  protected get schemaReady(): boolean {
+    return this.#schemaReady;
+  }
+
+  /**
+   * Applies the pending migrations (Baton's, the actor kind's, then yours); a no-op once done.
+   * An actor that defers its schema calls it before its first write.
+   *
+   * @throws BatonError `MIGRATION_ERROR`.
+   */
+  protected ensureSchema(): void {
+    if (this.#schemaReady) return;
+    runMigrations(this.sql, "baton", FRAMEWORK_MIGRATIONS);
+    for (const { scope, migrations } of this.frameworkSchemas()) {
+      runMigrations(this.sql, scope, migrations);
+    }
+    const own = this.migrations();
+    if (own.length > 0) runMigrations(this.sql, APP_SCHEMA, own);
+    this.#schemaReady = true;
+  }
+
+  /**
+   * @internal The schemas of a Baton actor kind (the Execution actor's tables ...), migrated
+   * after Baton's own and before the app's. Called from the base constructor: return constants.
+   */
+  protected frameworkSchemas(): readonly { scope: string; migrations: readonly Migration[] }[] {
+    return [];
+  }
+
+  /**
+   * @internal Whether a new object (no tables yet) waits for its first write to create its
+   * schema, so that reading an object that was never written leaves no storage behind. Only
+   * without app migrations (yours run at every start, as they always do). An actor that answers
+   * true checks {@link Actor.schemaReady} before reading and calls {@link Actor.ensureSchema}
+   * before writing; its `alarm()` does nothing until then (there can be no timer).
+   */
+  protected deferSchema(): boolean {
+    return false;
   }
 
   /**
@@ -142,8 +192,18 @@ export abstract class Actor<
 
   /** Runs due timers. Override only to add work, and call `super.alarm()`. */
   override async alarm(_info?: AlarmInvocationInfo): Promise<void> {
+    if (!this.#schemaReady) return;
     await this.timers.run();
   }
+}
+
+/** Whether Baton's migrations ever ran in this object (one indexed lookup). */
+function hasSchema(sql: Sql): boolean {
+  return (
+    sql.value<number>(
+      "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = '_baton_migrations'",
+    ) === 1
+  );
 }
 
 /**
