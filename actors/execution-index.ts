@@ -140,7 +140,6 @@ export class ExecutionIndex<Env = unknown> extends Actor<Env, IndexTimers> {
       invalidArgument("updates", `must be an array of at most ${MAX_LIMIT} index updates`, updates);
     }
     for (const update of updates) checkUpdate(update);
-    let tombstones = false;
     const changed = this.sql.transaction(() => {
       let count = 0;
       for (const { id, version, execution, source } of updates) {
@@ -158,7 +157,9 @@ export class ExecutionIndex<Env = unknown> extends Actor<Env, IndexTimers> {
         if (current && current.version >= version) continue;
         count++;
         if (execution === null) {
-          tombstones = true;
+          // The prune timer commits with the tombstone (an outbox): a write failing after the
+          // rows were stored would leave a tombstone that no redelivery schedules a prune for.
+          this.timers.enqueue("prune", {}, { after: TOMBSTONE_MS + 60_000 }, { key: "prune" });
           this.sql.run(
             `INSERT INTO _baton_index (id, version, deleted_at, source) VALUES (?, ?, ?, ?)
              ON CONFLICT (id) DO UPDATE SET version = excluded.version, workflow = NULL,
@@ -191,9 +192,6 @@ export class ExecutionIndex<Env = unknown> extends Actor<Env, IndexTimers> {
       }
       return count;
     });
-    if (tombstones) {
-      await this.timers.schedule("prune", {}, { after: TOMBSTONE_MS + 60_000 }, { key: "prune" });
-    }
     return changed;
   }
 

@@ -1,4 +1,5 @@
 import { BatonError } from "./errors.ts";
+import { injectSqlFault, sqlFaults } from "./sql-faults.ts";
 import type { SqlParam, SqlRow, SqlStatements, SqlValue } from "./sql-types.ts";
 
 export type { SqlParam, SqlRow, SqlValue };
@@ -104,6 +105,8 @@ export class Sql implements SqlStatements {
       );
     }
     try {
+      // Test-only fault injection (sql-faults.ts): one branch on an empty Map in production.
+      if (sqlFaults.size !== 0) injectSqlFault(this.#storage, query);
       return this.#storage.sql.exec<T>(query, ...params.map(toBinding));
     } catch (cause) {
       const reason = cause instanceof Error ? cause.message : String(cause);
