@@ -504,7 +504,7 @@ export class LockActor<Env = unknown> extends Actor<Env, LockTimers> {
     if (held || lease.expiresAt <= now) {
       throw new BatonError(
         "LEASE_EXPIRED",
-        `The lease with fence ${lease.fence} expired at ${new Date(held?.expires_at ?? lease.expiresAt).toISOString()}.`,
+        `The lease with fence ${lease.fence} expired at ${isoTime(held?.expires_at ?? lease.expiresAt)}.`,
         {
           fence: lease.fence,
         },
@@ -537,6 +537,12 @@ export class LockActor<Env = unknown> extends Actor<Env, LockTimers> {
       this.now(),
     );
   }
+}
+
+/** A time for a message: ISO 8601, or the number as given when no Date can show it. */
+function isoTime(ms: number): string {
+  const date = new Date(ms);
+  return Number.isNaN(date.getTime()) ? `${ms} ms` : date.toISOString();
 }
 
 function toLease(row: HolderRow): Lease {
