@@ -236,16 +236,22 @@ describe("StateManager: pause and resume", () => {
     };
     const state = new StateManager({ env: broken, executionId: uniqueName("exec") });
     await expectBatonError(state.save(initial("x")), "STORAGE_ERROR", /storage unreachable/);
-    await expectBatonError(manager().pause({ member: "" }), "INVALID_ARGUMENT", /member/);
+    // Malformed arguments to methods: the seed has no code of its own for them.
+    await expectBatonError(manager().pause({ member: "" }), "SERIALIZATION_ERROR", /member/);
     await expectBatonError(
       manager().pause({ member: "m", expiresAt: 1 }),
-      "INVALID_ARGUMENT",
+      "SERIALIZATION_ERROR",
       /expiresAt/,
     );
+    await expectBatonError(manager().lock({ timeout: "a while" as never }), "SERIALIZATION_ERROR");
+    await expectBatonError(manager().update(null as never), "SERIALIZATION_ERROR", /updates/);
+    await expectBatonError(manager().transaction(1 as never), "SERIALIZATION_ERROR", /fn/);
+    await expectBatonError(manager().checkpoint(""), "SERIALIZATION_ERROR");
+    await expectBatonError(manager().restore("\u0000"), "CHECKPOINT_NOT_FOUND");
+    // Only the constructor refuses bad configuration, before any state operation.
     expect(() => new StateManager({ env, executionId: "x", ttl: "soon" as never })).toThrowError(
       /ttl/,
     );
-    await expectBatonError(manager().lock({ timeout: "a while" as never }), "INVALID_ARGUMENT");
   });
 });
 
@@ -257,7 +263,7 @@ async function tokenShard(token: string) {
   return env.Checkpoints.getByName(`resume-tokens:${digest[0]!.toString(16).padStart(2, "0")}`);
 }
 
-/** The seed's codes: the only ones the facade may throw (INVALID_ARGUMENT for bad arguments). */
+/** The seed's codes: the only ones the facade's methods may throw. */
 const SEED_CODES = [
   "STATE_NOT_FOUND",
   "LOCK_TIMEOUT",

@@ -75,8 +75,6 @@ const SEED_CODES: ReadonlySet<ErrorCode> = new Set<ErrorCode>([
   "STORAGE_ERROR",
   "INVALID_TOKEN",
   "CONFLICT",
-  // A call with malformed arguments (a programming error), refused before anything is done.
-  "INVALID_ARGUMENT",
 ]);
 
 /** Tries of a state change that only marks the state (pause, resume) over concurrent saves. */
@@ -91,7 +89,10 @@ const MARK_TRIES = 3;
  * Saves are optimistic: a manager remembers the version it last loaded or saved, and a save over
  * a newer version fails with `CONFLICT` (reload and retry). Error codes, the seed's only:
  * `STATE_NOT_FOUND`, `LOCK_TIMEOUT`, `CHECKPOINT_NOT_FOUND`, `SERIALIZATION_ERROR`,
- * `STORAGE_ERROR`, `INVALID_TOKEN`, `CONFLICT` (and `INVALID_ARGUMENT` for malformed arguments).
+ * `STORAGE_ERROR`, `INVALID_TOKEN`, `CONFLICT`. A malformed argument to a method is
+ * `SERIALIZATION_ERROR` (`details.argument` names it; `restore` of a malformed name is
+ * `CHECKPOINT_NOT_FOUND`); only the constructor refuses bad configuration (a malformed
+ * `executionId`, `ttl`, a missing binding) with `INVALID_ARGUMENT`, before any state operation.
  *
  * It needs no Baton execution behind its id: `pause()` then hands out a token that
  * `resume(token, input)` redeems once, marking the state running and handing `input` over as
@@ -193,7 +194,7 @@ export class StateManager<S extends Value = ExecutionState> {
    */
   async update(updates: Partial<S>): Promise<S> {
     if (typeof updates !== "object" || updates === null)
-      invalidArgument("updates", "must be an object", updates);
+      badArgument("updates", "must be an object", updates);
     return this.transaction((state) => merge(state, updates));
   }
 
@@ -211,7 +212,7 @@ export class StateManager<S extends Value = ExecutionState> {
    * all or nothing: if `fn` throws, nothing is saved; if the state changed meanwhile, `CONFLICT`.
    */
   async transaction(fn: (state: S) => S | undefined | Promise<S | undefined>): Promise<S> {
-    if (typeof fn !== "function") invalidArgument("fn", "must be a function", fn);
+    if (typeof fn !== "function") badArgument("fn", "must be a function", fn);
     // The version read here is the one the save must find: concurrent calls on this same
     // manager cannot slip past each other.
     const { value: current, version } = await this.#read();
@@ -224,7 +225,7 @@ export class StateManager<S extends Value = ExecutionState> {
 
   /** Saves the current state as checkpoint `name`. `STATE_NOT_FOUND` when there is no state. */
   async checkpoint(name: string): Promise<void> {
-    checkName(name);
+    checkName(name, "SERIALIZATION_ERROR");
     const state = await this.load();
     if (state === null) throw this.#notFound();
     await this.#storage(() =>
@@ -234,7 +235,7 @@ export class StateManager<S extends Value = ExecutionState> {
 
   /** Makes checkpoint `name` the current state again. `CHECKPOINT_NOT_FOUND` when absent. */
   async restore(name: string): Promise<S> {
-    checkName(name);
+    checkName(name, "CHECKPOINT_NOT_FOUND");
     const { value } = await this.#storage(() =>
       this.#checkpoints.load<S>(this.#scope, `checkpoint:${name}`),
     );
@@ -305,11 +306,11 @@ export class StateManager<S extends Value = ExecutionState> {
    */
   async pause(options: PauseOptions): Promise<string> {
     if (typeof options?.member !== "string" || options.member.length === 0) {
-      invalidArgument("member", "must be a non-empty string", options?.member);
+      badArgument("member", "must be a non-empty string", options?.member);
     }
     const expiresAt = options.expiresAt ?? Date.now() + this.ttl;
     if (!Number.isFinite(expiresAt) || expiresAt <= Date.now()) {
-      invalidArgument(
+      badArgument(
         "expiresAt",
         "must be a time in the future (ms since the epoch)",
         options.expiresAt,
@@ -409,8 +410,8 @@ export class StateManager<S extends Value = ExecutionState> {
   }
 
   /**
-   * `error` with one of the seed's codes: those pass as they are (and a malformed duration is
-   * `INVALID_ARGUMENT`, as any malformed argument); a lock queue that is full is
+   * `error` with one of the seed's codes: those pass as they are (a malformed argument, a
+   * duration included, is `SERIALIZATION_ERROR`); a lock queue that is full is
    * `LOCK_TIMEOUT`; a token whose execution has ended is `INVALID_TOKEN`; a value too large to
    * store is `STORAGE_ERROR`, as is anything else (the original code in `details.cause`).
    */
@@ -419,8 +420,8 @@ export class StateManager<S extends Value = ExecutionState> {
     const cause = isBatonError(error) ? error.code : null;
     const message = error instanceof Error ? error.message : String(error);
     const details = { executionId: this.executionId, cause };
-    if (cause === "INVALID_DURATION") {
-      return new BatonError("INVALID_ARGUMENT", message, details, { cause: error });
+    if (cause === "INVALID_DURATION" || cause === "INVALID_ARGUMENT") {
+      return new BatonError("SERIALIZATION_ERROR", message, details, { cause: error });
     }
     if (cause === "LIMIT_EXCEEDED" || cause === "LOCK_TIMEOUT") {
       return new BatonError("LOCK_TIMEOUT", message, details, { cause: error });
@@ -459,8 +460,26 @@ function duration(option: string, value: Duration): number {
   }
 }
 
-function checkName(name: unknown): asserts name is string {
-  checkId(name, "Checkpoint name", 200);
+/** A method's malformed argument: the seed has no code for it, so `SERIALIZATION_ERROR`. */
+function badArgument(argument: string, problem: string, value: unknown): never {
+  try {
+    return invalidArgument(argument, problem, value);
+  } catch (error) {
+    const { message, details } = error as BatonError;
+    throw new BatonError("SERIALIZATION_ERROR", message, { ...details, argument, cause: "INVALID_ARGUMENT" });
+  }
+}
+
+function checkName(
+  name: unknown,
+  code: "SERIALIZATION_ERROR" | "CHECKPOINT_NOT_FOUND",
+): asserts name is string {
+  try {
+    checkId(name, "Checkpoint name", 200);
+  } catch (error) {
+    const { message, details } = error as BatonError;
+    throw new BatonError(code, message, { ...details, argument: "name", cause: "INVALID_ARGUMENT" });
+  }
 }
 
 /** Shallow merge, except Maps (and plain objects under them), merged entry by entry. */
