@@ -5,7 +5,7 @@
  */
 import { env, runInDurableObject } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
-import { type ExecutionService, executions } from "../src/index.ts";
+import { type ExecutionService, executions, resumeTokens } from "../src/index.ts";
 import { eventually, expectBatonError, resetActor, uniqueName, waitingGreet } from "./helpers.ts";
 import { approval } from "./kit-workflows.ts";
 import type { Platform } from "./worker.ts";
@@ -171,6 +171,25 @@ describe("a value over the RPC limit", () => {
       "PAYLOAD_TOO_LARGE",
       /start\(\)/,
     );
+  });
+});
+
+describe("a resume token's payload over the RPC limit", () => {
+  it("is refused with PAYLOAD_TOO_LARGE before it reaches the token, which stays usable", async () => {
+    const { run } = await waitingGreet("big-token");
+    const tokens = resumeTokens(env.Checkpoints);
+    const token = await tokens.issue({
+      executionId: (await run.status()).id,
+      event: "approve",
+      binding: "TestExecutions",
+    });
+    await expectBatonError(
+      tokens.redeem(token, "x".repeat(OVER_RPC_LIMIT)),
+      "PAYLOAD_TOO_LARGE",
+      /redeem\(\) is over the RPC limit/,
+    );
+    await tokens.redeem(token, { by: "small" });
+    await expectBatonError(tokens.redeem(token, null), "INVALID_TOKEN");
   });
 });
 

@@ -10,7 +10,7 @@ import { base64url, sha256Hex } from "../foundation/bindings.ts";
 import { type Duration, parseDuration } from "../foundation/duration.ts";
 import { BatonError, checkId, invalidArgument } from "../foundation/errors.ts";
 import { checkNotReserved } from "../foundation/reserved.ts";
-import { connector } from "./executions.ts";
+import { connector, tooLarge } from "./executions.ts";
 
 type Stub = DurableObjectStub<CheckpointActor>;
 
@@ -157,13 +157,17 @@ export class ResumeTokens {
     const random = crypto.getRandomValues(new Uint8Array(32));
     const token = `bt_${base64url(random)}`;
     const hash = await sha256Hex(token);
-    await this.#stub(hash).storeToken(hash, {
-      executionId: options.executionId,
-      event: options.event,
-      binding: options.binding === undefined ? "Executions" : options.binding,
-      ...(options.data === undefined ? {} : { data: options.data }),
-      ttlMs: ttl,
-    });
+    await this.#stub(hash)
+      .storeToken(hash, {
+        executionId: options.executionId,
+        event: options.event,
+        binding: options.binding === undefined ? "Executions" : options.binding,
+        ...(options.data === undefined ? {} : { data: options.data }),
+        ttlMs: ttl,
+      })
+      .catch((error: unknown) => {
+        throw tooLarge(error, "issue") ?? error;
+      });
     return token;
   }
 
@@ -188,11 +192,16 @@ export class ResumeTokens {
       throw new BatonError("INVALID_TOKEN", "This resume token is not valid: it is malformed.");
     }
     const hash = await sha256Hex(token);
-    return (await this.#stub(hash).redeemToken(
-      hash,
-      payload,
-      options?.executionId === undefined ? {} : { executionId: options.executionId },
-    )) as RedeemedToken;
+    return (await this.#stub(hash)
+      .redeemToken(
+        hash,
+        payload,
+        options?.executionId === undefined ? {} : { executionId: options.executionId },
+      )
+      .catch((error: unknown) => {
+        // A payload over the RPC limit: refused before it reached the actor (the token is unused).
+        throw tooLarge(error, "redeem") ?? error;
+      })) as RedeemedToken;
   }
 
   #stub(hash: string): Stub {

@@ -78,7 +78,7 @@ const SEED_CODES: ReadonlySet<ErrorCode> = new Set<ErrorCode>([
 ]);
 
 /** Tries of a state change that only marks the state (pause, resume) over concurrent saves. */
-const MARK_TRIES = 3;
+const MARK_TRIES = 10;
 
 /**
  * The seed's `StateManager`, built on Baton's actors: state and checkpoints are versioned
@@ -353,7 +353,7 @@ export class StateManager<S extends Value = ExecutionState> {
       // No Baton execution behind the id: the token is used up, and the state resumes.
       if (!isBatonError(error, "EXECUTION_NOT_FOUND")) throw this.#seedError(error);
     }
-    await this.#mark((state) => {
+    const running = (state: ExecutionState | null): ExecutionState => {
       const current = state ?? this.#newState();
       const at = typeof member === "string" ? member : current.currentMember;
       const outputs = current.memberOutputs;
@@ -364,7 +364,20 @@ export class StateManager<S extends Value = ExecutionState> {
           ? { memberOutputs: new Map([...(outputs ?? []), [at, input]]) }
           : {}),
       };
-    });
+    };
+    try {
+      await this.#mark(running);
+    } catch (error) {
+      // The token is used up (and an execution behind the id has its input): say so, so the
+      // caller marks the state with update() instead of retrying a token that is gone.
+      const seed = this.#seedError(error) as BatonError;
+      throw new BatonError(
+        seed.code,
+        `The resume token was redeemed, but the state could not be marked running: ${seed.message} Mark it with update({ status: "running" }).`,
+        { ...seed.details, tokenRedeemed: true },
+        { cause: error },
+      );
+    }
   }
 
   /**
@@ -466,7 +479,11 @@ function badArgument(argument: string, problem: string, value: unknown): never {
     return invalidArgument(argument, problem, value);
   } catch (error) {
     const { message, details } = error as BatonError;
-    throw new BatonError("SERIALIZATION_ERROR", message, { ...details, argument, cause: "INVALID_ARGUMENT" });
+    throw new BatonError("SERIALIZATION_ERROR", message, {
+      ...details,
+      argument,
+      cause: "INVALID_ARGUMENT",
+    });
   }
 }
 
@@ -478,7 +495,11 @@ function checkName(
     checkId(name, "Checkpoint name", 200);
   } catch (error) {
     const { message, details } = error as BatonError;
-    throw new BatonError(code, message, { ...details, argument: "name", cause: "INVALID_ARGUMENT" });
+    throw new BatonError(code, message, {
+      ...details,
+      argument: "name",
+      cause: "INVALID_ARGUMENT",
+    });
   }
 }
 

@@ -32,6 +32,8 @@ export interface ProgramReport {
   stuck: number;
   /** What went wrong, one line each. */
   problems: string[];
+  /** Chaos actions that took effect, by kind (and `crash`: crashes injected in step attempts). */
+  chaos: Record<string, number>;
   ms: number;
 }
 
@@ -62,6 +64,7 @@ export async function runProgram(p: Program, id: string, boundMs: number): Promi
     mismatched: 0,
     stuck: 0,
     problems: [],
+    chaos: {},
     ms: 0,
   };
   const ops = index(p.ops);
@@ -106,29 +109,39 @@ export async function runProgram(p: Program, id: string, boundMs: number): Promi
     bus.clockOffset += HEARTBEAT_MS;
     await runDurableObjectAlarm(stubOf(execution)).catch(() => false);
   };
+  /** Does one chaos action; counts it in the report when it took effect. */
   const chaos = async (action: string, execution: string) => {
     const stub = stubOf(execution);
+    let done = true;
     switch (action) {
       case "evict":
         // Refused (after a while) while calls are in flight: then it is not evicted this time.
-        await evictDurableObject(stub).catch(() => {});
+        done = await evictDurableObject(stub).then(
+          () => true,
+          () => false,
+        );
         break;
       case "abort":
+        // The abort breaks the call that made it: that rejection is the abort happening.
         await runInDurableObject(stub, (_instance, state) => state.abort("soak: abort")).catch(
           () => {},
         );
         await revive(execution);
         break;
       case "alarm": // a duplicate alarm: alarm() called while the real one stays armed
-        await runInDurableObject(stub, (instance) => instance.alarm()).catch(() => {});
+        done = await runInDurableObject(stub, (instance) => instance.alarm()).then(
+          () => true,
+          () => false,
+        );
         break;
       case "late-alarm": // the armed alarm run now, whatever its time (late for some timers)
-        await runDurableObjectAlarm(stub).catch(() => false);
+        done = await runDurableObjectAlarm(stub).catch(() => false);
         break;
       case "jump":
         bus.clockOffset += HEARTBEAT_MS;
         break;
     }
+    if (done) report.chaos[action] = (report.chaos[action] ?? 0) + 1;
   };
 
   let cursor = 0;
@@ -150,6 +163,7 @@ export async function runProgram(p: Program, id: string, boundMs: number): Promi
       for (const c of p.chaos) if (c.signal === seen) await chaos(c.action, s.execution);
       const once = `${s.execution}|${s.kind}|${s.name}`;
       if (s.kind === "crash") {
+        report.chaos.crash = (report.chaos.crash ?? 0) + 1;
         await wait(5);
         await revive(s.execution);
         continue;
@@ -194,7 +208,8 @@ export async function runProgram(p: Program, id: string, boundMs: number): Promi
   };
 
   const { expected, steps } = reference(p);
-  const attemptsBefore = new Map<string, number>();
+  const effectsOf = () => soakEnv.Effects.getByName(id).dump();
+  const expectedKeys = new Set<string>();
   try {
     await client().start(soak, { root: id, ops: p.ops }, { id });
     await sendBefore();
@@ -203,14 +218,15 @@ export async function runProgram(p: Program, id: string, boundMs: number): Promi
       report.problems.push(`stuck: ${JSON.stringify(await client().get(id).status())}`);
       return report;
     }
+    let from = 0;
     if (p.control === "restart") {
-      // The first run must already be right; then the same program runs again under the same id.
+      // The first run is checked in full; then the same program runs again under the same id
+      // (every step again, under the same idempotency keys), checked against its own effects.
       await checkOutcome(id, expected, report, "run 1");
-      for (const entry of await journalOf(id))
-        attemptsBefore.set(`${id}/${entry.name}/0`, entry.attempts);
-      await collectChildAttempts(id, attemptsBefore);
+      const first = await effectsOf();
+      await checkExecution(id, steps, view(first, 0), expectedKeys, report);
+      from = first.effects.length;
       handled = new Set();
-      // Each run reads its own outputs (the restart runs every step again).
       for (const key of bus.observed.keys()) if (key.startsWith(id)) bus.observed.delete(key);
       await client().get(id).restart();
       await sendBefore();
@@ -222,13 +238,11 @@ export async function runProgram(p: Program, id: string, boundMs: number): Promi
         return report;
       }
     }
-    await checkOutcome(id, expected, report, "");
-    const effects = await soakEnv.Effects.getByName(id).dump();
-    const expectedKeys = new Set<string>();
-    for (const key of attemptsBefore.keys())
-      if (effectsFor(effects, key) > 0) expectedKeys.add(key);
-    await checkExecution(id, steps, expected, effects, attemptsBefore, expectedKeys, report);
-    for (const entry of effects.dedupe) {
+    await checkOutcome(id, expected, report, p.control === "restart" ? "run 2" : "");
+    const all = await effectsOf();
+    await checkExecution(id, steps, view(all, from), expectedKeys, report);
+    // The dedupe store: one entry per key, and no key the reference does not expect.
+    for (const entry of all.dedupe) {
       if (!expectedKeys.has(entry.key)) {
         report.duplicated++;
         report.problems.push(`unexpected effect under ${entry.key} (${entry.nonce})`);
@@ -246,7 +260,18 @@ export async function runProgram(p: Program, id: string, boundMs: number): Promi
   return report;
 }
 
-type Dump = Awaited<ReturnType<ReturnType<SoakEnv["Effects"]["getByName"]>["dump"]>>;
+interface Dump {
+  effects: Array<{ key: string; nonce: string }>;
+  dedupe: Array<{ key: string; nonce: string }>;
+}
+
+/** The effects of one run (from the `from`-th on), and the first of each key among them. */
+function view(dump: Dump, from: number): Dump {
+  const effects = dump.effects.slice(from);
+  const first = new Map<string, { key: string; nonce: string }>();
+  for (const e of effects) if (!first.has(e.key)) first.set(e.key, e);
+  return { effects, dedupe: [...first.values()] };
+}
 
 function effectsFor(effects: Dump, key: string): number {
   return effects.effects.filter((e) => e.key === key).length;
@@ -259,14 +284,6 @@ async function journalOf(id: string): Promise<JournalEntry[]> {
     all.push(...page);
     if (page.length < 1000) return all;
     from = (page.at(-1)?.seq ?? from) + 1;
-  }
-}
-
-async function collectChildAttempts(id: string, into: Map<string, number>): Promise<void> {
-  for (const entry of await journalOf(id)) {
-    const childId = (entry as { childId?: string }).childId;
-    if (!childId) continue;
-    for (const c of await journalOf(childId)) into.set(`${childId}/${c.name}/0`, c.attempts);
   }
 }
 
@@ -300,9 +317,7 @@ async function checkOutcome(id: string, expected: Expected, report: ProgramRepor
 async function checkExecution(
   id: string,
   steps: ExpectedSteps,
-  expected: Expected,
   effects: Dump,
-  attemptsBefore: Map<string, number>,
   expectedKeys: Set<string>,
   report: ProgramReport,
 ): Promise<void> {
@@ -317,8 +332,7 @@ async function checkExecution(
       `${id}: journal positions not 0..n-1 once each: ${journal.map((e) => e.seq)}`,
     );
   }
-  const attemptsOf = (key: string, entry: JournalEntry | undefined) =>
-    (entry?.attempts ?? 0) + (attemptsBefore.get(key) ?? 0);
+  const attemptsOf = (_key: string, entry: JournalEntry) => entry.attempts;
 
   for (const name of steps.completed) {
     const key = `${id}/${name}/0`;
@@ -348,11 +362,11 @@ async function checkExecution(
       report.mismatched++;
       report.problems.push(`${id}: journaled output of ${name} matches no attempt's effect`);
     }
-    const observed = bus.observed.get(`${id}|${name}`);
-    if (observed && (observed.size !== 1 || !observed.has(JSON.stringify(output)))) {
+    const observed = [...(bus.observed.get(`${id}|${name}`) ?? [])];
+    if (observed.length !== 1 || observed[0] !== JSON.stringify(output)) {
       report.mismatched++;
       report.problems.push(
-        `${id}: step ${name} was read as ${[...observed].join(" and ")} (journal: ${JSON.stringify(output)})`,
+        `${id}: step ${name} was read as ${observed.join(" and ") || "nothing"} (journal: ${JSON.stringify(output)})`,
       );
     }
   }
@@ -383,7 +397,10 @@ async function checkExecution(
   for (const c of compensations) {
     const raw = effectsFor(effects, c.key);
     const entry = byName.get(c.key.split("/").at(-2) ?? "");
-    if (entry && raw > attemptsOf(c.key, entry)) {
+    if (!entry) {
+      report.mismatched++;
+      report.problems.push(`${id}: compensation ${c.key} ran but has no journal entry`);
+    } else if (raw > attemptsOf(c.key, entry)) {
       report.duplicated++;
       report.problems.push(
         `${id}: compensation ${c.key} ran ${raw} times in ${attemptsOf(c.key, entry)} attempts`,
@@ -402,7 +419,12 @@ async function checkExecution(
   for (const [i, child] of steps.children.entries()) {
     const entry = childEntries[i];
     const childId = (entry as { childId?: string } | undefined)?.childId;
-    if (!entry || !childId) continue;
+    if (!entry) continue; // counted above
+    if (!childId) {
+      report.mismatched++;
+      report.problems.push(`${id}: child step ${child.name} has no child id`);
+      continue;
+    }
     await checkOutcome(childId, child.expected, report, `child ${child.name}`);
     const info = await client().get(childId).status();
     if (info.endedAt === null || parentInfo.endedAt === null || info.endedAt > parentInfo.endedAt) {
@@ -411,15 +433,6 @@ async function checkExecution(
         `${childId}: ended at ${info.endedAt}, after its parent (${parentInfo.endedAt})`,
       );
     }
-    await checkExecution(
-      childId,
-      child.steps,
-      child.expected,
-      effects,
-      attemptsBefore,
-      expectedKeys,
-      report,
-    );
+    await checkExecution(childId, child.steps, effects, expectedKeys, report);
   }
-  void expected;
 }

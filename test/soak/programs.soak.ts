@@ -54,9 +54,23 @@ it.skipIf(options.only === "locks")("random workflow programs under chaos", asyn
   const seconds = ((Date.now() - began) / 1000).toFixed(1);
   const durations = reports.map((r) => r.ms).sort((a, b) => a - b);
   const p50 = durations[Math.floor(durations.length / 2)] ?? 0;
+  const chaos: Record<string, number> = {};
+  for (const r of reports)
+    for (const [k, n] of Object.entries(r.chaos)) chaos[k] = (chaos[k] ?? 0) + n;
+  const injected = Object.entries(chaos)
+    .sort()
+    .map(([k, n]) => `${n} ${k}`)
+    .join(", ");
   console.log(
     `soak: ${reports.length} programs, seed ${seed}, ${sum("lost")} lost, ${sum("duplicated")} duplicated, ` +
-      `${sum("mismatched")} mismatched, ${sum("stuck")} stuck, ${seconds} s (${peak} concurrent, program p50 ${p50} ms)`,
+      `${sum("mismatched")} mismatched, ${sum("stuck")} stuck, ${seconds} s ` +
+      `(${peak} concurrent, program p50 ${p50} ms; faults injected: ${injected || "none"})`,
   );
   expect(reports.filter((r) => r.problems.length > 0).map((r) => r.id)).toEqual([]);
+  // A soak whose chaos never happened proves nothing (a run of a few programs may see little).
+  if (chosen.length >= 50) {
+    for (const kind of ["abort", "crash", "evict", "alarm", "late-alarm", "jump"]) {
+      expect(chaos[kind] ?? 0, `faults of kind ${kind} injected`).toBeGreaterThan(0);
+    }
+  }
 });
