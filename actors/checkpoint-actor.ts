@@ -271,20 +271,19 @@ export class CheckpointActor<Env = unknown> extends Actor<Env, CheckpointTimers>
         this.#deleteVersion(name, old.version);
         if (old.expires_at !== null) removed.push(old.version);
       }
+      // The TTL timer commits with the version: a save that fails leaves neither.
+      if (expiresAt !== null) {
+        this.timers.enqueue(
+          "expire",
+          { name, version: next },
+          { at: expiresAt },
+          { key: `expire:${name}:${next}` },
+        );
+      }
       return next;
     });
-    // The TTL timer's row is written now, before any await, so it commits with the version.
-    const ttlTimer =
-      expiresAt === null
-        ? undefined
-        : this.timers.schedule(
-            "expire",
-            { name, version },
-            { at: expiresAt },
-            { key: `expire:${name}:${version}` },
-          );
-    await ttlTimer;
-    for (const old of removed) await this.timers.cancel(`expire:${name}:${old}`);
+    // The pruned versions' TTL timers are moot; one left behind (this failed) finds nothing.
+    for (const old of removed) await this.timers.cancel(`expire:${name}:${old}`).catch(() => false);
     return { name, version, savedAt: now, expiresAt, bytes: bytes.byteLength };
   }
 

@@ -2,7 +2,7 @@ import { inputDigest } from "../src/execution/digest.ts";
 import { Engine } from "../src/execution/engine.ts";
 import { checkEventType } from "../src/execution/errors.ts";
 import type { ForkSnapshot } from "../src/execution/fork.ts";
-import { exportCheckpoint, exportJournal } from "../src/execution/fork.ts";
+import { checkSnapshot, exportCheckpoint, exportJournal } from "../src/execution/fork.ts";
 import { type HistoryPage, readHistory, waitForHistory } from "../src/execution/history.ts";
 import type { EngineHost, ExecutionTimers } from "../src/execution/host.ts";
 import { type InstanceStatusInfo, instanceStatus } from "../src/execution/instance-status.ts";
@@ -468,9 +468,7 @@ export abstract class ExecutionActor<Env = unknown> extends Actor<Env, Execution
     snapshot: ForkSnapshot,
     options: StartOptions & { from: string },
   ): Promise<ExecutionInfo> {
-    if (typeof snapshot !== "object" || snapshot === null || !Array.isArray(snapshot.steps)) {
-      invalidArgument("snapshot", "must come from exportCheckpoint()", snapshot);
-    }
+    checkSnapshot(snapshot);
     const id = this.#checkId(options);
     const wf = this.#workflowRegistry().get(snapshot.workflow);
     if (!wf) {

@@ -16,15 +16,17 @@ import {
 } from "../src/foundation/sql-faults.ts";
 import { executions } from "../src/index.ts";
 import { INDEX_SHARD, type IndexUpdate } from "../src/protocol/listing.ts";
+import { ledger } from "./compat-workflows.ts";
 import {
   eventually,
   executionStub,
   expectBatonError,
   probe,
+  reviveByHeartbeat,
   timerActor,
   uniqueName,
 } from "./helpers.ts";
-import { counted } from "./workflows.ts";
+import { bigOutputs, counted, eventful, flaky } from "./workflows.ts";
 
 const client = () => executions(env.TestExecutions);
 
@@ -313,5 +315,271 @@ describe("storage fault in a status change", () => {
     const run = await client().start(counted, { n: 2, probe: p.name }, { id });
     expect(await run.result({ timeout: "5s" })).toMatchObject({ ok: true, value: 1 });
     expect(await p.stub.counts()).toEqual({ s0: 1, s1: 1 });
+  });
+});
+
+describe("storage fault in the engine's own bookkeeping", () => {
+  it("a step's commit fails: a crash, not a failure; the heartbeat runs the step again", async () => {
+    const { id, stub } = executionStub("fault-commit");
+    const p = probe();
+    const fault = await arm(stub, { match: "UPDATE _baton_steps SET status = 'completed'" });
+    await client().start(counted, { n: 3, probe: p.name }, { id });
+    await eventually(
+      () => Promise.resolve(fault.fired),
+      (n) => n === 1,
+    );
+    const run = client().get(counted, id);
+    // The step is still running (the crash cut its commit short); nothing failed.
+    const left = await eventually(
+      () => run.status(),
+      (s) => s.status === "running",
+    );
+    expect(left.error ?? null).toBeNull();
+    await reviveByHeartbeat(id);
+    expect(await run.result({ timeout: "5s" })).toMatchObject({ ok: true, value: 3 });
+    // s0's body ran again (at least once, as after any crash); the others once.
+    expect(await p.stub.counts()).toEqual({ s0: 2, s1: 1, s2: 1 });
+    const [s0] = await run.journal();
+    expect(s0).toMatchObject({ name: "s0", status: "completed", attempts: 2 });
+  });
+});
+
+describe("storage fault in the engine's own bookkeeping: every write path", () => {
+  /** Arms `match` on a new execution, starts `wf`, waits for the fault, and revives it. */
+  async function crashAndRecover(
+    prefix: string,
+    match: SqlFault["match"],
+    begin: (id: string) => Promise<unknown>,
+    nth = 1,
+  ) {
+    const { id, stub } = executionStub(prefix);
+    const fault = await arm(stub, { match, nth });
+    await begin(id);
+    await eventually(
+      () => Promise.resolve(fault.fired),
+      (n) => n === 1,
+    );
+    // Nothing ended: the crash left the execution as it was before the failed write.
+    const fresh = env.TestExecutions.getByName(id);
+    const [row] = (await snapshot(fresh, ["_baton_execution"]))._baton_execution as Array<{
+      status: string;
+      ended_at: number | null;
+      error: string | null;
+    }>;
+    expect(row).toMatchObject({ ended_at: null, error: null });
+    expect(TERMINAL_STATUSES).not.toContain(row?.status);
+    await reviveByHeartbeat(id);
+    return id;
+  }
+  const TERMINAL_STATUSES = ["completed", "failed", "cancelled", "timed_out"];
+
+  /**
+   * Each step's body ran once, or twice when the crash came in the same turn as its commit (a
+   * crash loses what was not yet committed, as a real one does: at least once).
+   */
+  async function ranAtLeastOnce(p: ReturnType<typeof probe>, steps: string[]) {
+    const counts = await p.stub.counts();
+    expect(Object.keys(counts).sort()).toEqual([...steps].sort());
+    for (const n of Object.values(counts)) expect([1, 2]).toContain(n);
+  }
+
+  it("the start of an attempt fails: the step runs after the crash", async () => {
+    const p = probe();
+    // The second step's (the first is recorded during start(), whose call the crash would fail).
+    const id = await crashAndRecover(
+      "fault-attempt",
+      "VALUES (?, ?, ?, 'do', 'running'",
+      (id) => client().start(counted, { n: 2, probe: p.name }, { id }),
+      2,
+    );
+    expect(await client().get(counted, id).result({ timeout: "5s" })).toMatchObject({
+      ok: true,
+      value: 1,
+    });
+    await ranAtLeastOnce(p, ["s0", "s1"]);
+  });
+
+  it("a failed attempt's backoff fails to be journaled: the attempt counts, the next succeeds", async () => {
+    const p = probe();
+    const id = await crashAndRecover("fault-backoff", "SET status = 'backoff'", (id) =>
+      client().start(
+        flaky,
+        { probe: p.name, failures: 1, limit: 3, delay: "1s", backoff: "constant" },
+        { id },
+      ),
+    );
+    const run = client().get(flaky, id);
+    expect(await run.result({ timeout: "5s" })).toMatchObject({ ok: true, value: "ok after 2" });
+    expect(
+      (await p.stub.records("attempts")).map((r) => (r as { attempt: number }).attempt),
+    ).toEqual([1, 2]);
+  });
+
+  it("a sleep fails to be journaled: the run replays and sleeps", async () => {
+    const p = probe();
+    const id = await crashAndRecover("fault-sleep", "'sleep', 'sleeping'", (id) =>
+      client().start(counted, { n: 2, probe: p.name, sleepEvery: 1 }, { id }),
+    );
+    const run = client().get(counted, id);
+    await eventually(
+      () => run.status(),
+      (s) => s.status === "sleeping",
+    );
+    await env.TestExecutions.getByName(id).advanceClock(60_000);
+    await runDurableObjectAlarm(env.TestExecutions.getByName(id));
+    expect(await run.result({ timeout: "5s" })).toMatchObject({ ok: true, value: 1 });
+    await ranAtLeastOnce(p, ["s0", "s1"]);
+  });
+
+  it("the output of a completing execution fails: not half-ended; the replay completes it", async () => {
+    const p = probe();
+    const id = await crashAndRecover("fault-output", "UPDATE _baton_execution SET output", (id) =>
+      client().start(counted, { n: 2, probe: p.name }, { id }),
+    );
+    expect(await client().get(counted, id).result({ timeout: "5s" })).toMatchObject({
+      ok: true,
+      value: 1,
+    });
+    await ranAtLeastOnce(p, ["s0", "s1"]);
+  });
+
+  it("the index outbox row of the completing transition fails: all or nothing", async () => {
+    const p = probe();
+    // The first outbox row is the start's, the second the completion's.
+    const id = await crashAndRecover(
+      "fault-finish",
+      "INSERT INTO _baton_index_outbox",
+      (id) => client().start(counted, { n: 1, probe: p.name }, { id }),
+      2,
+    );
+    const info = await client().get(counted, id).status();
+    expect(info.status === "completed" || info.endedAt === null).toBe(true);
+    expect(await client().get(counted, id).result({ timeout: "5s" })).toMatchObject({
+      ok: true,
+      value: 0,
+    });
+    await ranAtLeastOnce(p, ["s0"]);
+  });
+
+  it("a step that fails for good fails to be journaled: its error, not STORAGE_ERROR", async () => {
+    const p = probe();
+    const id = await crashAndRecover("fault-failed", "SET status = 'failed'", (id) =>
+      client().start(
+        flaky,
+        { probe: p.name, failures: 5, limit: 0, delay: "1s", backoff: "constant" },
+        { id },
+      ),
+    );
+    const result = await client().get(flaky, id).result({ timeout: "5s" });
+    expect(result).toMatchObject({ ok: false });
+    expect(JSON.stringify(result)).not.toMatch(/STORAGE_ERROR/);
+  });
+
+  it("a big output's commit fails: no bytes of the failed try are left, and the step completes on the next wake", async () => {
+    const { id, stub } = executionStub("fault-big");
+    const fault = await arm(stub, { match: "UPDATE _baton_steps SET status = 'completed'" });
+    await client().start(bigOutputs, { n: 1, bytes: 1_100_000 }, { id });
+    await eventually(
+      () => Promise.resolve(fault.fired),
+      (n) => n === 1,
+    );
+    const values = (await snapshot(env.TestExecutions.getByName(id), ["_baton_values"]))
+      ._baton_values as Array<{ key: string }>;
+    expect(values.map((v) => v.key)).not.toContain("step:0");
+    await reviveByHeartbeat(id);
+    expect(await client().get(bigOutputs, id).result({ timeout: "5s" })).toMatchObject({
+      ok: true,
+      value: 1,
+    });
+  });
+});
+
+describe("storage fault in an event's delivery", () => {
+  it("the wait's completion fails: STORAGE_ERROR, the event not stored, and a resend delivers it", async () => {
+    const { id, stub } = executionStub("fault-event");
+    const run = await client().start(eventful, { n: 1 }, { id });
+    await eventually(
+      () => run.status(),
+      (s) => s.status === "waiting",
+    );
+    const before = await snapshot(stub, ["_baton_events", "_baton_steps"]);
+    await arm(stub, { match: "UPDATE _baton_steps SET status = 'completed'" });
+    await expectBatonError(run.sendEvent("go", "a", { dedupeKey: "a" }), "STORAGE_ERROR");
+    expect(await snapshot(stub, ["_baton_events", "_baton_steps"])).toEqual(before);
+    expect(await run.sendEvent("go", "a", { dedupeKey: "a" })).toMatchObject({
+      delivered: true,
+      duplicate: false,
+      step: "first",
+    });
+  });
+});
+
+describe("storage fault in a checkpoint save with a TTL", () => {
+  it("the expiry timer fails: STORAGE_ERROR, nothing stored, and the retry is version 1", async () => {
+    const stub = env.Checkpoints.getByName(uniqueName("fault-ttl"));
+    const before = await snapshot(stub, CHECKPOINT_TABLES);
+    const fault = await arm(stub, { match: "INSERT INTO _baton_timers" });
+    await expectBatonError(stub.save("doc", { n: 1 }, { ttl: "1h" }), "STORAGE_ERROR");
+    expect(fault.fired).toBe(1);
+    expect(await snapshot(stub, CHECKPOINT_TABLES)).toEqual(before);
+    await expectBatonError(stub.load("doc"), "CHECKPOINT_NOT_FOUND");
+    expect(await stub.save("doc", { n: 1 }, { ttl: "1h" })).toMatchObject({ version: 1 });
+    const after = await snapshot(stub, CHECKPOINT_TABLES);
+    expect(after._baton_timers).toMatchObject([{ kind: "expire", key: "expire:doc:1" }]);
+  });
+});
+
+describe("importFork refuses malformed step entries", () => {
+  for (const bad of [undefined, null, 7, "s0", [], { seq: 0 }, { seq: 0, name: "a", status: 1 }]) {
+    it(`steps: [${JSON.stringify(bad) ?? "undefined"}] → INVALID_ARGUMENT naming the entry, nothing stored`, async () => {
+      const { id, stub } = executionStub("fork-bad");
+      await client().start(eventful, { n: 1 }, { id });
+      const tables = ["_baton_execution", "_baton_steps", "_baton_events"];
+      const before = await snapshot(stub, tables);
+      await expectBatonError(
+        stub.importFork(
+          { workflow: "eventful", version: 1, input: new Uint8Array(), steps: [bad] } as never,
+          { id, from: "x" } as never,
+        ),
+        "INVALID_ARGUMENT",
+        /snapshot\.steps\[0\]/,
+      );
+      expect(await snapshot(stub, tables)).toEqual(before);
+    });
+  }
+});
+
+describe("storage fault in a transactional step", () => {
+  const ledgerClient = () => executions(env.Executions);
+
+  it("its journal row fails: the body's writes roll back with it, and it runs again once", async () => {
+    const id = uniqueName("fault-tx-journal");
+    const fault = await arm(env.Executions.getByName(id), {
+      match: "attempt_started_at, ended_at, output, error, attempt_log",
+    });
+    // The crash may come before start() returns (the step runs at once): then start fails too.
+    await ledgerClient()
+      .start(ledger, { account: "a", amount: 3 }, { id })
+      .catch(() => undefined);
+    expect(fault.fired).toBe(1);
+    const run = await ledgerClient().start(ledger, { account: "a", amount: 3 }, { id });
+    expect(await run.result({ timeout: "5s" })).toMatchObject({
+      ok: true,
+      value: { balance: 3, after: "notified" },
+    });
+    expect(await env.Executions.getByName(id).ledgerRows("a")).toEqual([
+      { account: "a", amount: 3 },
+    ]);
+  });
+
+  it("the body's own statement fails: that is the step's failure (STORAGE_ERROR), as always", async () => {
+    const id = uniqueName("fault-tx-body");
+    await arm(env.Executions.getByName(id), { match: "INSERT INTO ledger" });
+    const run = await ledgerClient().start(ledger, { account: "b", amount: 1 }, { id });
+    expect(await run.result({ timeout: "5s" })).toMatchObject({
+      ok: false,
+      error: { code: "STORAGE_ERROR", step: "credit" },
+    });
+    expect(await env.Executions.getByName(id).ledgerRows("b")).toEqual([]);
   });
 });

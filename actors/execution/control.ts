@@ -83,16 +83,19 @@ export async function cancelExecution(
     attempt: null,
   };
   engine.killRun(new BatonError("CANCELLED", error.message));
-  host.sql.run(
-    "UPDATE _baton_execution SET error = ?, ended_at = ?, cancel_requested = ? WHERE id = 1",
-    JSON.stringify(error),
-    host.now(),
-    options?.compensate === false ? CANCEL_WITHOUT_COMPENSATION : 1,
-  );
+  const requested = () =>
+    host.sql.run(
+      "UPDATE _baton_execution SET error = ?, ended_at = ?, cancel_requested = ? WHERE id = 1",
+      JSON.stringify(error),
+      host.now(),
+      options?.compensate === false ? CANCEL_WITHOUT_COMPENSATION : 1,
+    );
   if (row.mode === "tracked") {
-    await engine.finish(null, "cancel");
+    // In the transaction of the transition: a failure changes nothing.
+    await engine.finish(null, "cancel", requested);
     return;
   }
+  requested();
   // A cancel-mode run replays to the first unfinished step, runs the compensations of the
   // completed steps (saga), then ends the execution as cancelled. finish() closes open steps
   // and cancels unfinished children.
@@ -169,13 +172,16 @@ export async function restartExecution(
   }
   // No await from here on: the journal, the row and the status change together.
   engine.killRun(new BatonError("CANCELLED", "The execution was restarted."));
-  if (from === undefined) engine.resetJournal();
-  else truncateJournal(engine.replay, from);
-  host.sql.run(
-    `UPDATE _baton_execution SET output = NULL, error = NULL, ended_at = NULL, cancel_requested = 0,
-     run = run + 1 WHERE id = 1`,
-  );
-  host.lifecycle.send("restart");
+  // All or nothing: a failure leaves the ended execution as it was (the caller may retry).
+  host.sql.transaction(() => {
+    if (from === undefined) engine.resetJournal();
+    else truncateJournal(engine.replay, from);
+    host.sql.run(
+      `UPDATE _baton_execution SET output = NULL, error = NULL, ended_at = NULL, cancel_requested = 0,
+       run = run + 1 WHERE id = 1`,
+    );
+    host.lifecycle.send("restart");
+  });
   await engine.ensureHeartbeat();
   engine.kick();
 }

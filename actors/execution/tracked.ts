@@ -43,17 +43,20 @@ export function insertProgress(
   now: number,
 ): number {
   const seq = (sql.value<number>("SELECT MAX(seq) FROM _baton_steps") ?? -1) + 1;
-  sql.run(
-    `INSERT INTO _baton_steps (seq, name, occurrence, kind, status, attempts, started_at, ended_at, output)
-     VALUES (?, ?, ?, 'progress', 'completed', 1, ?, ?, ?)`,
-    seq,
-    step,
-    index ?? seq,
-    now,
-    now,
-    bytes === null ? null : blobs.store(`step:${seq}`, bytes),
-  );
-  sql.run("UPDATE _baton_execution SET updated_at = ? WHERE id = 1", now);
+  // All or nothing: a failure leaves no entry, no orphaned output and no moved updated_at.
+  sql.transaction(() => {
+    sql.run(
+      `INSERT INTO _baton_steps (seq, name, occurrence, kind, status, attempts, started_at, ended_at, output)
+       VALUES (?, ?, ?, 'progress', 'completed', 1, ?, ?, ?)`,
+      seq,
+      step,
+      index ?? seq,
+      now,
+      now,
+      bytes === null ? null : blobs.store(`step:${seq}`, bytes),
+    );
+    sql.run("UPDATE _baton_execution SET updated_at = ? WHERE id = 1", now);
+  });
   return seq;
 }
 
@@ -167,12 +170,14 @@ export async function completeTracked(host: TrackedHost, result: Value): Promise
   host.requireTracked("complete");
   const bytes = await encode(result);
   guard(host, "complete");
-  host.sql.run(
-    "UPDATE _baton_execution SET output = ?, ended_at = ? WHERE id = 1",
-    host.engine.blobs.store("output", bytes),
-    host.now(),
+  // The result is written in the transaction of the transition: a failure changes nothing.
+  await host.engine.finish(null, "complete", () =>
+    host.sql.run(
+      "UPDATE _baton_execution SET output = ?, ended_at = ? WHERE id = 1",
+      host.engine.blobs.store("output", bytes),
+      host.now(),
+    ),
   );
-  await host.engine.finish(null, "complete");
 }
 
 /** `fail()`: ends the tracked execution with an error. */
@@ -184,10 +189,12 @@ export async function failTracked(
   host.requireTracked("fail");
   guard(host, "fail");
   info.step = host.currentStep();
-  host.sql.run(
-    "UPDATE _baton_execution SET error = ?, ended_at = ? WHERE id = 1",
-    JSON.stringify(info),
-    host.now(),
+  // The error is written in the transaction of the transition: a failure changes nothing.
+  await host.engine.finish(null, "fail", () =>
+    host.sql.run(
+      "UPDATE _baton_execution SET error = ?, ended_at = ? WHERE id = 1",
+      JSON.stringify(info),
+      host.now(),
+    ),
   );
-  await host.engine.finish(null, "fail");
 }

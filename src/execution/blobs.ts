@@ -27,6 +27,16 @@ export class Blobs {
     return `ref:${key}`;
   }
 
+  /**
+   * Stores `bytes` as {@link Blobs.store} does and hands the stored form to `write` (the row that
+   * refers to it). Inline bytes need nothing more; bytes put aside in the value store are written
+   * in one transaction with that row, so a failed row write leaves no orphan behind.
+   */
+  storeWith<T>(key: string, bytes: Uint8Array, write: (stored: Uint8Array | string) => T): T {
+    if (bytes.byteLength <= INLINE_MAX) return write(bytes);
+    return this.#sql.transaction(() => write(this.store(key, bytes)));
+  }
+
   /** A step's output, decoded. */
   async readStepOutput(row: StepRow): Promise<unknown> {
     return (await this.#read(row.output as ArrayBuffer | string | null)).value;

@@ -93,20 +93,27 @@ export class Children {
     const childId = row?.event_type ?? (await childExecutionId(exec, name, occurrence));
     if (!row) {
       await replay.passGate(run);
-      host.sql.run(
-        `INSERT INTO _baton_steps (seq, name, occurrence, kind, status, attempts, started_at, event_type)
-         VALUES (?, ?, ?, 'child', 'waiting', 1, ?, ?)`,
-        seq,
-        name,
-        occurrence,
-        host.now(),
-        childId,
+      // The engine's own write: one that fails crashes the actor (Replay.crash), never the step.
+      const journaled = replay.wrote(run, () =>
+        host.sql.run(
+          `INSERT INTO _baton_steps (seq, name, occurrence, kind, status, attempts, started_at, event_type)
+           VALUES (?, ?, ?, 'child', 'waiting', 1, ?, ?)`,
+          seq,
+          name,
+          occurrence,
+          host.now(),
+          childId,
+        ),
       );
+      if (!journaled) return never();
     }
     // Make sure the child exists (idempotent, also after a replay). If it already ended, take its
     // result now rather than wait for a report.
     for (;;) {
       if (run.dead) return never();
+      // What the child's actor says (only its answers are caught as the child's: a failure of
+      // this actor's own writes below is a crash, not the child's failure).
+      let ended: ChildResult<unknown> | undefined;
       try {
         const stub = this.#namespace().getByName(childId);
         const starting = stub.startChild(workflow, input as Value, {
@@ -116,8 +123,31 @@ export class Children {
         this.#starting.add(starting);
         const info = await starting.finally(() => this.#starting.delete(starting));
         if (TERMINAL.has(info.status as StoredStatus)) {
-          await this.applyReport(seq, childId, toChildResult(childId, await stub.result()));
-        } else {
+          ended = toChildResult(childId, await stub.result());
+        }
+      } catch (error) {
+        if (run.dead) return never();
+        if (!isBatonError(error)) {
+          // A broken connection: try again shortly (a timer, so it survives eviction).
+          await replay.until(run, seq, host.now() + 1000);
+          continue;
+        }
+        // The child cannot be started (unknown workflow, invalid input ...): it failed.
+        const info = toStepError(error);
+        ended = {
+          ok: false,
+          id: childId,
+          error: {
+            code: info.code ?? "CHILD_FAILED",
+            message: info.message,
+            name: info.name,
+            step: null,
+          },
+        };
+      }
+      try {
+        if (ended) await this.applyReport(seq, childId, ended);
+        else {
           await host.timers.schedule(
             "check-children",
             { interval: CHILD_CHECK_MS },
@@ -125,27 +155,11 @@ export class Children {
             { key: "check-children" },
           );
         }
-        break;
       } catch (error) {
         if (run.dead) return never();
-        if (isBatonError(error)) {
-          // The child cannot be started (unknown workflow, invalid input ...): it failed.
-          const info = toStepError(error);
-          await this.applyReport(seq, childId, {
-            ok: false,
-            id: childId,
-            error: {
-              code: info.code ?? "CHILD_FAILED",
-              message: info.message,
-              name: info.name,
-              step: null,
-            },
-          });
-          break;
-        }
-        // A broken connection: try again shortly (a timer, so it survives eviction).
-        await replay.until(run, seq, host.now() + 1000);
+        return replay.crash(run, error);
       }
+      break;
     }
     return this.outcome(run, seq);
   }

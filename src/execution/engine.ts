@@ -251,7 +251,10 @@ export class Engine {
         if (row.cancel_requested !== CANCEL_WITHOUT_COMPENSATION) {
           const compensation = await compensate(this.replay, run, row, cancelled);
           if (run.dead) return;
-          if (compensation) recordCompensation(this.replay, compensation);
+          if (compensation) {
+            await this.finish(run, "cancel", () => recordCompensation(this.replay, compensation));
+            return;
+          }
         }
         await this.finish(run, "cancel");
         return;
@@ -309,72 +312,74 @@ export class Engine {
       return this.#fail(run, toExecutionError(error, null));
     }
     if (run.dead) return;
-    const stored = this.blobs.store("output", bytes);
-    this.#host.sql.run(
-      "UPDATE _baton_execution SET output = ?, updated_at = ?, ended_at = ? WHERE id = 1",
-      stored,
-      this.#host.now(),
-      this.#host.now(),
+    // The output is written with the terminal transition (see finish): both or neither.
+    await this.finish(run, "complete", () =>
+      this.blobs.storeWith("output", bytes, (stored) =>
+        this.#host.sql.run("UPDATE _baton_execution SET output = ? WHERE id = 1", stored),
+      ),
     );
-    await this.finish(run, "complete");
   }
 
   async #fail(run: Run, error: ExecutionError): Promise<void> {
     if (run.dead) return;
-    this.#host.sql.run(
-      "UPDATE _baton_execution SET error = ?, updated_at = ?, ended_at = ? WHERE id = 1",
-      JSON.stringify(error),
-      this.#host.now(),
-      this.#host.now(),
+    await this.finish(run, "fail", () =>
+      this.#host.sql.run(
+        "UPDATE _baton_execution SET error = ? WHERE id = 1",
+        JSON.stringify(error),
+      ),
     );
-    await this.finish(run, "fail");
   }
 
-  /** Moves to a terminal state, stops timers and schedules retention. */
-  async finish(run: Run | null, event: "complete" | "fail" | "cancel" | "time_out"): Promise<void> {
-    run?.kill(new BatonError("CANCELLED", "The execution ended."));
-    if (this.#run === run) this.#run = null;
+  /**
+   * Moves to a terminal state, stops timers and schedules retention. `record` writes the
+   * outcome (output, error) in the transaction of the transition, with the follow-up timers
+   * (cancel unfinished children, report to the parent): all of it commits or none does. If that
+   * fails for a run, the actor crashes ({@link Replay.crash}) and the replay ends it again; a
+   * caller with no run (cancel, a tracked execution) gets the `STORAGE_ERROR`, nothing changed.
+   */
+  async finish(
+    run: Run | null,
+    event: "complete" | "fail" | "cancel" | "time_out",
+    record?: () => void,
+  ): Promise<void> {
     const now = this.#host.now();
     const openChildren = this.children.openChildIds();
-    this.#host.sql.transaction(() => {
-      this.#host.lifecycle.send(event);
-      // Steps left open by code that did not await them (a lost race) end with the execution.
-      this.#host.sql.run(
-        `UPDATE _baton_steps SET status = 'cancelled', ended_at = ?, wake_at = NULL
-         WHERE status IN ('running', 'backoff', 'sleeping', 'waiting')`,
-        now,
-      );
-      this.#host.sql.run(
-        "UPDATE _baton_execution SET updated_at = ?, ended_at = COALESCE(ended_at, ?) WHERE id = 1",
-        now,
-        now,
-      );
-    });
+    const before = this.row();
+    const compensate = before?.cancel_requested !== CANCEL_WITHOUT_COMPENSATION;
+    const transition = () =>
+      this.#host.sql.transaction(() => {
+        record?.();
+        this.#transition(event, now);
+        // Durable follow-ups: cancel unfinished children, tell the parent. The cancels are due
+        // now (run at the end of this call); the report is tried at once below and its timer is
+        // the retry, due a heartbeat from now, so it falls in the alarm already armed (no alarm
+        // write on the way out).
+        for (const childId of openChildren) {
+          this.#host.timers.enqueue(
+            "cancel-child",
+            { binding: this.#host.childBinding(), childId, ...(compensate ? {} : { compensate }) },
+            { after: 0 },
+            { maxAttempts: 50 },
+          );
+        }
+        if (before?.parent_id) {
+          this.#host.timers.enqueue(
+            "report",
+            {},
+            { after: HEARTBEAT_MS },
+            { key: "report", maxAttempts: 600 },
+          );
+        }
+      });
+    if (run) {
+      if (run.dead) return;
+      if (!this.replay.wrote(run, transition)) return;
+    } else transition();
+    run?.kill(new BatonError("CANCELLED", "The execution ended."));
+    if (this.#run === run) this.#run = null;
     const row = this.row();
     const runNumber = row?.run;
     this.#host.ended();
-    // Durable follow-ups, queued before any await: cancel unfinished children, tell the parent.
-    // The report is tried at once below; its timer is the retry, due a heartbeat from now, so it
-    // falls in the alarm already armed (no alarm write on the way out).
-    const compensate = row?.cancel_requested !== CANCEL_WITHOUT_COMPENSATION;
-    const followUps: Array<Promise<unknown>> = openChildren.map((childId) =>
-      this.#host.timers.schedule(
-        "cancel-child",
-        { binding: this.#host.childBinding(), childId, ...(compensate ? {} : { compensate }) },
-        { after: 0 },
-        { maxAttempts: 50 },
-      ),
-    );
-    if (row?.parent_id)
-      followUps.push(
-        this.#host.timers.schedule(
-          "report",
-          {},
-          { after: HEARTBEAT_MS },
-          { key: "report", maxAttempts: 600 },
-        ),
-      );
-    await Promise.all(followUps);
     // This run's permit goes back whatever comes next (a restart takes a permit of its own).
     if (row) await schedulePermitReturn(this.replay, row);
     await this.#host.timers.cancelKind("wake");
@@ -397,6 +402,22 @@ export class Engine {
     };
     if (row?.parent_id) void tail().catch(() => {});
     else await tail();
+  }
+
+  /** The terminal transition's writes (inside finish's transaction). */
+  #transition(event: "complete" | "fail" | "cancel" | "time_out", now: number): void {
+    this.#host.lifecycle.send(event);
+    // Steps left open by code that did not await them (a lost race) end with the execution.
+    this.#host.sql.run(
+      `UPDATE _baton_steps SET status = 'cancelled', ended_at = ?, wake_at = NULL
+       WHERE status IN ('running', 'backoff', 'sleeping', 'waiting')`,
+      now,
+    );
+    this.#host.sql.run(
+      "UPDATE _baton_execution SET updated_at = ?, ended_at = COALESCE(ended_at, ?) WHERE id = 1",
+      now,
+      now,
+    );
   }
 
   /**

@@ -1,5 +1,5 @@
 import { decodeSync, encode } from "../foundation/codec.ts";
-import { BatonError } from "../foundation/errors.ts";
+import { BatonError, invalidArgument } from "../foundation/errors.ts";
 import type { Replay } from "./replay.ts";
 import { CHECKPOINT_PREFIX, type StepKind, type StepRow } from "./schema.ts";
 
@@ -29,6 +29,61 @@ export interface ForkSnapshot {
    * replay test checks the code calls next.
    */
   unfinished?: Array<{ seq: number; name: string; kind: StepKind }>;
+}
+
+const STEP_KINDS = new Set<string>(["do", "sleep", "wait", "progress", "child"]);
+const STEP_STATUSES = new Set<string>(["completed", "failed", "timed_out", "cancelled"]);
+
+/**
+ * Checks a snapshot that came over RPC (`importFork`): its shape, and every step entry's fields
+ * and types, before anything is read from it or stored.
+ *
+ * @throws BatonError `INVALID_ARGUMENT` naming the bad field (`snapshot.steps[2].seq` ...).
+ */
+export function checkSnapshot(snapshot: unknown): asserts snapshot is ForkSnapshot {
+  const rule = "must come from exportCheckpoint()";
+  if (typeof snapshot !== "object" || snapshot === null)
+    invalidArgument("snapshot", rule, snapshot);
+  const s = snapshot as Record<string, unknown>;
+  if (typeof s.workflow !== "string" || s.workflow.length === 0) {
+    invalidArgument("snapshot.workflow", "must be a workflow name", s.workflow);
+  }
+  if (!Number.isSafeInteger(s.version)) {
+    invalidArgument("snapshot.version", "must be an integer", s.version);
+  }
+  if (!isBytes(s.input)) invalidArgument("snapshot.input", "must be encoded bytes", s.input);
+  if (!Array.isArray(s.steps)) invalidArgument("snapshot.steps", "must be an array", s.steps);
+  const count = (n: unknown) => Number.isSafeInteger(n) && (n as number) >= 0;
+  const time = (n: unknown) => typeof n === "number" && Number.isFinite(n);
+  const fields: Array<[string, string, (v: unknown) => boolean]> = [
+    ["seq", "must be an integer >= 0", count],
+    ["name", "must be a step name", (v) => typeof v === "string" && v.length > 0],
+    ["occurrence", "must be an integer >= 0", count],
+    ["kind", "must be a step kind", (v) => typeof v === "string" && STEP_KINDS.has(v)],
+    ["status", "must be a finished status", (v) => typeof v === "string" && STEP_STATUSES.has(v)],
+    ["attempts", "must be an integer >= 0", count],
+    ["startedAt", "must be a time in ms", time],
+    ["endedAt", "must be a time in ms or null", (v) => v === null || time(v)],
+    ["output", "must be encoded bytes or null", (v) => v === null || isBytes(v)],
+    ["error", "must be a string or null", (v) => v === null || typeof v === "string"],
+  ];
+  const seen = new Set<number>();
+  s.steps.forEach((step: unknown, i: number) => {
+    const at = `snapshot.steps[${i}]`;
+    if (typeof step !== "object" || step === null || Array.isArray(step)) {
+      invalidArgument(at, "must be a step entry from exportCheckpoint()", step);
+    }
+    const entry = step as Record<string, unknown>;
+    for (const [field, what, ok] of fields) {
+      if (!ok(entry[field])) invalidArgument(`${at}.${field}`, what, entry[field]);
+    }
+    if (seen.has(entry.seq as number)) invalidArgument(`${at}.seq`, "must be unique", entry.seq);
+    seen.add(entry.seq as number);
+  });
+}
+
+function isBytes(value: unknown): boolean {
+  return value instanceof Uint8Array || value instanceof ArrayBuffer;
 }
 
 /**

@@ -134,6 +134,40 @@ export class Replay {
     return !(run.seq <= run.journaled && this.stepRow(run.seq));
   }
 
+  /**
+   * The engine's own bookkeeping (a journal row, the execution's status, a timer) could not be
+   * written. That is no failure of the workflow, and no step call may see it: the actor crashes,
+   * as if evicted mid-write. The run dies here (its step calls never resume) and the next wake
+   * (the heartbeat, or any call) replays the journal, where a step found `running` runs again
+   * as after any crash (that recovery counts as an attempt). Returns a promise that never
+   * settles: `return replay.crash(run, error)` parks the caller.
+   */
+  crash(run: Run | null, error: unknown): Promise<never> {
+    run?.kill(error);
+    const reason = error instanceof Error ? error.message : String(error);
+    console.error("baton: a write of the execution's own state failed; the actor restarts", error);
+    try {
+      this.host.abort(`baton: the execution's state could not be written (${reason}); replaying`);
+    } catch {
+      // abort() throws to unwind its caller: this one parks instead.
+    }
+    return never();
+  }
+
+  /**
+   * Runs `write`, one of the engine's own writes. False when it failed: the actor crashed (see
+   * {@link Replay.crash}) and the caller parks (`return never()`).
+   */
+  wrote(run: Run | null, write: () => unknown): boolean {
+    try {
+      write();
+      return true;
+    } catch (error) {
+      void this.crash(run, error);
+      return false;
+    }
+  }
+
   /** A journaled value for a live run; a dead run never resumes. */
   replayed<T>(run: Run, value: T): Promise<T> | T {
     return run.dead ? never<T>() : value;
@@ -177,7 +211,11 @@ export class Replay {
       if (this.host.now() >= at) return;
       // Register before any await, so a timer firing meanwhile finds the waiter.
       const woken = this.sleepOn(seq);
-      await this.host.timers.schedule("wake", { seq }, { at }, { key: `wake:${seq}` });
+      try {
+        await this.host.timers.schedule("wake", { seq }, { at }, { key: `wake:${seq}` });
+      } catch (error) {
+        return this.crash(run, error);
+      }
       await woken;
     }
   }

@@ -102,43 +102,51 @@ export async function runDo<T>(
         message: `Step "${name}" was interrupted ${attempts} time(s) (the actor was evicted, aborted or reset while it ran) and has no attempts left.`,
         nonRetryable: true,
       };
-      replay.stepFailed(seq, attempts, error);
+      if (!replay.wrote(run, () => replay.stepFailed(seq, attempts, error))) return never();
       throw new StepFailedError(name, attempts, error);
     }
     attempts++;
     const now = host.now();
-    if (row === undefined && attempts === 1) {
-      sql.run(
-        `INSERT INTO _baton_steps (seq, name, occurrence, kind, status, attempts, started_at, attempt_started_at)
-         VALUES (?, ?, ?, 'do', 'running', 1, ?, ?)`,
-        seq,
-        name,
-        occurrence,
-        now,
-        now,
-      );
-    } else if (recovering) {
-      // The attempt the crash cut short goes into the history (SET reads the old row).
-      sql.run(
-        `UPDATE _baton_steps SET status = 'running', attempts = ?, wake_at = NULL,
-           ${APPEND_ATTEMPT_SQL}, attempt_started_at = ? WHERE seq = ?`,
-        attempts,
-        attemptRecord(attempts - 1, now, INTERRUPTED),
-        now,
-        seq,
-      );
-    } else {
-      sql.run(
-        "UPDATE _baton_steps SET status = 'running', attempts = ?, wake_at = NULL, attempt_started_at = ? WHERE seq = ?",
-        attempts,
-        now,
-        seq,
-      );
-    }
+    // The engine's own writes: one that fails crashes the actor (Replay.crash), never the step.
+    const started = replay.wrote(run, () => {
+      if (row === undefined && attempts === 1) {
+        sql.run(
+          `INSERT INTO _baton_steps (seq, name, occurrence, kind, status, attempts, started_at, attempt_started_at)
+           VALUES (?, ?, ?, 'do', 'running', 1, ?, ?)`,
+          seq,
+          name,
+          occurrence,
+          now,
+          now,
+        );
+      } else if (recovering) {
+        // The attempt the crash cut short goes into the history (SET reads the old row).
+        sql.run(
+          `UPDATE _baton_steps SET status = 'running', attempts = ?, wake_at = NULL,
+             ${APPEND_ATTEMPT_SQL}, attempt_started_at = ? WHERE seq = ?`,
+          attempts,
+          attemptRecord(attempts - 1, now, INTERRUPTED),
+          now,
+          seq,
+        );
+      } else {
+        sql.run(
+          "UPDATE _baton_steps SET status = 'running', attempts = ?, wake_at = NULL, attempt_started_at = ? WHERE seq = ?",
+          attempts,
+          now,
+          seq,
+        );
+      }
+    });
+    if (!started) return never();
     // After a crash, make the recovery attempt durable before the body runs, so a body that
     // kills the actor every time still uses up its attempts.
     if (recovering) {
-      await host.storage.sync();
+      try {
+        await host.storage.sync();
+      } catch (error) {
+        return replay.crash(run, error);
+      }
       if (run.dead) return never();
     }
     recovering = false;
@@ -169,16 +177,22 @@ export async function runDo<T>(
         bytes = await encode(outcome.value);
       } catch (error) {
         const stepError = { ...toStepError(error), nonRetryable: true };
-        replay.stepFailed(seq, attempts, stepError);
+        if (!replay.wrote(run, () => replay.stepFailed(seq, attempts, stepError))) return never();
         throw new StepFailedError(name, attempts, stepError);
       }
       if (run.dead) return never();
-      sql.run(
-        "UPDATE _baton_steps SET status = 'completed', output = ?, ended_at = ?, wake_at = NULL WHERE seq = ?",
-        replay.blobs.store(`step:${seq}`, bytes),
-        host.now(),
-        seq,
+      // The commit: a big output's bytes go to the value store in the same transaction.
+      const committed = replay.wrote(run, () =>
+        replay.blobs.storeWith(`step:${seq}`, bytes, (output) =>
+          sql.run(
+            "UPDATE _baton_steps SET status = 'completed', output = ?, ended_at = ?, wake_at = NULL WHERE seq = ?",
+            output,
+            host.now(),
+            seq,
+          ),
+        ),
       );
+      if (!committed) return never();
       host.stepDone(seq, name, () => outcome.value);
       return done(outcome.value);
     }
@@ -187,31 +201,37 @@ export async function runDo<T>(
     // of its own. It is journaled as cancelled (and stays so on a replay).
     const stopped = () => {
       if (!run.stopping || extra.compensating) return false;
-      sql.run(
-        "UPDATE _baton_steps SET status = 'cancelled', ended_at = ?, error = ? WHERE seq = ?",
-        host.now(),
-        JSON.stringify(stepError),
-        seq,
+      // Journaled, or the actor crashed (then the run is dead): either way this call parks.
+      replay.wrote(run, () =>
+        sql.run(
+          "UPDATE _baton_steps SET status = 'cancelled', ended_at = ?, error = ? WHERE seq = ?",
+          host.now(),
+          JSON.stringify(stepError),
+          seq,
+        ),
       );
       return true;
     };
     if (stopped()) return never();
     if (stepError.nonRetryable || attempts >= maxAttempts) {
-      replay.stepFailed(seq, attempts, stepError);
+      if (!replay.wrote(run, () => replay.stepFailed(seq, attempts, stepError))) return never();
       throw new StepFailedError(name, attempts, stepError);
     }
     const failedAt = host.now();
     // The failure is journaled first: an actor lost while a delay function runs retries at once,
     // with this attempt's error on record.
     let wakeAt = failedAt + (policy.delayFn ? 0 : retryDelay(policy, attempts));
-    sql.run(
-      `UPDATE _baton_steps SET status = 'backoff', wake_at = ?, error = ?, ${APPEND_ATTEMPT_SQL}
-       WHERE seq = ?`,
-      wakeAt,
-      JSON.stringify(stepError),
-      attemptRecord(attempts, failedAt, stepError),
-      seq,
+    const backoff = replay.wrote(run, () =>
+      sql.run(
+        `UPDATE _baton_steps SET status = 'backoff', wake_at = ?, error = ?, ${APPEND_ATTEMPT_SQL}
+         WHERE seq = ?`,
+        wakeAt,
+        JSON.stringify(stepError),
+        attemptRecord(attempts, failedAt, stepError),
+        seq,
+      ),
     );
+    if (!backoff) return never();
     if (policy.delayFn) {
       const computed = await run.track(dynamicDelay(policy.delayFn, context, outcome.error));
       if (run.dead) return never();
@@ -219,16 +239,22 @@ export async function runDo<T>(
       if (!computed.ok) {
         // The attempt's own failure is on record already: this one ends the step.
         const error = { ...toStepError(computed.error), nonRetryable: true };
-        sql.run(
-          "UPDATE _baton_steps SET status = 'failed', error = ?, ended_at = ?, wake_at = NULL WHERE seq = ?",
-          JSON.stringify(error),
-          host.now(),
-          seq,
+        const failed = replay.wrote(run, () =>
+          sql.run(
+            "UPDATE _baton_steps SET status = 'failed', error = ?, ended_at = ?, wake_at = NULL WHERE seq = ?",
+            JSON.stringify(error),
+            host.now(),
+            seq,
+          ),
         );
+        if (!failed) return never();
         throw new StepFailedError(name, attempts, error);
       }
       wakeAt = failedAt + computed.value;
-      sql.run("UPDATE _baton_steps SET wake_at = ? WHERE seq = ?", wakeAt, seq);
+      const delayed = replay.wrote(run, () =>
+        sql.run("UPDATE _baton_steps SET wake_at = ? WHERE seq = ?", wakeAt, seq),
+      );
+      if (!delayed) return never();
     }
     previousError = stepError;
     await replay.until(run, seq, wakeAt);

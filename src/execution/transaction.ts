@@ -113,6 +113,8 @@ export async function runTransaction<T>(
     );
   };
   let value: T;
+  // Set once the body is done: a failure from then on is the engine's own write's (a crash).
+  let journaling = false;
   try {
     value = sql.transaction(() => {
       let result: T;
@@ -127,13 +129,17 @@ export async function runTransaction<T>(
           { step: name },
         );
       }
-      journal({ output: replay.blobs.store(`step:${seq}`, encodeSync(result)) });
+      const bytes = encodeSync(result);
+      journaling = true;
+      journal({ output: replay.blobs.store(`step:${seq}`, bytes) });
       return result;
     });
   } catch (error) {
     if (run.dead) return never();
+    // Rolled back with the body's writes: the replay runs the body again, once.
+    if (journaling) return replay.crash(run, error);
     const stepError: StepError = { ...toStepError(error), nonRetryable: true };
-    journal({ error: stepError });
+    if (!replay.wrote(run, () => journal({ error: stepError }))) return never();
     throw new StepFailedError(name, 1, stepError);
   }
   host.stepDone(seq, name, () => value);

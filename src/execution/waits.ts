@@ -38,22 +38,30 @@ export async function runSleep(
     const now = host.now();
     // baton/testing can make sleeps instant (never in production: no hooks there).
     wakeAt = host.testHooks()?.instantSleeps ? now : until(now);
-    host.sql.run(
-      `INSERT INTO _baton_steps (seq, name, occurrence, kind, status, attempts, started_at, wake_at)
-       VALUES (?, ?, ?, 'sleep', 'sleeping', 1, ?, ?)`,
-      seq,
-      name,
-      occurrence,
-      now,
-      wakeAt,
+    // The engine's own writes: one that fails crashes the actor (Replay.crash), never the step.
+    const journaled = replay.wrote(run, () =>
+      host.sql.run(
+        `INSERT INTO _baton_steps (seq, name, occurrence, kind, status, attempts, started_at, wake_at)
+         VALUES (?, ?, ?, 'sleep', 'sleeping', 1, ?, ?)`,
+        seq,
+        name,
+        occurrence,
+        now,
+        wakeAt,
+      ),
     );
+    if (!journaled) return never();
   }
   await replay.until(run, seq, wakeAt ?? 0);
-  const completed = host.sql.run(
-    "UPDATE _baton_steps SET status = 'completed', ended_at = ?, wake_at = NULL WHERE seq = ? AND status <> 'completed'",
-    host.now(),
-    seq,
-  );
+  let completed = 0;
+  const ended = replay.wrote(run, () => {
+    completed = host.sql.run(
+      "UPDATE _baton_steps SET status = 'completed', ended_at = ?, wake_at = NULL WHERE seq = ? AND status <> 'completed'",
+      host.now(),
+      seq,
+    );
+  });
+  if (!ended) return never();
   if (completed > 0) host.stepDone(seq, name, () => undefined);
 }
 
@@ -87,23 +95,34 @@ export async function runWait<T>(
   if (!row) {
     const now = host.now();
     const wakeAt = timeoutMs === undefined ? null : now + timeoutMs;
-    sql.run(
-      `INSERT INTO _baton_steps (seq, name, occurrence, kind, status, attempts, started_at, wake_at, event_type)
-       VALUES (?, ?, ?, 'wait', 'waiting', 1, ?, ?, ?)`,
-      seq,
-      name,
-      occurrence,
-      now,
-      wakeAt,
-      type,
-    );
     // An event that arrived before the wait is consumed at once (same synchronous block, so
-    // sendEvent cannot interleave).
-    const buffered = sql.one<EventRow>(
+    // sendEvent cannot interleave), in one transaction with the wait's row.
+    const taken = sql.one<EventRow>(
       "SELECT * FROM _baton_events WHERE type = ? AND consumed_by IS NULL ORDER BY id LIMIT 1",
       type,
     );
-    if (buffered) deliver(replay, buffered, seq, name);
+    const insert = () =>
+      sql.run(
+        `INSERT INTO _baton_steps (seq, name, occurrence, kind, status, attempts, started_at, wake_at, event_type)
+         VALUES (?, ?, ?, 'wait', 'waiting', 1, ?, ?, ?)`,
+        seq,
+        name,
+        occurrence,
+        now,
+        wakeAt,
+        type,
+      );
+    // The engine's own writes: one that fails crashes the actor (Replay.crash), never the step.
+    const journaled = replay.wrote(run, () =>
+      taken
+        ? sql.transaction(() => {
+            insert();
+            consume(replay, taken, seq);
+          })
+        : insert(),
+    );
+    if (!journaled) return never();
+    if (taken) announce(replay, taken, seq, name);
   }
   for (;;) {
     if (run.dead) return never();
@@ -112,17 +131,24 @@ export async function runWait<T>(
       return (await replay.blobs.readStepOutput(current)) as WorkflowEvent<T>;
     const timeoutAt = current?.wake_at ?? null;
     if (timeoutAt !== null && host.now() >= timeoutAt) {
-      sql.run(
-        "UPDATE _baton_steps SET status = 'timed_out', ended_at = ?, wake_at = NULL WHERE seq = ? AND status = 'waiting'",
-        host.now(),
-        seq,
+      const timedOut = replay.wrote(run, () =>
+        sql.run(
+          "UPDATE _baton_steps SET status = 'timed_out', ended_at = ?, wake_at = NULL WHERE seq = ? AND status = 'waiting'",
+          host.now(),
+          seq,
+        ),
       );
+      if (!timedOut) return never();
       throw eventTimeout(name, type);
     }
     // Register before any await, so sendEvent or the timeout timer finds the waiter.
     const woken = replay.sleepOn(seq);
     if (timeoutAt !== null) {
-      await host.timers.schedule("wake", { seq }, { at: timeoutAt }, { key: `wake:${seq}` });
+      try {
+        await host.timers.schedule("wake", { seq }, { at: timeoutAt }, { key: `wake:${seq}` });
+      } catch (error) {
+        return replay.crash(run, error);
+      }
     }
     await woken;
   }
@@ -184,16 +210,22 @@ export async function sendEvent(
   );
   // Nobody waits for it: it is buffered, within bounds (a sender cannot grow the object forever).
   if (!waiting) checkBuffer(replay, bytes.byteLength);
-  const event = sql.one<EventRow>(
-    "INSERT INTO _baton_events (type, payload, dedupe_key, received_at) VALUES (?, ?, ?, ?) RETURNING *",
-    type,
-    bytes,
-    dedupeKey ?? null,
-    host.now(),
-  ) as EventRow;
+  // The event and its delivery commit together: a failure stores neither (the caller retries).
+  const event = sql.transaction(() => {
+    const stored = sql.one<EventRow>(
+      "INSERT INTO _baton_events (type, payload, dedupe_key, received_at) VALUES (?, ?, ?, ?) RETURNING *",
+      type,
+      bytes,
+      dedupeKey ?? null,
+      host.now(),
+    ) as EventRow;
+    if (waiting) consume(replay, stored, waiting.seq);
+    return stored;
+  });
   if (!waiting) return { id: event.id, delivered: false, step: null, duplicate: false };
-  deliver(replay, event, waiting.seq, waiting.name);
-  await host.timers.cancel(`wake:${waiting.seq}`);
+  announce(replay, event, waiting.seq, waiting.name);
+  // The wait's timeout timer is moot now; one left behind (this failed) wakes it for nothing.
+  await host.timers.cancel(`wake:${waiting.seq}`).catch(() => false);
   wake(waiting.seq);
   return { id: event.id, delivered: true, step: waiting.name, duplicate: false };
 }
@@ -223,20 +255,25 @@ function checkBuffer(replay: Replay, bytes: number): void {
   }
 }
 
-/** Marks `event` consumed by the wait at `seq` and completes that wait, atomically. */
-function deliver(replay: Replay, event: EventRow, seq: number, step: string): void {
+/**
+ * Marks `event` consumed by the wait at `seq` and completes that wait. Call it inside the
+ * transaction that stores the event or the wait, then {@link announce} once it committed.
+ */
+function consume(replay: Replay, event: EventRow, seq: number): void {
   const { host } = replay;
   // The wait's output refers to the event row, so the payload is stored once.
-  host.sql.transaction(() => {
-    host.sql.run("UPDATE _baton_events SET consumed_by = ? WHERE id = ?", seq, event.id);
-    host.sql.run(
-      "UPDATE _baton_steps SET status = 'completed', ended_at = ?, wake_at = NULL, output = ? WHERE seq = ?",
-      host.now(),
-      `event:${event.id}`,
-      seq,
-    );
-  });
-  host.stepDone(seq, step, () => {
+  host.sql.run("UPDATE _baton_events SET consumed_by = ? WHERE id = ?", seq, event.id);
+  host.sql.run(
+    "UPDATE _baton_steps SET status = 'completed', ended_at = ?, wake_at = NULL, output = ? WHERE seq = ?",
+    host.now(),
+    `event:${event.id}`,
+    seq,
+  );
+}
+
+/** Live subscribers hear of a wait that {@link consume} completed. */
+function announce(replay: Replay, event: EventRow, seq: number, step: string): void {
+  replay.host.stepDone(seq, step, () => {
     try {
       return {
         type: event.type,

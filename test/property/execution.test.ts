@@ -159,11 +159,28 @@ const cases: Array<{
         input: fc.oneof(fc.uint8Array({ maxLength: 8 }), anything),
         steps: fc.oneof(
           fc.array(
-            // Each step an object: a step that is not one (`steps: [undefined]`) fails with a
-            // plain TypeError today (reported to the lead; actors/execution-actor.ts importFork).
-            fc.record(
-              { seq: intLike, name: idLike("s"), status: anything, endedAt: intLike },
-              { requiredKeys: [], noNullPrototype: true },
+            // Step entries of any shape: partial or whole records, and things that are not one.
+            fc.oneof(
+              {
+                weight: 3,
+                arbitrary: fc.record(
+                  {
+                    seq: intLike,
+                    name: idLike("s"),
+                    occurrence: intLike,
+                    kind: fc.oneof(fc.constantFrom("do", "sleep", "wait"), anything),
+                    status: fc.oneof(fc.constantFrom("completed", "failed", "cancelled"), anything),
+                    attempts: intLike,
+                    startedAt: intLike,
+                    endedAt: fc.oneof(intLike, fc.constant(null)),
+                    output: fc.oneof(fc.uint8Array({ maxLength: 8 }), fc.constant(null), anything),
+                    error: fc.oneof(fc.constant(null), anything),
+                  },
+                  { requiredKeys: [], noNullPrototype: true },
+                ),
+              },
+              { weight: 1, arbitrary: fc.constantFrom(undefined, null, 0, 7, "s0", [], true) },
+              { weight: 1, arbitrary: anything },
             ),
             { maxLength: 3 },
           ),
