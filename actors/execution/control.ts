@@ -82,7 +82,6 @@ export async function cancelExecution(
     step: host.currentStep(),
     attempt: null,
   };
-  engine.killRun(new BatonError("CANCELLED", error.message));
   const requested = () =>
     host.sql.run(
       "UPDATE _baton_execution SET error = ?, ended_at = ?, cancel_requested = ? WHERE id = 1",
@@ -91,11 +90,14 @@ export async function cancelExecution(
       options?.compensate === false ? CANCEL_WITHOUT_COMPENSATION : 1,
     );
   if (row.mode === "tracked") {
+    engine.killRun(new BatonError("CANCELLED", error.message));
     // In the transaction of the transition: a failure changes nothing.
     await engine.finish(null, "cancel", requested);
     return;
   }
+  // Recorded before the run is killed: a failure of this write leaves the run as it was.
   requested();
+  engine.killRun(new BatonError("CANCELLED", error.message));
   // A cancel-mode run replays to the first unfinished step, runs the compensations of the
   // completed steps (saga), then ends the execution as cancelled. finish() closes open steps
   // and cancels unfinished children.

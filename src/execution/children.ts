@@ -127,8 +127,9 @@ export class Children {
         }
       } catch (error) {
         if (run.dead) return never();
-        if (!isBatonError(error)) {
-          // A broken connection: try again shortly (a timer, so it survives eviction).
+        if (!isBatonError(error) || error.code === "STORAGE_ERROR") {
+          // A broken connection, or the child's storage failing for now (its start is all or
+          // nothing): try again shortly (a timer, so it survives eviction).
           await replay.until(run, seq, host.now() + 1000);
           continue;
         }

@@ -380,13 +380,19 @@ export class Engine {
     const row = this.row();
     const runNumber = row?.run;
     this.#host.ended();
-    // This run's permit goes back whatever comes next (a restart takes a permit of its own).
-    if (row) await schedulePermitReturn(this.replay, row);
-    await this.#host.timers.cancelKind("wake");
-    // A restart may have come in during those awaits: then its heartbeat must stay.
-    if (this.row()?.run !== runNumber) return;
-    // The heartbeat becomes the retention timer.
-    await this.#setLifecycle(now + (row?.retention_ms ?? 0));
+    // The outcome is committed: whatever fails from here, waiters get it (settle below).
+    try {
+      // This run's permit goes back whatever comes next (a restart takes a permit of its own;
+      // one not returned here runs out with its lease).
+      if (row) await schedulePermitReturn(this.replay, row);
+      await this.#host.timers.cancelKind("wake");
+      // A restart may have come in during those awaits: then its heartbeat must stay.
+      if (this.row()?.run !== runNumber) return;
+      // The heartbeat becomes the retention timer.
+      await this.#setLifecycle(now + (row?.retention_ms ?? 0));
+    } catch {
+      // Left armed, the heartbeat finds the execution ended and sets its retention timer.
+    }
     this.#settle();
     // Cancelling children is due now: start it in this event rather than one alarm later (the
     // rows are committed, so the alarm still runs them if this is cut short).

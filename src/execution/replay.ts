@@ -1,4 +1,5 @@
 import { base64url } from "../foundation/bindings.ts";
+import { isBatonError } from "../foundation/errors.ts";
 import type { TestHooks } from "../foundation/test-hooks.ts";
 import type { StepError } from "../workflow/workflow.ts";
 import type { Blobs } from "./blobs.ts";
@@ -163,6 +164,8 @@ export class Replay {
       write();
       return true;
     } catch (error) {
+      // Only a storage failure is a crash; anything else (a bug, a value over a limit) is thrown.
+      if (!isBatonError(error, "STORAGE_ERROR")) throw error;
       void this.crash(run, error);
       return false;
     }

@@ -1,5 +1,5 @@
 import { encodeSync } from "../foundation/codec.ts";
-import { BatonError } from "../foundation/errors.ts";
+import { BatonError, isBatonError } from "../foundation/errors.ts";
 import type { Sql } from "../foundation/sql.ts";
 import { type StepError, StepFailedError, type TransactionSql } from "../workflow/workflow.ts";
 import { failedError, toStepError } from "./errors.ts";
@@ -114,7 +114,7 @@ export async function runTransaction<T>(
   };
   let value: T;
   // Set once the body is done: a failure from then on is the engine's own write's (a crash).
-  let journaling = false;
+  let journalFailed = false;
   try {
     value = sql.transaction(() => {
       let result: T;
@@ -130,14 +130,20 @@ export async function runTransaction<T>(
         );
       }
       const bytes = encodeSync(result);
-      journaling = true;
-      journal({ output: replay.blobs.store(`step:${seq}`, bytes) });
+      try {
+        journal({ output: replay.blobs.store(`step:${seq}`, bytes) });
+      } catch (error) {
+        // The engine's own write failing in storage: a crash, not the body's failure.
+        journalFailed = isBatonError(error, "STORAGE_ERROR");
+        throw error;
+      }
       return result;
     });
   } catch (error) {
     if (run.dead) return never();
-    // Rolled back with the body's writes: the replay runs the body again, once.
-    if (journaling) return replay.crash(run, error);
+    // Rolled back with the body's writes: the replay runs the body again. (A failure at the
+    // commit itself, after the journal row was written, comes of the body's writes: its own.)
+    if (journalFailed) return replay.crash(run, error);
     const stepError: StepError = { ...toStepError(error), nonRetryable: true };
     if (!replay.wrote(run, () => journal({ error: stepError }))) return never();
     throw new StepFailedError(name, 1, stepError);

@@ -107,8 +107,8 @@ export abstract class Actor<
   }
 
   /**
-   * Whether this object's schema is in place. Only an actor that defers its schema
-   * ({@link Actor.deferSchema}) can be without one: a new object before its first write.
+   * Whether this object's schema is in place. Only an actor kind that defers its schema (the
+   * Execution actor) can be without one: a new object before its first write.
    */
   protected get schemaReady(): boolean {
     return this.#schemaReady;
