@@ -346,7 +346,9 @@ export const events: (id: string) => AsyncGenerator<LiveEvent> = (id) => liveEve
   const gzip = /gzip:\s*([\d.]+)\s*KiB/.exec(dry);
   check(gzip, `no bundle size in wrangler's output:\n${dry}`);
   const kib = Number(gzip?.[1]);
-  check(kib <= 50, `the minimal Worker bundles to ${kib} KiB gzipped (limit 50)`);
+  // The limit moved from 50 to 55 KiB with the reliability work of issue 17 (storage failures
+  // as crashes, all-or-nothing writes, snapshot validation, deferred schemas).
+  check(kib <= 55, `the minimal Worker bundles to ${kib} KiB gzipped (limit 55)`);
   const bundle = readFileSync(join(app, "out", "index.js"), "utf8");
   check(
     !bundle.includes("newWorkersRpcResponse"),
