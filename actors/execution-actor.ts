@@ -42,12 +42,14 @@ import {
   type WorkflowSource,
 } from "../src/workflow/workflow.ts";
 import {
+  armDeadline,
   type CancelOptions,
   type ControlHost,
   cancelExecution,
   deleteExecution,
   type RestartOptions,
   restartExecution,
+  timeOutExecution,
   waitForEnd,
 } from "./execution/control.ts";
 import { Changes, checkHistoryOptions } from "./execution/history.ts";
@@ -56,6 +58,7 @@ import { IndexOutbox } from "./execution/index-outbox.ts";
 import {
   checkExecutionId,
   DEFAULT_RETENTION,
+  executionTimeoutMs,
   insertExecution,
   lifecycleDefinition,
   MAX_ID,
@@ -197,6 +200,7 @@ export abstract class ExecutionActor<Env = unknown> extends Actor<Env, Execution
         await this.#engine.ensureHeartbeat();
       })
       .on("lifecycle", () => this.#engine.onLifecycleTimer())
+      .on("deadline", ({ run }) => timeOutExecution(this.#control(), run))
       .on("report", async () => {
         await children.reportToParent();
       })
@@ -312,6 +316,7 @@ export abstract class ExecutionActor<Env = unknown> extends Actor<Env, Execution
         { workflow },
       );
     }
+    const timeoutMs = executionTimeoutMs(options?.timeout, wf.options.executionTimeout);
     const value = await validateInput(wf, input);
     // Compare what the workflow will see: the validated value, with object keys in a canonical order.
     const digest = await inputDigest(workflow, value);
@@ -352,7 +357,10 @@ export abstract class ExecutionActor<Env = unknown> extends Actor<Env, Execution
         parent,
         now: this.now(),
         priorRuns: this.#engine.priorRuns(),
+        timeoutMs,
       });
+      const row = this.#requireRow();
+      armDeadline(this.timers, row.run, row.deadline_at);
       this.#lifecycle.send("start");
     });
     await this.#engine.startHeartbeat();
@@ -370,8 +378,10 @@ export abstract class ExecutionActor<Env = unknown> extends Actor<Env, Execution
     input: Value,
     options: StartOptions & { timeout?: Duration },
   ): Promise<ExecutionResult> {
-    await this.#start(workflow, input, options);
-    return this.result(options?.timeout === undefined ? {} : { timeout: options.timeout });
+    const row = await this.#start(workflow, input, options);
+    // Its deadline ends it: wait for that (an execution started before without one: `timeout`).
+    const timeout = row.deadline_at === null ? options?.timeout : undefined;
+    return this.result(timeout === undefined ? {} : { timeout });
   }
 
   /**
@@ -490,8 +500,10 @@ export abstract class ExecutionActor<Env = unknown> extends Actor<Env, Execution
       throw new BatonError("EXECUTION_CONFLICT", `Execution "${id}" already exists.`, { id });
     }
     const retention = retentionMs(options?.retention ?? wf.options.retention ?? DEFAULT_RETENTION);
+    const timeoutMs = executionTimeoutMs(options?.timeout, wf.options.executionTimeout);
     this.ensureSchema();
-    await startImported(this.#imports(), snapshot, { id, version: wf.version, digest, retention });
+    const fork = { id, version: wf.version, digest, retention, timeoutMs };
+    await startImported(this.#imports(), snapshot, fork);
     return this.#info(this.#requireRow());
   }
 
@@ -731,6 +743,7 @@ export abstract class ExecutionActor<Env = unknown> extends Actor<Env, Execution
   #control(): ControlHost {
     return {
       sql: this.sql,
+      timers: this.timers,
       engine: this.#engine,
       lifecycle: this.#lifecycle,
       now: () => this.now(),
@@ -747,6 +760,7 @@ export abstract class ExecutionActor<Env = unknown> extends Actor<Env, Execution
       sql: this.sql,
       engine: this.#engine,
       lifecycle: this.#lifecycle,
+      timers: this.timers,
       now: () => this.now(),
     };
   }

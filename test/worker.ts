@@ -37,7 +37,7 @@ import { kitWorkflows } from "./kit-workflows.ts";
 import { TestLongWorkflow, TestWorkflow } from "./ports/vitest-workflows.ts";
 import { Demo, Demo2, Demo3 } from "./ports/workers-sdk-fixture.ts";
 import { MyWorkflow } from "./ports/workflows-starter.ts";
-import { allWorkflows, codeVariant, greet, liveActors, shape } from "./workflows.ts";
+import { allWorkflows, codeVariant, greet, liveActors, patchVariants, shape } from "./workflows.ts";
 
 // The Workflows programs (test/ports, test/compat-workflows.ts): each class is its own
 // WorkerEntrypoint too, bound to itself as a Workflow binding in wrangler.toml.
@@ -559,6 +559,11 @@ export class TestExecutions extends withTestClock(ExecutionActor<Env>) {
   /** Callers waiting in this actor for the execution's end. */
   resultWaits(): number {
     return this.pendingResultWaits();
+  }
+
+  /** Simulates deploying another phase of the `patchy` workflow's code to this execution. */
+  setPatchVariant(variant: string): void {
+    patchVariants.set(this.ctx.id.name ?? "", variant);
   }
 
   /** Simulates deploying changed workflow code (read by the `shape` workflow). */

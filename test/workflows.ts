@@ -146,6 +146,63 @@ export const shape = workflow("shape", async (_input: { tag: string }, step) => 
   return step.do("second", () => "B");
 });
 
+/** Code versions of the `patchy` workflow per execution id ("deploys" in tests of patches). */
+export const patchVariants = new Map<string, string>();
+
+/**
+ * A workflow whose code changes by phases of a patch: `v1` before it, `v2` branching on
+ * `step.patched`, `v3` with `step.deprecatePatch`, `v4` with the patch gone.
+ */
+export const patchy = workflow("patchy", async (input: { phase: string }, step, ctx) => {
+  const phase = () => patchVariants.get(ctx.executionId) ?? input.phase;
+  let first: string;
+  if (phase() === "bad-id") await step.patched("");
+  if (phase() === "v1") first = await step.do("old", () => "old");
+  else if (phase() === "v2") {
+    first = (await step.patched("new-path"))
+      ? await step.do("new", () => "new")
+      : await step.do("old", () => "old");
+  } else {
+    if (phase() === "v3") await step.deprecatePatch("new-path");
+    first = await step.do("new", () => "new");
+  }
+  await step.sleep("nap", "1 minute");
+  // A patch placed after the point where older executions stopped: they reach it on new code.
+  const later = phase() === "v2" ? await step.patched("later") : null;
+  return { first, later, again: phase() === "v2" ? await step.patched("new-path") : null };
+});
+
+/**
+ * Books (compensable), then is caught by its deadline where `at` says: in a step body that waits
+ * for its abort signal, in a sleep, in a wait, or in a child execution's step.
+ */
+export const deadlined = workflow(
+  "deadlined",
+  { executionTimeout: "1 hour" },
+  async (input: { probe: string; at: "step" | "sleep" | "wait" | "child" | "none" }, step, ctx) => {
+    const p = probe(ctx.env, input.probe);
+    await step.do(
+      "book",
+      { compensate: async () => void (await p.hit("unbook")) },
+      async () => (await p.hit("book")) > 0,
+    );
+    if (input.at === "step") {
+      await step.do("slow", async ({ signal }) => {
+        await p.hit("slow");
+        await new Promise<void>((resolve) => signal.addEventListener("abort", () => resolve()));
+        await p.record("aborted", { reason: String((signal.reason as Error)?.message) });
+      });
+    }
+    if (input.at === "sleep") await step.sleep("nap", "2 hours");
+    if (input.at === "wait") await step.waitForEvent("approval", { type: "approve" });
+    if (input.at === "child") {
+      await step.child("kid", childWork, { probe: input.probe, n: 1, gate: true });
+    }
+    await step.do("after", () => p.hit("after"));
+    return "done";
+  },
+);
+
 /** A step body that aborts its own actor on the first `crashes` attempts. */
 export const crashy = workflow(
   "crashy",
@@ -585,6 +642,8 @@ export const countdown = loop("countdown", {
 });
 
 export const allWorkflows = [
+  patchy,
+  deadlined,
   fulfil,
   orderPipeline,
   pipelineWithHook,

@@ -1,4 +1,5 @@
 import type { Engine } from "../../src/execution/engine.ts";
+import type { ExecutionTimers } from "../../src/execution/host.ts";
 import {
   checkRestartPoint,
   findStep,
@@ -6,6 +7,7 @@ import {
   truncateJournal,
 } from "../../src/execution/restart.ts";
 import {
+  CANCEL_FOR_TIMEOUT,
   CANCEL_WITHOUT_COMPENSATION,
   type ExecutionRow,
   type LifecycleEvent,
@@ -15,6 +17,7 @@ import {
 import type { ExecutionError } from "../../src/execution/types.ts";
 import { BatonError, invalidArgument } from "../../src/foundation/errors.ts";
 import type { StateMachine } from "../../src/foundation/fsm.ts";
+import type { Scheduler } from "../../src/foundation/scheduler/scheduler.ts";
 import type { Sql } from "../../src/foundation/sql.ts";
 import { trackedOnly } from "./lifecycle.ts";
 
@@ -24,6 +27,7 @@ const CANCEL_WAIT_MS = 10_000;
 /** What the operator's controls (cancel, restart, delete) need of the Execution actor. */
 export interface ControlHost {
   sql: Sql;
+  timers: Scheduler<ExecutionTimers>;
   engine: Engine;
   lifecycle: StateMachine<StoredStatus, LifecycleEvent>;
   now(): number;
@@ -75,6 +79,8 @@ export async function cancelExecution(
   const row = host.requireRow();
   if (TERMINAL.has(row.status)) return;
   const { engine } = host;
+  // Its deadline passed and it is ending (timed out): a cancel only waits for that.
+  if (row.cancel_requested === CANCEL_FOR_TIMEOUT) return waitForCancel(engine);
   const error: ExecutionError = {
     code: "CANCELLED",
     message: "The execution was cancelled.",
@@ -102,6 +108,11 @@ export async function cancelExecution(
   // completed steps (saga), then ends the execution as cancelled. finish() closes open steps
   // and cancels unfinished children.
   engine.kick();
+  await waitForCancel(engine);
+}
+
+/** Waits up to {@link CANCEL_WAIT_MS} for the execution to end (compensations go on after). */
+async function waitForCancel(engine: Engine): Promise<void> {
   const gaveUp = new AbortController();
   let timer: ReturnType<typeof setTimeout> | undefined;
   await Promise.race([
@@ -112,6 +123,55 @@ export async function cancelExecution(
   ]);
   clearTimeout(timer);
   gaveUp.abort();
+}
+
+/**
+ * Arms run `run`'s deadline timer (call it in the transaction that writes `deadline_at`): one
+ * timer per run, so a restart's deadline never meets the timer of the run before it.
+ */
+export function armDeadline(
+  timers: Scheduler<ExecutionTimers>,
+  run: number,
+  deadlineAt: number | null,
+): void {
+  if (deadlineAt === null) return;
+  timers.enqueue("deadline", { run }, { at: deadlineAt }, { key: `deadline:${run}` });
+}
+
+/**
+ * Run `run`'s deadline passed: unless it has ended (or is being cancelled), it ends `timed_out`
+ * with `EXECUTION_TIMEOUT`, as a cancel ends it: running step bodies see their abort signal,
+ * the compensations of completed steps run, unfinished children are cancelled.
+ */
+export async function timeOutExecution(host: ControlHost, run: number): Promise<void> {
+  const { engine } = host;
+  const row = engine.row();
+  if (!row || TERMINAL.has(row.status) || row.run !== run || row.deadline_at === null) return;
+  if (row.cancel_requested !== 0) return; // a cancel is ending it already
+  const message = `The execution did not end within its timeout of ${row.timeout_ms} ms (its deadline was ${new Date(row.deadline_at).toISOString()}).`;
+  const error: ExecutionError = {
+    code: "EXECUTION_TIMEOUT",
+    message,
+    name: "BatonError",
+    step: host.currentStep(),
+    attempt: null,
+  };
+  const requested = () =>
+    host.sql.run(
+      "UPDATE _baton_execution SET error = ?, ended_at = ?, cancel_requested = ? WHERE id = 1",
+      JSON.stringify(error),
+      host.now(),
+      CANCEL_FOR_TIMEOUT,
+    );
+  if (row.mode === "tracked") {
+    engine.killRun(new BatonError("EXECUTION_TIMEOUT", message));
+    await engine.finish(null, "time_out", requested);
+    return;
+  }
+  // As a cancel: recorded first, then the run is stopped; the cancel-mode run compensates.
+  requested();
+  engine.killRun(new BatonError("EXECUTION_TIMEOUT", message));
+  engine.kick();
 }
 
 /**
@@ -178,10 +238,16 @@ export async function restartExecution(
   host.sql.transaction(() => {
     if (from === undefined) engine.resetJournal();
     else truncateJournal(engine.replay, from);
+    // Each run gets the execution's timeout again, from now.
+    const now = host.now();
     host.sql.run(
       `UPDATE _baton_execution SET output = NULL, error = NULL, ended_at = NULL, cancel_requested = 0,
-       run = run + 1 WHERE id = 1`,
+       run = run + 1, deadline_at = CASE WHEN timeout_ms IS NULL THEN NULL ELSE ? + timeout_ms END
+       WHERE id = 1`,
+      now,
     );
+    const next = host.requireRow();
+    armDeadline(host.timers, next.run, next.deadline_at);
     host.lifecycle.send("restart");
   });
   await engine.ensureHeartbeat();

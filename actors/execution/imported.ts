@@ -1,11 +1,14 @@
 import type { Engine } from "../../src/execution/engine.ts";
 import { type ForkSnapshot, importJournal } from "../../src/execution/fork.ts";
+import type { ExecutionTimers } from "../../src/execution/host.ts";
 import type { LifecycleEvent, StoredStatus } from "../../src/execution/schema.ts";
 import { BatonError } from "../../src/foundation/errors.ts";
 import type { StateMachine } from "../../src/foundation/fsm.ts";
+import type { Scheduler } from "../../src/foundation/scheduler/scheduler.ts";
 import type { Sql } from "../../src/foundation/sql.ts";
 import type { TestHooks } from "../../src/foundation/test-hooks.ts";
 import type { WorkflowRegistry } from "../../src/workflow/workflow.ts";
+import { armDeadline } from "./control.ts";
 import { DEFAULT_RETENTION, insertExecution, retentionMs } from "./lifecycle.ts";
 
 /** What starting an execution from an imported journal needs of the Execution actor. */
@@ -15,6 +18,7 @@ export interface ImportHost {
   sql: Sql;
   engine: Engine;
   lifecycle: StateMachine<StoredStatus, LifecycleEvent>;
+  timers: Scheduler<ExecutionTimers>;
   now(): number;
 }
 
@@ -31,6 +35,8 @@ export async function startImported(
     digest: string;
     retention: number;
     keepPermit?: boolean;
+    /** How long each run may take (the fork's `timeout` or the workflow's); null: no deadline. */
+    timeoutMs?: number | null;
   },
 ): Promise<void> {
   const { engine } = host;
@@ -49,7 +55,10 @@ export async function startImported(
         retentionMs: options.retention,
         now: host.now(),
         priorRuns: engine.priorRuns(),
+        timeoutMs: options.timeoutMs ?? null,
       });
+      const row = host.engine.row();
+      if (row) armDeadline(host.timers, row.run, row.deadline_at);
       host.lifecycle.send("start");
     },
     { keepPermit: options.keepPermit ?? false },

@@ -35,6 +35,31 @@ export function retentionMs(retention: Duration): number {
   return ms;
 }
 
+/** Longest execution timeout: one year. */
+export const MAX_EXECUTION_TIMEOUT_MS = 365 * 86_400_000;
+
+/**
+ * How long each run of an execution may take, in ms: the start's `timeout`, else the workflow's
+ * `executionTimeout`; null for no deadline.
+ *
+ * @throws BatonError `INVALID_DURATION` (not a duration) or `INVALID_ARGUMENT` (0, a deadline
+ *   that has already passed, or over a year).
+ */
+export function executionTimeoutMs(
+  timeout: Duration | undefined,
+  workflowDefault: Duration | undefined,
+): number | null {
+  const value = timeout ?? workflowDefault;
+  if (value === undefined) return null;
+  const name = timeout === undefined ? "executionTimeout" : "timeout";
+  const ms = parseDuration(value);
+  if (ms <= 0) {
+    invalidArgument(name, "must be more than 0 (a deadline of now has already passed)", value);
+  }
+  if (ms > MAX_EXECUTION_TIMEOUT_MS) invalidArgument(name, "must be at most 365 days", value);
+  return ms;
+}
+
 /**
  * The execution's lifecycle machine: its state is the execution row's own `status` column, and
  * every change of status writes the index outbox (`onTransition`) in the same transaction.
@@ -75,6 +100,8 @@ export interface NewExecution {
    * one's run numbers go on from there, so its child executions' ids are new ones.
    */
   priorRuns?: number;
+  /** How long each run may take ({@link executionTimeoutMs}); the deadline is `now` plus it. */
+  timeoutMs?: number | null;
 }
 
 /** Writes the execution row, `pending` (call it in the transaction that sends `start`). */
@@ -82,8 +109,8 @@ export function insertExecution(sql: Sql, row: NewExecution): void {
   sql.run(
     `INSERT INTO _baton_execution (id, execution_id, workflow, version, mode, status, input,
        input_digest, total_steps, retention_ms, created_at, updated_at, parent_id, parent_seq,
-       parent_binding, run, secret)
-     VALUES (1, ?, ?, ?, ?, 'pending', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ${NEW_SECRET_SQL})`,
+       parent_binding, run, timeout_ms, deadline_at, secret)
+     VALUES (1, ?, ?, ?, ?, 'pending', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ${NEW_SECRET_SQL})`,
     row.id,
     row.workflow,
     row.version,
@@ -98,6 +125,8 @@ export function insertExecution(sql: Sql, row: NewExecution): void {
     row.parent?.seq ?? null,
     row.parent?.binding ?? null,
     (row.priorRuns ?? 0) + 1,
+    row.timeoutMs ?? null,
+    row.timeoutMs == null ? null : row.now + row.timeoutMs,
   );
 }
 

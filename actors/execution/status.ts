@@ -61,6 +61,8 @@ export function toInfo(row: ExecutionRow, stats: JournalStats | undefined): Exec
     // and waiting, which status derives from them.
     updatedAt: Math.max(row.updated_at, stats?.changed ?? 0),
     endedAt: row.ended_at,
+    // Only while it can still time out: an ended execution has no deadline left.
+    deadline: row.ended_at === null ? (row.deadline_at ?? null) : null,
     error: row.error ? parseError(row.error) : null,
   };
 }

@@ -200,6 +200,10 @@ export class ExecutionsClient<W extends AnyWorkflow> {
   /**
    * Starts a registered workflow and waits for its result in one round trip (as `start` then
    * `result`). Idempotent per id like `start`: running it again returns the same execution's result.
+   * `timeout` is the execution's deadline ({@link StartOptions.timeout}): the answer comes by then,
+   * a timed-out one as `{ ok: false, error: { code: "EXECUTION_TIMEOUT" } }`, and nothing is left
+   * running. (For an execution started earlier without a deadline it only bounds the wait:
+   * `RESULT_TIMEOUT`.)
    *
    * @example
    * ```ts

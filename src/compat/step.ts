@@ -73,10 +73,14 @@ export type WorkflowStepEvent<T> = { payload: Readonly<T>; timestamp: Date; type
  * Cloudflare Workflows' `step`, over Baton's engine: what a {@link WorkflowEntrypoint}'s `run`
  * receives. Workflows' defaults apply: a step attempt times out after 10 minutes, a
  * `waitForEvent` after 24 hours, and both timeouts throw {@link WorkflowTimeoutError}. Baton's
- * own step kinds are there too (`child`, `children`, `checkpoint`, `transaction`).
+ * own step kinds are there too (`child`, `children`, `checkpoint`, `transaction`, `patched`,
+ * `deprecatePatch`).
  */
 export interface WorkflowStep
-  extends Pick<Step, "child" | "children" | "checkpoint" | "transaction"> {
+  extends Pick<
+    Step,
+    "child" | "children" | "checkpoint" | "transaction" | "patched" | "deprecatePatch"
+  > {
   do<T>(
     name: string,
     callback: (ctx: WorkflowStepContext) => Promise<T>,
@@ -202,6 +206,8 @@ export function workflowsStep(step: Step): WorkflowStep {
     child: (name, workflow, input) => step.child(name, workflow, input),
     children: (name, runs) => step.children(name, runs),
     checkpoint: (name) => step.checkpoint(name),
+    patched: (id) => step.patched(id),
+    deprecatePatch: (id) => step.deprecatePatch(id),
     transaction: (name, body) => step.transaction(name, body),
   };
 }

@@ -9,7 +9,12 @@ import { returnPermit, schedulePermitReturn, takePermit } from "./permits.ts";
 import { Replay } from "./replay.ts";
 import { noop, Run } from "./run.ts";
 import { compensate, recordCompensation } from "./saga.ts";
-import { CANCEL_WITHOUT_COMPENSATION, type ExecutionRow, TERMINAL } from "./schema.ts";
+import {
+  CANCEL_FOR_TIMEOUT,
+  CANCEL_WITHOUT_COMPENSATION,
+  type ExecutionRow,
+  TERMINAL,
+} from "./schema.ts";
 import { stepApi } from "./step-api.ts";
 import type { EventReceipt, ExecutionError } from "./types.ts";
 import { sendEvent } from "./waits.ts";
@@ -243,7 +248,11 @@ export class Engine {
           : false;
         if (!stopped) await Promise.race([start().then(noop, noop), run.frontier]);
         if (run.dead) return;
-        const cancelled = new BatonError("CANCELLED", "The execution was cancelled.");
+        const timedOut = row.cancel_requested === CANCEL_FOR_TIMEOUT;
+        const cancelled = timedOut
+          ? new BatonError("EXECUTION_TIMEOUT", "The execution's deadline passed.")
+          : new BatonError("CANCELLED", "The execution was cancelled.");
+        const end = timedOut ? "time_out" : "cancel";
         run.stop(cancelled);
         await run.quiesce();
         if (run.dead) return;
@@ -252,11 +261,11 @@ export class Engine {
           const compensation = await compensate(this.replay, run, row, cancelled);
           if (run.dead) return;
           if (compensation) {
-            await this.finish(run, "cancel", () => recordCompensation(this.replay, compensation));
+            await this.finish(run, end, () => recordCompensation(this.replay, compensation));
             return;
           }
         }
-        await this.finish(run, "cancel");
+        await this.finish(run, end);
         return;
       }
       await permit;
@@ -386,6 +395,8 @@ export class Engine {
       // one not returned here runs out with its lease).
       if (row) await schedulePermitReturn(this.replay, row);
       await this.#host.timers.cancelKind("wake");
+      // This run's deadline is moot (only its own: a restart meanwhile armed the next run's).
+      if (row?.deadline_at != null) await this.#host.timers.cancel(`deadline:${row.run}`);
       // A restart may have come in during those awaits: then its heartbeat must stay.
       if (this.row()?.run !== runNumber) return;
       // The heartbeat becomes the retention timer.

@@ -47,6 +47,8 @@ export interface EngineHost {
 export type ExecutionTimers = {
   /** Wakes the step at `seq` (backoff over, sleep over, wait timed out). */
   wake: { seq: number };
+  /** Run `run`'s deadline (key `deadline:<run>`): ends it `timed_out` unless it has ended. */
+  deadline: { run: number };
   /**
    * One timer per execution (key "lifecycle"). While it runs: a heartbeat that brings an evicted
    * or aborted actor back and replays. Once it has ended: retention, deleting its state.

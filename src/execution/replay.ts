@@ -11,6 +11,7 @@ import {
   attemptRecord,
   COMPENSATE_PREFIX,
   type ExecutionRow,
+  PATCH_PREFIX,
   ROW_COLUMNS,
   type StepKind,
   type StepRow,
@@ -82,7 +83,11 @@ export class Replay {
     run.current = name;
     if (row && (row.name !== name || row.kind !== kind)) {
       const error = nondeterminism(
-        `step ${seq} is "${row.name}" (${row.kind}) in the journal but the code now calls "${name}" (${kind}): steps were renamed, reordered or removed`,
+        `step ${seq} is "${row.name}" (${row.kind}) in the journal but the code now calls "${name}" (${kind}): steps were renamed, reordered or removed${
+          row.name.startsWith(PATCH_PREFIX)
+            ? ` (a patch marker: keep step.patched() or step.deprecatePatch() with id "${row.name.slice(PATCH_PREFIX.length)}" until the executions that recorded it have ended)`
+            : ""
+        }`,
       );
       void this.#fail(run, toExecutionError(error, name));
       return null;

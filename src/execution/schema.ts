@@ -108,6 +108,16 @@ export const EXECUTION_MIGRATIONS: readonly Migration[] = [
       sql.run("ALTER TABLE _baton_steps ADD COLUMN attempt_log TEXT");
     },
   },
+  {
+    version: 5,
+    name: "execution deadline",
+    up: (sql) => {
+      // How long each run may take (the start's `timeout` or the workflow's `executionTimeout`),
+      // and when the current run times out; NULL: no deadline.
+      sql.run("ALTER TABLE _baton_execution ADD COLUMN timeout_ms INTEGER");
+      sql.run("ALTER TABLE _baton_execution ADD COLUMN deadline_at INTEGER");
+    },
+  },
 ];
 
 /** Failed attempts kept per step (the oldest are dropped first), and their message's length. */
@@ -172,6 +182,10 @@ export interface ExecutionRow {
   created_at: number;
   updated_at: number;
   ended_at: number | null;
+  /** How long each run may take; null: no deadline. */
+  timeout_ms: number | null;
+  /** When the current run times out (`EXECUTION_TIMEOUT`); null: no deadline. */
+  deadline_at: number | null;
   [column: string]: string | number | ArrayBuffer | null;
 }
 
@@ -219,7 +233,7 @@ export type LifecycleEvent =
 export const LIFECYCLE: {
   readonly [S in StoredStatus]?: { readonly [E in LifecycleEvent]?: StoredStatus };
 } = {
-  pending: { start: "running", cancel: "cancelled" },
+  pending: { start: "running", cancel: "cancelled", time_out: "timed_out" },
   running: {
     pause: "paused",
     complete: "completed",
@@ -251,12 +265,16 @@ export const TERMINAL: ReadonlySet<StoredStatus> = new Set([
 /** Every column of the execution row but its (possibly big) input and output. */
 export const ROW_COLUMNS = `execution_id, workflow, version, mode, status, input_digest, error, total_steps,
   run, retention_ms, parent_id, parent_seq, parent_binding, cancel_requested, created_at, updated_at,
-  ended_at`;
+  ended_at, timeout_ms, deadline_at`;
 
 /** Journal name prefix of a saga compensation step. */
 export const COMPENSATE_PREFIX = "$compensate:";
 /** Journal name prefix of `step.checkpoint(name)`. */
 export const CHECKPOINT_PREFIX = "$checkpoint:";
+/** Journal name prefix of the marker `step.patched(id)` records on new code. */
+export const PATCH_PREFIX = "$patch:";
 
 /** `cancel_requested` of a cancel that runs no compensation (Workflows' `terminate()`). */
 export const CANCEL_WITHOUT_COMPENSATION = 2;
+/** `cancel_requested` of a run past its deadline: it ends `timed_out`, compensated as on cancel. */
+export const CANCEL_FOR_TIMEOUT = 3;

@@ -14,7 +14,7 @@ import { checkEventType, checkStepName } from "./errors.ts";
 import type { Replay } from "./replay.ts";
 import { DEFAULT_RETRIES, resolvePolicy } from "./retry.ts";
 import type { CompensationFn, Run } from "./run.ts";
-import { CHECKPOINT_PREFIX, type ExecutionRow } from "./schema.ts";
+import { CHECKPOINT_PREFIX, type ExecutionRow, PATCH_PREFIX } from "./schema.ts";
 import { runDo } from "./step-do.ts";
 import { runTransaction } from "./transaction.ts";
 import { runSleep, runWait } from "./waits.ts";
@@ -31,6 +31,8 @@ export function stepApi(
   row: ExecutionRow,
 ): Step {
   const defaults = wf.options;
+  /** Each patch's answer in this run: the first `patched(id)` call decides it for the rest. */
+  const patches = new Map<string, boolean>();
   return {
     async do<T>(
       name: string,
@@ -127,6 +129,26 @@ export function stepApi(
       }
       return runTransaction(replay, run, name, body);
     },
+    async patched(id: string): Promise<boolean> {
+      checkPatchId(id, "patched");
+      const known = patches.get(id);
+      if (known !== undefined) return known;
+      const name = `${PATCH_PREFIX}${id}`;
+      // A place the journal holds for another step: the execution ran there before the patch.
+      const answer = recordedHere(replay, run, name);
+      patches.set(id, answer);
+      if (!answer) return false;
+      // New ground (or this marker's own place on replay): the marker is journaled here, once.
+      return runTransaction(replay, run, name, () => true);
+    },
+    async deprecatePatch(id: string): Promise<void> {
+      checkPatchId(id, "deprecatePatch");
+      const name = `${PATCH_PREFIX}${id}`;
+      // Only a replay of an execution that recorded the marker takes its place; nothing is new.
+      if (run.seq <= run.journaled && replay.stepRow(run.seq)?.name === name) {
+        await runTransaction(replay, run, name, () => true);
+      }
+    },
     async checkpoint(this: Step, name: string) {
       checkStepName(name);
       await this.do(`${CHECKPOINT_PREFIX}${name}`, { retries: { limit: 0 } }, () => ({
@@ -134,4 +156,17 @@ export function stepApi(
       }));
     },
   };
+}
+
+/** Whether `step.patched` may journal its marker at the run's next place: new ground, or its own. */
+function recordedHere(replay: Replay, run: Run, name: string): boolean {
+  if (run.seq > run.journaled) return true;
+  return replay.stepRow(run.seq)?.name === name;
+}
+
+/** Patch ids: as step names (they are journaled as `$patch:<id>`). */
+function checkPatchId(id: unknown, method: string): asserts id is string {
+  if (typeof id !== "string" || id.length === 0 || id.length > 200) {
+    invalidArgument(`step.${method}() id`, "must be a string of 1 to 200 characters", id);
+  }
 }

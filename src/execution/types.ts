@@ -1,3 +1,4 @@
+import type { Duration } from "../foundation/duration.ts";
 import type { StepError } from "../workflow/workflow.ts";
 
 /** The kind of a journal entry: a step call of one of these kinds. */
@@ -77,6 +78,8 @@ export interface ExecutionInfo {
   createdAt: number;
   updatedAt: number;
   endedAt: number | null;
+  /** When the current run times out (ms since the epoch), if it has a deadline; else null. */
+  deadline: number | null;
   error: ExecutionError | null;
 }
 
@@ -165,4 +168,12 @@ export interface StartOptions {
    * (`start` is idempotent per id otherwise).
    */
   exclusive?: boolean;
+  /**
+   * A deadline: the execution ends `timed_out` (error `EXECUTION_TIMEOUT`) if it has not ended
+   * this long after it started, as a cancel would end it (running step bodies see their abort
+   * signal, compensations run, children are cancelled). Overrides the workflow's
+   * `executionTimeout`; each `restart()` gets the same length again. At most 365 days. `execute`
+   * waits for the result until this deadline.
+   */
+  timeout?: Duration;
 }

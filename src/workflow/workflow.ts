@@ -1,4 +1,4 @@
-import type { Duration } from "../foundation/duration.ts";
+import { type Duration, parseDuration } from "../foundation/duration.ts";
 import { BatonError, invalidArgument } from "../foundation/errors.ts";
 import type { SqlStatements } from "../foundation/sql-types.ts";
 import type { StandardSchemaV1 } from "../foundation/standard-schema.ts";
@@ -177,6 +177,39 @@ export interface Step {
    */
   checkpoint(name: string): Promise<void>;
   /**
+   * Changes a workflow's code safely while executions of the old code still run (a patch, as
+   * in Temporal). Resolves `true` where the execution reaches this call on new code (it
+   * journals a marker in this place) and `false` when it replays a journal recorded before the
+   * patch existed (another step holds this place). The answer is journaled: it never changes
+   * for an execution, and later calls with the same id give the first call's answer. Retire a patch in three phases: (1) branch on `patched(id)`; (2) once no
+   * execution that started before the patch runs, keep only the new code and call
+   * `deprecatePatch(id)` in its place; (3) once no execution that recorded the marker runs,
+   * remove that call. See docs/workflows.md (Patches).
+   *
+   * @example
+   * ```ts
+   * if (await step.patched("send-sms")) {
+   *   await step.do("notify", () => sms(input.phone));
+   * } else {
+   *   await step.do("notify", () => email(input.address));
+   * }
+   * ```
+   */
+  patched(id: string): Promise<boolean>;
+  /**
+   * Phase 2 of retiring a patch: stands where `step.patched(id)` stood once every execution that
+   * started before the patch has ended. A replay of an execution that recorded the marker takes
+   * it here; a new execution records nothing, so the call can be removed (phase 3) once the
+   * executions that recorded the marker have ended.
+   *
+   * @example
+   * ```ts
+   * await step.deprecatePatch("send-sms");
+   * await step.do("notify", () => sms(input.phone));
+   * ```
+   */
+  deprecatePatch(id: string): Promise<void>;
+  /**
    * A transactional step: `body` runs synchronously against this Execution actor's own SQLite
    * (tables your Execution actor subclass creates in `migrations`), inside one transaction with
    * the step's journal entry. Its writes and its journal entry commit together or not at all, so
@@ -242,6 +275,12 @@ export interface WorkflowOptions {
   retries?: RetryPolicy;
   /** Default per-attempt timeout of every step. */
   stepTimeout?: Duration;
+  /**
+   * A deadline for every execution of this workflow (a start's `timeout` overrides it): one not
+   * ended this long after it started ends `timed_out` with `EXECUTION_TIMEOUT`, compensated as
+   * on cancel. Default: none.
+   */
+  executionTimeout?: Duration;
   /** How long a finished execution's state is kept. Default "7 days". */
   retention?: Duration;
   /**
@@ -358,6 +397,17 @@ export function workflow(
   const version = options.version ?? 1;
   if (!Number.isSafeInteger(version) || version < 1) {
     invalidArgument(`Workflow "${name}" version`, "must be a positive integer", version);
+  }
+  if (options.executionTimeout !== undefined) {
+    // A bad deadline is found where it is written, not at the first start.
+    const ms = parseDuration(options.executionTimeout);
+    if (ms <= 0 || ms > 365 * 86_400_000) {
+      invalidArgument(
+        `Workflow "${name}" executionTimeout`,
+        "must be more than 0 and at most 365 days",
+        options.executionTimeout,
+      );
+    }
   }
   if (schema !== undefined && typeof schema?.["~standard"]?.validate !== "function") {
     invalidArgument(

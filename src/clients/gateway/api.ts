@@ -3,7 +3,7 @@ import { RpcTarget } from "cloudflare:workers";
 import type { ExecutionIndex } from "../../../actors/execution-index.ts";
 import type { LiveEvent } from "../../execution/live-events.ts";
 import type { ExecutionResult, StartOptions, Value } from "../../execution/types.ts";
-import type { Duration } from "../../foundation/duration.ts";
+import { type Duration, parseDuration } from "../../foundation/duration.ts";
 import { BatonError, checkId, invalidArgument, isBatonError } from "../../foundation/errors.ts";
 import { INDEX_SHARD, type ListQuery } from "../../protocol/listing.ts";
 import type { AnyWorkflow, InputOf, OutputOf } from "../../workflow/workflow.ts";
@@ -16,7 +16,7 @@ import { CheckpointsApi, LocksApi } from "./targets.ts";
 export interface WorkflowApi<I, O> {
   /** Starts it as execution `options.id` (idempotent for the same input). */
   start(input: I, options: StartOptions): Promise<GatewayInfo>;
-  /** Starts it and waits for its result (`timeout` bounds the wait). */
+  /** Starts it and waits for its result (`timeout`: the execution's deadline, which ends the wait). */
   execute(input: I, options: StartOptions & { timeout?: Duration }): Promise<ExecutionResult<O>>;
   /** The result of execution `id` of this workflow. */
   result(id: string, options?: { timeout?: Duration }): Promise<ExecutionResult<O>>;
@@ -262,7 +262,9 @@ class WorkflowTarget extends RpcTarget {
     const id = idOf(options);
     await this.#start(input, options);
     await this.#session.allow("execution.result", id, this.#name);
-    return this.#session.bounded(await this.#session.result(id, options.timeout), "The result");
+    // `timeout` is the execution's deadline too: wait a little past it for its outcome.
+    const wait = options.timeout === undefined ? undefined : parseDuration(options.timeout) + 2_000;
+    return this.#session.bounded(await this.#session.result(id, wait), "The result");
   }
 
   async result(id: string, options: { timeout?: Duration } = {}) {
@@ -282,7 +284,7 @@ class WorkflowTarget extends RpcTarget {
 
 function idOf(options: StartOptions): string {
   if (typeof options !== "object" || options === null) {
-    invalidArgument("options", "must be { id, retention? }", options);
+    invalidArgument("options", "must be { id, retention?, timeout? }", options);
   }
   return checkId(options.id, "id");
 }
