@@ -33,6 +33,7 @@ export {
   MAX_LOCK_WAIT,
   MAX_PERMITS,
 } from "../actors/lock-actor.ts";
+export { ScheduleActor } from "../actors/schedule-actor.ts";
 export {
   CheckpointsClient,
   checkpoints,
@@ -65,6 +66,7 @@ export type { CheckpointsApi, LocksApi } from "./clients/gateway/targets.ts";
 export { ExecutionIndexClient, executionIndex } from "./clients/listing.ts";
 export { liveProgress } from "./clients/live.ts";
 export { LocksClient, locks, type WorkflowLease } from "./clients/locks.ts";
+export { type ScheduleOf, SchedulesClient, schedules } from "./clients/schedules.ts";
 export {
   BatonService,
   CheckpointRef,
@@ -178,6 +180,20 @@ export type {
   ListPage,
   ListQuery,
 } from "./protocol/listing.ts";
+export {
+  type CatchupPolicy,
+  MAX_BACKFILL,
+  MAX_CATCHUP,
+  type OverlapPolicy,
+  type RunReason,
+  SCHEDULE_REGISTRY,
+  type ScheduleInfo,
+  type ScheduleList,
+  type ScheduleRun,
+  type ScheduleSpec,
+  type ScheduleSummary,
+  type ScheduleUpdate,
+} from "./protocol/schedules.ts";
 export { loop, Pipeline, type PipelineFailure, pipeline, sequence } from "./workflow/pipeline.ts";
 export {
   type AnyWorkflow,

@@ -1,7 +1,14 @@
 import { env, runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
 import { expect } from "vitest";
 import { type ErrorCode, executions, isBatonError } from "../src/index.ts";
-import type { Probe, TestCheckpoints, TestExecutions, TestLocks, TimerActor } from "./worker.ts";
+import type {
+  Probe,
+  TestCheckpoints,
+  TestExecutions,
+  TestLocks,
+  TestSchedules,
+  TimerActor,
+} from "./worker.ts";
 import { greet } from "./workflows.ts";
 
 let counter = 0;
@@ -117,7 +124,7 @@ export async function eventually<T>(
 
 /** Moves an actor's test clock forward and delivers its alarm until nothing more is due. */
 export async function advance(
-  stub: DurableObjectStub<TestExecutions | TestLocks | TestCheckpoints>,
+  stub: DurableObjectStub<TestExecutions | TestLocks | TestCheckpoints | TestSchedules>,
   ms: number,
 ): Promise<void> {
   await stub.advanceClock(ms);

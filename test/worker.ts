@@ -19,6 +19,7 @@ import {
   type ListTimersOptions,
   LockActor,
   type Migration,
+  ScheduleActor,
   type ScheduleOptions,
   type SchedulerOptions,
   type TimerInfo,
@@ -74,6 +75,7 @@ export interface Env {
   KvBacked: DurableObjectNamespace<KvBackedExecutions>;
   KitExecutions: DurableObjectNamespace<KitExecutions>;
   Executions: DurableObjectNamespace<CompatExecutions>;
+  Schedules: DurableObjectNamespace<TestSchedules>;
   WORKFLOW: Workflow;
   WORKFLOW2: Workflow;
   WORKFLOW3: Workflow<{ doRetry: boolean; errorMessage: string }>;
@@ -614,6 +616,22 @@ export class TestIndex extends ExecutionIndex<Env> {
 
 /** The Lock actor under test, with a clock the tests move. */
 export class TestLocks extends withTestClock(LockActor<Env>) {}
+
+/** The Schedule actor under test, with a clock the tests move (and set). */
+export class TestSchedules extends withTestClock(ScheduleActor<Env>) {
+  /** Puts the clock at `at` (ms since the epoch): a schedule's day of a DST change, say. */
+  setClock(at: number): number {
+    this.sql.run("UPDATE test_clock SET now = ?", at);
+    return this.now();
+  }
+
+  /** Timers of this schedule, for tests. */
+  timerList() {
+    return this.timers
+      .list()
+      .map((t) => ({ kind: t.kind, key: t.key, dueAt: t.dueAt, state: t.state }));
+  }
+}
 
 /** The Checkpoint actor under test, with a clock the tests move. */
 export class TestCheckpoints extends withTestClock(CheckpointActor<Env>) {

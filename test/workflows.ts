@@ -203,6 +203,12 @@ export const deadlined = workflow(
   },
 );
 
+/** What schedules start in tests: ends at once, or holds until it gets a "release" event. */
+export const scheduled = workflow("scheduled", async (input: { hold?: boolean }, step) => {
+  if (input?.hold) await step.waitForEvent("held", { type: "release" });
+  return "ran";
+});
+
 /** A step body that aborts its own actor on the first `crashes` attempts. */
 export const crashy = workflow(
   "crashy",
@@ -643,6 +649,7 @@ export const countdown = loop("countdown", {
 
 export const allWorkflows = [
   patchy,
+  scheduled,
   deadlined,
   fulfil,
   orderPipeline,

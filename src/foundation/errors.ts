@@ -61,6 +61,9 @@ export const ERROR_CODES = [
   "CHECKPOINT_NOT_FOUND",
   "STATE_NOT_FOUND",
   "INVALID_TOKEN",
+  // Schedules
+  "SCHEDULE_NOT_FOUND",
+  "SCHEDULE_CONFLICT",
 ] as const;
 
 /** A stable, documented error code. See {@link ERROR_CODES}. */

@@ -1,0 +1,72 @@
+import { BatonError, invalidArgument } from "../../src/foundation/errors.ts";
+import type { Migration } from "../../src/foundation/migrations.ts";
+import type { Sql } from "../../src/foundation/sql.ts";
+import type { ScheduleList, ScheduleSummary } from "../../src/protocol/schedules.ts";
+
+/** The registry's table (only the registry object, {@link SCHEDULE_REGISTRY}, writes it). */
+export const REGISTRY_MIGRATION: Migration = {
+  version: 2,
+  name: "schedule registry",
+  up: (sql) => {
+    sql.run(`CREATE TABLE _baton_schedule_registry (
+      schedule_id TEXT PRIMARY KEY,
+      version INTEGER NOT NULL,
+      summary TEXT NOT NULL
+    ) STRICT`);
+  },
+};
+
+/** Most schedules one `list()` page gives. */
+const MAX_PAGE = 500;
+
+/** Stores a schedule's summary unless the registry has a newer one (`version` orders them). */
+export function registerSummary(sql: Sql, summary: ScheduleSummary, version: number): void {
+  sql.run(
+    `INSERT INTO _baton_schedule_registry (schedule_id, version, summary) VALUES (?, ?, ?)
+     ON CONFLICT (schedule_id) DO UPDATE SET version = excluded.version, summary = excluded.summary
+     WHERE excluded.version > _baton_schedule_registry.version`,
+    summary.id,
+    version,
+    JSON.stringify(summary),
+  );
+}
+
+/** Forgets a deleted schedule. */
+export function unregister(sql: Sql, id: string): void {
+  sql.run("DELETE FROM _baton_schedule_registry WHERE schedule_id = ?", id);
+}
+
+/**
+ * A page of schedules in id order.
+ *
+ * @throws BatonError `INVALID_ARGUMENT` for a bad `limit` or `cursor`.
+ */
+export function listSummaries(
+  sql: Sql,
+  query: { limit?: number; cursor?: string | null } = {},
+): ScheduleList {
+  if (typeof query !== "object" || query === null) {
+    invalidArgument("query", "must be { limit?, cursor? }", query);
+  }
+  const limit = query.limit ?? 100;
+  if (!Number.isSafeInteger(limit) || limit < 1 || limit > MAX_PAGE) {
+    invalidArgument("limit", `must be an integer from 1 to ${MAX_PAGE}`, limit);
+  }
+  const after = query.cursor ?? null;
+  if (after !== null && (typeof after !== "string" || after.length > 512)) {
+    throw new BatonError("INVALID_ARGUMENT", "cursor must be one a list() page gave.", {
+      cursor: String(after).slice(0, 64),
+    });
+  }
+  const rows = sql.all<{ schedule_id: string; summary: string }>(
+    `SELECT schedule_id, summary FROM _baton_schedule_registry
+     WHERE schedule_id > ? ORDER BY schedule_id LIMIT ?`,
+    after ?? "",
+    limit + 1,
+  );
+  const page = rows.slice(0, limit);
+  return {
+    schedules: page.map((r) => JSON.parse(r.summary) as ScheduleSummary),
+    cursor: rows.length > limit ? (page.at(-1)?.schedule_id ?? null) : null,
+  };
+}
