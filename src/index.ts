@@ -62,7 +62,7 @@ export type {
 } from "./clients/gateway/policy.ts";
 export type { GatewayBindings, GatewayInfo } from "./clients/gateway/session.ts";
 export type { GatewaySubscription } from "./clients/gateway/subscription.ts";
-export type { CheckpointsApi, LocksApi } from "./clients/gateway/targets.ts";
+export type { CheckpointsApi, LocksApi, SchedulesApi } from "./clients/gateway/targets.ts";
 export { ExecutionIndexClient, executionIndex } from "./clients/listing.ts";
 export { liveProgress } from "./clients/live.ts";
 export { LocksClient, locks, type WorkflowLease } from "./clients/locks.ts";

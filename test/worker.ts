@@ -757,6 +757,8 @@ const tenantGateway = gateway({
     }
     if (target.kind === "list") return target.query.idPrefix === mine;
     if (target.kind === "lock") return target.name.startsWith(mine);
+    if (target.kind === "schedule") return target.id.startsWith(mine);
+    if (target.kind === "schedules") return false;
     return target.scope.startsWith(mine);
   },
   limits: {

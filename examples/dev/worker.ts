@@ -24,6 +24,8 @@
  * - `POST /orders/:id/approve` with JSON `{ approved, by }` — send the approval event.
  * - `POST /playground` with JSON `{ id?, steps: [...] }` — start a playground execution, whose
  *   steps its input spells out (examples/playground): to try the dashboard.
+ * - `POST /schedules` with JSON `{ id, cron | every, timezone?, steps?: [...] }` — schedule
+ *   playground executions (the dashboard's Schedules view shows, pauses and triggers them).
  */
 import {
   type BatonApi,
@@ -36,6 +38,8 @@ import {
   gateway,
   isBatonError,
   type LockActor,
+  type ScheduleActor,
+  schedules,
 } from "../../src/index.ts";
 import { type Order, Orders, orderFlow, Payments } from "../orders/orders.ts";
 import { type Playground, PlaygroundExecutions, playground } from "../playground/playground.ts";
@@ -46,6 +50,7 @@ export {
   CheckpointActor as Checkpoints,
   ExecutionIndex,
   LockActor as Locks,
+  ScheduleActor as Schedules,
 } from "../../src/index.ts";
 export { Orders, Payments, PlaygroundExecutions, Reminders };
 
@@ -57,6 +62,8 @@ export interface Env {
   Locks: DurableObjectNamespace<LockActor>;
   Checkpoints: DurableObjectNamespace<CheckpointActor>;
   ExecutionIndex: DurableObjectNamespace<ExecutionIndex>;
+  /** Schedules of playground executions (they start them on the Playground binding). */
+  Schedules: DurableObjectNamespace<ScheduleActor>;
   /** The gateway's token (`npm run dev` passes a local value; a secret in production). */
   BATON_TOKEN: string;
   /** `"true"` only under `npm run dev` (a command-line var): opens the local example routes. */
@@ -97,6 +104,7 @@ const ROUTES = [
   "GET /orders/:id/result",
   "POST /orders/:id/approve",
   "POST /playground",
+  "POST /schedules",
   "GET /dashboard (the dashboard)",
   "POST|WS /rpc (capnweb; Authorization: Bearer <BATON_TOKEN>)",
   "WS /executions/:id/live (Authorization: Bearer <BATON_TOKEN>)",
@@ -172,6 +180,25 @@ async function examples(request: Request, env: Env, url: URL): Promise<Response>
     const { id: _, ...input } = body;
     const run = await executions(env.Playground).start(playground, input as Playground, { id });
     return Response.json(await run.status(), { status: 201 });
+  }
+  if (url.pathname === "/schedules" && request.method === "POST") {
+    const body = await readJson<{
+      id?: unknown;
+      cron?: string;
+      every?: string;
+      timezone?: string;
+      steps?: unknown;
+    }>(request);
+    const info = await schedules(env.Schedules).create({
+      id: checkId(body.id, "id", 200),
+      workflow: playground,
+      input: { steps: (body.steps ?? [{ do: "tick" }]) as Playground["steps"] },
+      ...(body.cron === undefined ? {} : { cron: body.cron }),
+      ...(body.every === undefined ? {} : { every: body.every as "1 minute" }),
+      ...(body.timezone === undefined ? {} : { timezone: body.timezone }),
+      binding: "Playground",
+    });
+    return Response.json(info, { status: 201 });
   }
   const orders = executions(env.Orders);
   if (url.pathname === "/orders" && request.method === "POST") {

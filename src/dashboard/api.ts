@@ -4,6 +4,7 @@ import type { GatewayOperation, GatewayPolicy, GatewayTarget } from "../clients/
 import { executionIndex } from "../clients/listing.ts";
 import { liveProgress } from "../clients/live.ts";
 import { locks } from "../clients/locks.ts";
+import { schedules } from "../clients/schedules.ts";
 import type { JournalEntry } from "../execution/types.ts";
 import { findNamespace } from "../foundation/bindings.ts";
 import { BatonError, checkId, type ErrorCode, isBatonError } from "../foundation/errors.ts";
@@ -16,6 +17,7 @@ export interface DashboardConfig<P> {
   index: string;
   locks: string;
   checkpoints: string;
+  schedules: string;
   can: GatewayPolicy<P> | undefined;
   readOnly: boolean;
   title: string;
@@ -57,6 +59,8 @@ const STATUS_BY_CODE: Partial<Record<ErrorCode, number>> = {
   EXECUTION_CONFLICT: 409,
   INVALID_TRANSITION: 409,
   CONFLICT: 409,
+  SCHEDULE_NOT_FOUND: 404,
+  SCHEDULE_CONFLICT: 409,
 };
 
 /** The dashboard's JSON API (and its live-progress WebSocket), behind its authentication. */
@@ -164,6 +168,25 @@ export class DashboardApi<Env, P> {
         return Response.json(await stub[verb]());
       }
     }
+    if (head === "schedules") {
+      const client = schedules(this.#require(env, this.#config.schedules, "Schedule"));
+      if (id === undefined && parts.length === 1 && get) {
+        await allow("schedules.list", { kind: "schedules" });
+        const cursor = url.searchParams.get("cursor");
+        return Response.json(await client.list({ limit: 100, cursor }));
+      }
+      if (id !== undefined && parts.length === 2 && get) {
+        await allow("schedule.get", { kind: "schedule", id });
+        const info = await client.get(id);
+        return Response.json({ ...info, input: forDisplay(info.input) });
+      }
+      const verb = (["pause", "resume", "trigger"] as const).find((a) => a === action);
+      if (id !== undefined && verb && parts.length === 3 && post) {
+        this.#writable();
+        await allow(`schedule.${verb}`, { kind: "schedule", id });
+        return Response.json(await client[verb](id));
+      }
+    }
     if (head === "locks" && id !== undefined && parts.length === 2 && get) {
       await allow("lock.status", { kind: "lock", name: id });
       return Response.json(await locks(this.#require(env, this.#config.locks, "Lock")).status(id));
@@ -208,6 +231,7 @@ export class DashboardApi<Env, P> {
         list: findNamespace(env, config.index) !== null,
         locks: findNamespace(env, config.locks) !== null,
         checkpoints: findNamespace(env, config.checkpoints) !== null,
+        schedules: findNamespace(env, config.schedules) !== null,
       },
     };
   }

@@ -25,10 +25,11 @@ export interface DashboardOptions<Env, P = true> {
    */
   executions?: Readonly<Record<string, "*" | readonly (AnyWorkflow | string)[]>>;
   /**
-   * Bindings of the ExecutionIndex (the executions list), the Lock actor and the Checkpoint
-   * actor (defaults shown). A view whose binding is not in the env says so instead.
+   * Bindings of the ExecutionIndex (the executions list), the Lock actor, the Checkpoint actor
+   * and the Schedule actor (defaults shown). A view whose binding is not in the env says so
+   * instead.
    */
-  bindings?: { index?: string; locks?: string; checkpoints?: string };
+  bindings?: { index?: string; locks?: string; checkpoints?: string; schedules?: string };
   /**
    * Per-call authorization, with the principal `authorize` returned: the same operations and
    * targets as the gateway's policy (`executions.list`, `execution.status`, `execution.cancel`
@@ -176,6 +177,7 @@ function resolveConfig<Env, P>(options: DashboardOptions<Env, P>): DashboardConf
     index: bindings.index ?? "ExecutionIndex",
     locks: bindings.locks ?? "Locks",
     checkpoints: bindings.checkpoints ?? "Checkpoints",
+    schedules: bindings.schedules ?? "Schedules",
     can: options.can,
     readOnly: options.readOnly === true,
     title: typeof options.title === "string" && options.title ? options.title : "Baton",

@@ -280,6 +280,40 @@ function scenarios(name: string, current: () => Browser): void {
     await page.close();
   });
 
+  it("lists schedules, pauses, resumes and triggers one, and shows its runs", async () => {
+    const id = `nightly-${run}`;
+    const created = await fetch(`${local.url}/schedules`, {
+      method: "POST",
+      body: JSON.stringify({ id, cron: "30 2 * * *", timezone: "Europe/Berlin" }),
+    });
+    expect(created.status, await created.clone().text()).toBe(201);
+    await created.body?.cancel();
+    const { page, errors } = await open(`${local.url}/dashboard/schedules`);
+    const row = page.locator("tr", { has: page.getByRole("link", { name: id, exact: true }) });
+    // The list is the registry's: it has the new schedule a moment after its creation.
+    await expect
+      .poll(async () => {
+        if ((await row.count()) === 0) await page.reload();
+        return row.count();
+      })
+      .toBe(1);
+    expect(await row.textContent()).toContain("cron 30 2 * * * (Europe/Berlin)");
+    await row.getByRole("button", { name: "Pause" }).click();
+    await expect.poll(() => row.locator(".badge").first().textContent()).toBe("paused");
+    await row.getByRole("button", { name: "Resume" }).click();
+    await expect.poll(() => row.locator(".badge").first().textContent()).toBe("active");
+    await row.getByRole("button", { name: "Trigger" }).click();
+    await expect.poll(() => page.locator(".action-result").textContent()).toBe("trigger: done");
+    await row.getByRole("link", { name: id, exact: true }).click();
+    await expect.poll(() => page.locator("h1").textContent()).toBe(`Schedule ${id}`);
+    const runRow = page.locator("tbody tr").first();
+    await expect.poll(() => runRow.textContent()).toContain("trigger");
+    await runRow.getByRole("link").click();
+    await expect.poll(() => page.locator("h1").textContent()).toContain(`${id}/`);
+    expect(errors).toEqual([]);
+    await page.close();
+  });
+
   it("shows a lock and a checkpoint scope typed in", async () => {
     const { page, errors } = await open(`${local.url}/dashboard/locks`);
     await page.fill("input[name=name]", `no-such-lock-${run}`);

@@ -10,7 +10,7 @@ import type { AnyWorkflow, InputOf, OutputOf } from "../../workflow/workflow.ts"
 import { liveProgress } from "../live.ts";
 import type { GatewayInfo, GatewaySession } from "./session.ts";
 import { type GatewaySubscription, Subscription } from "./subscription.ts";
-import { CheckpointsApi, LocksApi } from "./targets.ts";
+import { CheckpointsApi, LocksApi, SchedulesApi } from "./targets.ts";
 
 /** One workflow through the gateway, typed by its definition. */
 export interface WorkflowApi<I, O> {
@@ -217,6 +217,11 @@ export class BatonApi<W extends readonly AnyWorkflow[] = readonly AnyWorkflow[]>
   /** Checkpoints: the Checkpoint actor's operations, by scope. */
   get checkpoints(): CheckpointsApi {
     return new CheckpointsApi(this.#session);
+  }
+
+  /** Schedules of the workflows this gateway serves: list, get, pause, resume, trigger. */
+  get schedules(): SchedulesApi {
+    return new SchedulesApi(this.#session);
   }
 }
 

@@ -24,7 +24,12 @@ export type GatewayOperation =
   | "checkpoint.load"
   | "checkpoint.list"
   | "checkpoint.history"
-  | "checkpoint.delete";
+  | "checkpoint.delete"
+  | "schedules.list"
+  | "schedule.get"
+  | "schedule.pause"
+  | "schedule.resume"
+  | "schedule.trigger";
 
 /** What a gateway call acts on: the `target` a {@link GatewayPolicy} decides on. */
 export type GatewayTarget =
@@ -36,7 +41,11 @@ export type GatewayTarget =
   /** A listing, with its query (already narrowed to the workflows the gateway serves). */
   | { kind: "list"; query: ListQuery }
   | { kind: "lock"; name: string }
-  | { kind: "checkpoint"; scope: string; name?: string };
+  | { kind: "checkpoint"; scope: string; name?: string }
+  /** A schedule, by id; `workflow` once it is known (after the schedule is read). */
+  | { kind: "schedule"; id: string; workflow?: string }
+  /** The list of schedules (narrowed afterwards to the workflows the gateway serves). */
+  | { kind: "schedules" };
 
 /**
  * The per-call authorization of a gateway: given who calls (what `authorize` returned), what
@@ -118,6 +127,13 @@ export class Policy<P> {
         return isReserved(target.name) ? "that lock name is one of Baton's own" : null;
       case "checkpoint":
         return isReserved(target.scope) ? "that scope is one of Baton's own" : null;
+      case "schedule":
+        if (isReserved(target.id)) return "that schedule id is one of Baton's own";
+        return target.workflow === undefined || this.#served.has(target.workflow)
+          ? null
+          : "this gateway does not serve that schedule's workflow";
+      case "schedules":
+        return null;
       case "list": {
         const workflows = target.query.workflow;
         const asked = workflows === undefined ? [] : [workflows].flat();

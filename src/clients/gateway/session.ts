@@ -22,6 +22,8 @@ export interface GatewayBindings {
   checkpoints?: string;
   /** Default `"ExecutionIndex"`. */
   index?: string;
+  /** Default `"Schedules"`. */
+  schedules?: string;
 }
 
 /**
@@ -65,6 +67,7 @@ export class GatewaySession<P = unknown> {
       locks: bindings?.locks ?? "Locks",
       checkpoints: bindings?.checkpoints ?? "Checkpoints",
       index: bindings?.index ?? "ExecutionIndex",
+      schedules: bindings?.schedules ?? "Schedules",
     };
   }
 

@@ -2,9 +2,16 @@
 import { RpcTarget } from "cloudflare:workers";
 import type { CheckpointActor, SaveOptions } from "../../../actors/checkpoint-actor.ts";
 import type { AcquireOptions, Lease, LockActor } from "../../../actors/lock-actor.ts";
+import type { ScheduleActor } from "../../../actors/schedule-actor.ts";
 import type { Value } from "../../execution/types.ts";
 import type { Duration } from "../../foundation/duration.ts";
 import { checkId } from "../../foundation/errors.ts";
+import {
+  SCHEDULE_REGISTRY,
+  type ScheduleInfo,
+  type ScheduleList,
+  type ScheduleRun,
+} from "../../protocol/schedules.ts";
 import type { GatewayOperation } from "./policy.ts";
 import type { GatewaySession } from "./session.ts";
 
@@ -94,5 +101,60 @@ export class CheckpointsApi extends RpcTarget {
   }
   async delete(scope: string, name: string) {
     return await (await this.#scope("checkpoint.delete", scope, name)).delete(name);
+  }
+}
+
+/**
+ * Schedules through the gateway: list them, read one, pause, resume, trigger. Only schedules of
+ * workflows the gateway serves (creating, changing and deleting them stays in your Worker).
+ */
+export class SchedulesApi extends RpcTarget {
+  readonly #session: GatewaySession;
+
+  /** Made by the gateway, one per session. @internal */
+  constructor(session: GatewaySession) {
+    super();
+    this.#session = session;
+  }
+
+  #ns() {
+    return this.#session.ns<ScheduleActor>("schedules");
+  }
+
+  /** The schedule, after the policy allowed `operation` on it and its workflow is served. */
+  async #read(operation: GatewayOperation, id: string): Promise<ScheduleInfo> {
+    this.#session.count();
+    checkId(id, "Schedule id", 200);
+    await this.#session.policy.check(operation, { kind: "schedule", id });
+    const info = await this.#ns().getByName(id).describe();
+    await this.#session.policy.check(operation, { kind: "schedule", id, workflow: info.workflow });
+    return info;
+  }
+
+  /** A page of the schedules of the workflows this gateway serves. */
+  async list(query: { limit?: number; cursor?: string | null } = {}): Promise<ScheduleList> {
+    this.#session.count();
+    await this.#session.policy.check("schedules.list", { kind: "schedules" });
+    const page = await this.#ns()
+      .getByName(SCHEDULE_REGISTRY)
+      .listSchedules(query ?? {});
+    const served = new Set(this.#session.policy.served);
+    return { ...page, schedules: page.schedules.filter((s) => served.has(s.workflow)) };
+  }
+  async get(id: string): Promise<ScheduleInfo> {
+    const info = await this.#read("schedule.get", id);
+    return this.#session.bounded(info, "The schedule");
+  }
+  async pause(id: string): Promise<ScheduleInfo> {
+    await this.#read("schedule.pause", id);
+    return await this.#ns().getByName(id).pause();
+  }
+  async resume(id: string): Promise<ScheduleInfo> {
+    await this.#read("schedule.resume", id);
+    return await this.#ns().getByName(id).resume();
+  }
+  async trigger(id: string): Promise<ScheduleRun> {
+    await this.#read("schedule.trigger", id);
+    return await this.#ns().getByName(id).trigger();
   }
 }

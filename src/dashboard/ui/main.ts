@@ -7,6 +7,7 @@ import { type Context, errorText, link, type View } from "./context.ts";
 import { h, replace } from "./dom.ts";
 import { executionView } from "./execution.ts";
 import { listView } from "./list.ts";
+import { schedulesView } from "./schedules.ts";
 import { checkpointsView, locksView } from "./stores.ts";
 import type { Session } from "./types.ts";
 
@@ -62,6 +63,7 @@ async function render(): Promise<void> {
     replace(
       nav,
       link(ctx, "/executions", "Executions"),
+      link(ctx, "/schedules", "Schedules"),
       link(ctx, "/locks", "Locks"),
       link(ctx, "/checkpoints", "Checkpoints"),
     );
@@ -98,6 +100,7 @@ async function render(): Promise<void> {
     return;
   }
   if (id !== undefined) current = executionView(ctx, id);
+  else if (path === "/schedules") current = schedulesView(ctx, params);
   else if (path === "/locks") current = locksView(ctx, params);
   else if (path === "/checkpoints") current = checkpointsView(ctx, params);
   else current = listView(ctx, params);

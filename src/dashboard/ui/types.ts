@@ -13,12 +13,18 @@ export type {
   IndexedStatus,
   ListPage,
 } from "../../protocol/listing.ts";
+export type {
+  ScheduleInfo,
+  ScheduleList,
+  ScheduleRun,
+  ScheduleSummary,
+} from "../../protocol/schedules.ts";
 
 export interface Session {
   title: string;
   readOnly: boolean;
   namespaces: { binding: string; workflows: "*" | string[]; bound: boolean }[];
-  features: { list: boolean; locks: boolean; checkpoints: boolean };
+  features: { list: boolean; locks: boolean; checkpoints: boolean; schedules: boolean };
 }
 
 export interface Described {
