@@ -9,6 +9,7 @@ import type {
   ExecutionActor,
   ExecutionIndex,
   LockActor,
+  ScheduleActor,
   Step,
   Workflow,
   WorkflowContext,
@@ -23,6 +24,7 @@ declare global {
     Locks: DurableObjectNamespace<LockActor<Env>>;
     Checkpoints: DurableObjectNamespace<CheckpointActor<Env>>;
     ExecutionIndex: DurableObjectNamespace<ExecutionIndex<Env>>;
+    Schedules: DurableObjectNamespace<ScheduleActor<Env>>;
     BATON_TOKEN: string;
   }
   /** An Execution actor with the sample workflows registered. */
