@@ -378,9 +378,10 @@ export abstract class ExecutionActor<Env = unknown> extends Actor<Env, Execution
     input: Value,
     options: StartOptions & { timeout?: Duration },
   ): Promise<ExecutionResult> {
+    const existed = this.#engine.row() !== undefined;
     const row = await this.#start(workflow, input, options);
-    // Its deadline ends it: wait for that (an execution started before without one: `timeout`).
-    const timeout = row.deadline_at === null ? options?.timeout : undefined;
+    // A deadline this call set ends it: wait for that; else `timeout` bounds the wait.
+    const timeout = existed || row.deadline_at === null ? options?.timeout : undefined;
     return this.result(timeout === undefined ? {} : { timeout });
   }
 

@@ -48,6 +48,8 @@ type ScheduleTimers = {
   drain: { delay: number };
   /** Sends this schedule's summary to the registry (key `register:<version>`). */
   register: Record<string, never>;
+  /** A deleted schedule leaves the registry (a tombstone at `version`). */
+  unregister: { id: string; version: number };
 };
 
 /** Start errors that a retry cannot fix: the run is recorded `start_failed`. */
@@ -69,8 +71,8 @@ const START_ATTEMPTS = 20;
 /** buffer-one: how often the running run is checked at first, and at most. */
 const DRAIN_FIRST_MS = 5_000;
 const DRAIN_MAX_MS = 60_000;
-/** Runs whose status one refresh asks for. */
-const REFRESH_LIMIT = 20;
+/** Runs whose status a refresh asks for at once. */
+const REFRESH_BATCH = 20;
 
 type ExecutionStub = DurableObjectStub<ExecutionActor<unknown>>;
 
@@ -99,7 +101,10 @@ export class ScheduleActor<Env = unknown> extends Actor<Env, ScheduleTimers> {
       .on("fire", () => this.#fire())
       .on("start", ({ fireAt }, timer) => this.#startRun(fireAt, timer.attempts))
       .on("drain", ({ delay }) => this.#drain(delay))
-      .on("register", () => this.#register());
+      .on("register", () => this.#register())
+      .on("unregister", async ({ id, version }) => {
+        await this.#registry().unregisterSchedule(id, version);
+      });
   }
 
   protected override frameworkSchemas() {
@@ -182,14 +187,17 @@ export class ScheduleActor<Env = unknown> extends Actor<Env, ScheduleTimers> {
 
   /** Stops firing until `resume()`; fires meanwhile never happen (nothing to catch up). */
   async pause(): Promise<ScheduleInfo> {
+    this.#require();
+    await this.#settleDue();
     const row = this.#require();
     if (!row.paused) {
       const now = this.now();
-      await this.timers.cancelKind("fire");
       this.sql.transaction(() => {
         this.sql.run("UPDATE _baton_schedule SET paused = 1, next_fire_at = NULL WHERE id = 1");
         this.#changed(now);
       });
+      // After the commit: a fire timer left by a failure here finds the schedule paused.
+      await this.#cancelFires(null);
     }
     return this.describe();
   }
@@ -199,15 +207,16 @@ export class ScheduleActor<Env = unknown> extends Actor<Env, ScheduleTimers> {
     const row = this.#require();
     if (row.paused) {
       const now = this.now();
-      await this.timers.cancelKind("fire");
-      this.sql.transaction(() => {
+      const armed = this.sql.transaction(() => {
         this.sql.run(
           "UPDATE _baton_schedule SET paused = 0, cursor = MAX(cursor, ?) WHERE id = 1",
           now,
         );
-        this.#armNext(now);
+        const key = this.#armNext(now);
         this.#changed(now);
+        return key;
       });
+      await this.#cancelFires(armed);
     }
     return this.describe();
   }
@@ -219,13 +228,16 @@ export class ScheduleActor<Env = unknown> extends Actor<Env, ScheduleTimers> {
    * @throws BatonError as `create`, and `SCHEDULE_NOT_FOUND`.
    */
   async update(patch: ScheduleUpdate): Promise<ScheduleInfo> {
-    const row = this.#require();
+    this.#require();
     if (typeof patch !== "object" || patch === null) {
       invalidArgument("update", "must be an object of the settings to change", patch);
     }
     if ("id" in patch || "paused" in patch) {
       invalidArgument("update", "cannot change id or paused (use pause() and resume())", patch);
     }
+    // A fire already due (its alarm waiting out the jitter, or late) happens under the old settings.
+    await this.#settleDue();
+    const row = this.#require();
     const current = settingsOf(row);
     const merged: ScheduleUpdate & { workflow?: unknown } = {
       ...specOf(current, await decode<Value>(row.input)),
@@ -243,8 +255,9 @@ export class ScheduleActor<Env = unknown> extends Actor<Env, ScheduleTimers> {
       settings.startAt === null && current.everyMs === settings.everyMs
         ? row.anchor
         : anchorOf(settings, now);
-    await this.timers.cancelKind("fire");
-    this.sql.transaction(() => {
+    // Another change came in during the awaits: merge into that one instead.
+    if (this.#require().version !== row.version) return this.update(patch);
+    const armed = this.sql.transaction(() => {
       this.sql.run(
         `UPDATE _baton_schedule SET digest = ?, settings = ?, input = ?, anchor = ?,
            cursor = MAX(?, COALESCE(last_fire_at, 0)) WHERE id = 1`,
@@ -255,10 +268,12 @@ export class ScheduleActor<Env = unknown> extends Actor<Env, ScheduleTimers> {
         // As at creation: fires before now (or before the first) are not missed ones.
         Math.max(now, anchor - 1),
       );
-      this.#armNext(now);
+      const key = this.#armNext(now);
       pruneRuns(this.sql, settings.keep);
       this.#changed(now);
+      return key;
     });
+    await this.#cancelFires(armed);
     return this.describe();
   }
 
@@ -269,15 +284,24 @@ export class ScheduleActor<Env = unknown> extends Actor<Env, ScheduleTimers> {
   async delete(): Promise<void> {
     const row = this.#row();
     if (!row) return;
-    // Out of the list first: if that fails, nothing is deleted (try again).
-    await this.#registry().unregisterSchedule(row.schedule_id);
-    for (const kind of ["fire", "start", "drain", "register"] as const) {
-      await this.timers.cancelKind(kind);
-    }
+    // Gone first, with a retried timer that takes it out of the list under a version newer than
+    // any registration it sent (the registry keeps that as a tombstone, so a registration still
+    // in flight cannot bring it back).
+    const version = nextVersion(row.version);
     this.sql.transaction(() => {
       this.sql.run("DELETE FROM _baton_schedule_runs");
       this.sql.run("DELETE FROM _baton_schedule");
+      this.timers.enqueue(
+        "unregister",
+        { id: row.schedule_id, version },
+        { after: 0 },
+        { key: `unregister:${version}`, maxAttempts: 50 },
+      );
     });
+    for (const kind of ["fire", "start", "drain", "register"] as const) {
+      await this.timers.cancelKind(kind).catch(() => 0); // each finds the schedule gone
+    }
+    await this.timers.runDue();
   }
 
   /**
@@ -339,10 +363,11 @@ export class ScheduleActor<Env = unknown> extends Actor<Env, ScheduleTimers> {
     registerSummary(this.sql, summary, version);
   }
 
-  /** @internal A deleted schedule leaves the registry. */
-  unregisterSchedule(id: string): void {
+  /** @internal A deleted schedule leaves the registry; registrations up to `version` are refused. */
+  unregisterSchedule(id: string, version: number): void {
     this.#requireRegistry();
-    if (this.schemaReady) unregister(this.sql, id);
+    this.ensureSchema();
+    unregister(this.sql, id, version);
   }
 
   /** A page of every schedule of this namespace, in id order (call it on `baton:schedules`). */
@@ -356,6 +381,21 @@ export class ScheduleActor<Env = unknown> extends Actor<Env, ScheduleTimers> {
   }
 
   // ---- firing ----------------------------------------------------------------------------------
+
+  /** Handles a fire that is due but not handled yet (its alarm still to come: jitter, lateness). */
+  async #settleDue(): Promise<void> {
+    const row = this.#row();
+    if (row && !row.paused && row.next_fire_at !== null && row.next_fire_at <= this.now()) {
+      await this.#fire();
+    }
+  }
+
+  /** Cancels the pending fire timers but `keep` (the one just armed). */
+  async #cancelFires(keep: string | null): Promise<void> {
+    for (const timer of this.timers.list({ kind: "fire" })) {
+      if (timer.key !== keep && timer.state === "pending") await this.timers.cancel(timer.id);
+    }
+  }
 
   /** The fire timer: handles every fire due now by the catch-up and overlap policies. */
   async #fire(): Promise<void> {
@@ -396,6 +436,8 @@ export class ScheduleActor<Env = unknown> extends Actor<Env, ScheduleTimers> {
   /** One fire under the overlap policy: started, skipped, or buffered. */
   #admit(fireAt: number, reason: RunReason, settings: Settings): void {
     const busy = activeRuns(this.sql) > 0;
+    // A fire that already has a run (a trigger or backfill made it) is left as it is.
+    if (runRow(this.sql, fireAt)) return;
     if (!busy || settings.overlap === "allow") {
       this.#record(fireAt, reason, "starting");
       return;
@@ -412,17 +454,27 @@ export class ScheduleActor<Env = unknown> extends Actor<Env, ScheduleTimers> {
       );
       return;
     }
-    this.#record(fireAt, reason, "skipped");
-    this.sql.run("UPDATE _baton_schedule SET skipped = skipped + 1 WHERE id = 1");
+    if (this.#record(fireAt, reason, "skipped")) {
+      this.sql.run("UPDATE _baton_schedule SET skipped = skipped + 1 WHERE id = 1");
+    }
   }
 
-  /** Records a run (a fire already recorded keeps its run) and, to start it, its start timer. */
-  #record(fireAt: number, reason: RunReason, status: "starting" | "skipped" | "buffered"): void {
+  /**
+   * Records a run and, to start it, its start timer; whether a run was recorded. A fire already
+   * recorded keeps its run, but a backfill or trigger starts one that was skipped or whose start
+   * was refused.
+   */
+  #record(fireAt: number, reason: RunReason, status: "starting" | "skipped" | "buffered"): boolean {
     const row = this.#require();
     const executionId = `${row.schedule_id}/${new Date(fireAt).toISOString()}`;
+    const again =
+      reason === "backfill" || reason === "trigger"
+        ? `UPDATE SET status = 'starting', reason = excluded.reason, error = NULL,
+             recorded_at = excluded.recorded_at WHERE status IN ('skipped', 'start_failed')`
+        : "NOTHING";
     const added = this.sql.one<{ fire_at: number }>(
       `INSERT INTO _baton_schedule_runs (fire_at, execution_id, reason, status, recorded_at)
-       VALUES (?, ?, ?, ?, ?) ON CONFLICT (fire_at) DO NOTHING RETURNING fire_at`,
+       VALUES (?, ?, ?, ?, ?) ON CONFLICT (fire_at) DO ${again} RETURNING fire_at`,
       fireAt,
       executionId,
       reason,
@@ -437,6 +489,7 @@ export class ScheduleActor<Env = unknown> extends Actor<Env, ScheduleTimers> {
         { key: `start:${fireAt}`, maxAttempts: START_ATTEMPTS },
       );
     }
+    return added !== undefined;
   }
 
   /** The start timer: creates the run's execution (idempotent: its id is the fire's). */
@@ -498,48 +551,50 @@ export class ScheduleActor<Env = unknown> extends Actor<Env, ScheduleTimers> {
   }
 
   /** Arms the fire timer for the next fire after `now` (or records that there is none). */
-  #armNext(now: number): void {
+  #armNext(now: number): string | null {
     const row = this.#require();
     const settings = settingsOf(row);
     const next = row.paused ? null : timingOfRow(row).next(Math.max(now, row.cursor));
     this.sql.run("UPDATE _baton_schedule SET next_fire_at = ? WHERE id = 1", next);
-    if (next === null) return;
+    if (next === null) return null;
     const jitter = settings.jitterMs > 0 ? Math.floor(Math.random() * settings.jitterMs) : 0;
     // One timer per fire time: a duplicate arming of the same fire is the same timer. Callers
     // that change the timing cancel the pending one first.
     this.timers.enqueue("fire", {}, { at: next + jitter }, { key: `fire:${next}` });
+    return `fire:${next}`;
   }
 
   // ---- runs --------------------------------------------------------------------------------------
 
-  /** Asks the executions of the runs that may still be going how they are. */
+  /** Asks the executions of every run that may still be going how they are (20 at a time). */
   async #refresh(): Promise<void> {
     const row = this.#row();
     if (!row) return;
     const settings = settingsOf(row);
     const runs = this.sql.all<RunRow>(
       `SELECT * FROM _baton_schedule_runs WHERE status IN ('pending', 'running', 'paused')
-       ORDER BY fire_at DESC LIMIT ?`,
-      REFRESH_LIMIT,
+       ORDER BY fire_at DESC`,
     );
-    await Promise.all(
-      runs.map(async (run) => {
-        try {
-          const stub = this.#executions(settings.binding).getByName(run.execution_id);
-          const info = (await stub.status()) as ExecutionInfo;
-          setRunStatus(this.sql, run.fire_at, runStatus(info.status), info.error);
-        } catch (error) {
-          // Deleted (or its retention ran out): it is not going any more.
-          if ((error as { code?: unknown })?.code === "EXECUTION_NOT_FOUND") {
-            setRunStatus(this.sql, run.fire_at, "cancelled", {
-              code: "EXECUTION_NOT_FOUND",
-              message: "The run's execution was deleted.",
-            });
+    for (let i = 0; i < runs.length; i += REFRESH_BATCH) {
+      await Promise.all(
+        runs.slice(i, i + REFRESH_BATCH).map(async (run) => {
+          try {
+            const stub = this.#executions(settings.binding).getByName(run.execution_id);
+            const info = (await stub.status()) as ExecutionInfo;
+            setRunStatus(this.sql, run.fire_at, runStatus(info.status), info.error);
+          } catch (error) {
+            // Deleted (or its retention ran out): it is not going any more.
+            if ((error as { code?: unknown })?.code === "EXECUTION_NOT_FOUND") {
+              setRunStatus(this.sql, run.fire_at, "cancelled", {
+                code: "EXECUTION_NOT_FOUND",
+                message: "The run's execution was deleted.",
+              });
+            }
+            // Unreachable now: its last known status stands (and counts as going).
           }
-          // Unreachable now: its last known status stands (and counts as going).
-        }
-      }),
-    );
+        }),
+      );
+    }
   }
 
   #run(fireAt: number): ScheduleRun {
@@ -571,11 +626,12 @@ export class ScheduleActor<Env = unknown> extends Actor<Env, ScheduleTimers> {
 
   /** A change: the version moves and the registry gets the new summary (a retried timer). */
   #changed(now: number): void {
+    const version = nextVersion(this.#require().version);
     this.sql.run(
-      "UPDATE _baton_schedule SET version = version + 1, updated_at = ? WHERE id = 1",
+      "UPDATE _baton_schedule SET version = ?, updated_at = ? WHERE id = 1",
+      version,
       now,
     );
-    const version = this.#require().version;
     this.timers.enqueue("register", {}, { after: 0 }, { key: `register:${version}` });
   }
 
@@ -647,4 +703,12 @@ export class ScheduleActor<Env = unknown> extends Actor<Env, ScheduleTimers> {
     }
     return ns as never;
   }
+}
+
+/**
+ * The version of a schedule's next change: above the last, and at least the real time in ms, so
+ * a schedule created again under a deleted one's id outranks that one's tombstone.
+ */
+function nextVersion(version: number): number {
+  return Math.max(version + 1, Date.now());
 }

@@ -157,6 +157,42 @@ describe("execution deadlines", () => {
     await expectTimedOut(run);
   });
 
+  it("a cancel without compensations takes over a timeout's compensating; it still ends timed_out", async () => {
+    const p = probe();
+    const { id, stub } = executionStub("deadline-terminate");
+    const run = await client().start(
+      deadlined,
+      { probe: p.name, at: "sleep", slowUndo: true },
+      { id, timeout: "10 minutes" },
+    );
+    await eventually(
+      () => run.status(),
+      (s) => s.status === "sleeping",
+    );
+    await advance(stub, TEN_MINUTES);
+    // The compensation waits on its gate: the execution is ending, not ended.
+    await eventually(
+      () => run.journal(),
+      (j) => j.some((e) => e.name === "$compensate:book"),
+    );
+    await run.cancel({ compensate: false });
+    await expectTimedOut(run);
+    expect((await p.stub.counts()).unbook).toBeUndefined();
+  });
+
+  it("execute of an existing execution keeps its deadline and bounds only the wait", async () => {
+    const p = probe();
+    const { id } = executionStub("deadline-existing");
+    const input = { probe: p.name, at: "wait" as const };
+    await client().start(deadlined, input, { id, timeout: "10 minutes" });
+    await expectBatonError(
+      client().execute(deadlined, input, { id, timeout: "200ms" }),
+      "RESULT_TIMEOUT",
+    );
+    const info = await client().get(id).status();
+    expect(info.deadline).toBe(info.createdAt + TEN_MINUTES);
+  });
+
   it("execute with a timeout answers at the deadline with the timeout, leaving no run behind", async () => {
     const p = probe();
     const { id, stub } = executionStub("deadline-execute");

@@ -487,3 +487,133 @@ describe("schedules: bad input", () => {
     }
   });
 });
+
+describe("schedules: edges", () => {
+  it("a fire due but waiting out its jitter happens before an update or a pause", async () => {
+    for (const change of ["update", "pause"] as const) {
+      const { id, stub } = scheduleStub(`jitter-${change}`);
+      const start = await stub.clock();
+      await client().create({
+        id,
+        workflow: scheduled,
+        input: {},
+        every: "1 hour",
+        jitter: "50 minutes",
+        binding: "TestExecutions",
+      });
+      await stub.advanceClock(HOUR + 1000); // the fire is due; its alarm is later (jitter)
+      if (change === "update") await client().update(id, { overlap: "allow" });
+      else await client().pause(id);
+      const info = await client().get(id);
+      expect(info.runs.map((r) => [r.fireAt - start, r.reason])).toEqual([[HOUR, "scheduled"]]);
+      expect(info.skipped).toBe(0);
+    }
+  });
+
+  it("refuses a cron jitter as long as the time between two fires", async () => {
+    const { id } = scheduleStub("cron-jitter");
+    const error = await expectBatonError(
+      client().create({
+        id,
+        workflow: "scheduled",
+        input: {},
+        cron: "* * * * *",
+        jitter: "30 minutes",
+        binding: "TestExecutions",
+      }),
+      "INVALID_ARGUMENT",
+    );
+    expect(error.message).toMatch(/jitter/);
+  });
+
+  it("backfill runs a fire that was skipped", async () => {
+    const { id, stub } = scheduleStub("backfill-skipped");
+    const start = await stub.clock();
+    await client().create({
+      id,
+      workflow: scheduled,
+      input: { hold: true },
+      every: "1 minute",
+      binding: "TestExecutions",
+    });
+    await advanceTo(stub, start + MINUTE);
+    await advanceTo(stub, start + 2 * MINUTE);
+    expect((await client().get(id)).runs.map((r) => r.status)).toEqual(["skipped", "running"]);
+    const [again] = await client().backfill(id, start + 2 * MINUTE, start + 2 * MINUTE + 1);
+    expect(again).toMatchObject({ fireAt: start + 2 * MINUTE, reason: "backfill" });
+    expect(again?.status).toBe("running");
+  });
+
+  it("many finished runs (more than one refresh asks at once) do not block the next fire", async () => {
+    const { id, stub } = scheduleStub("many-runs");
+    const start = await stub.clock();
+    await client().create({
+      id,
+      workflow: scheduled,
+      input: {},
+      every: "1 minute",
+      startAt: start - 30 * MINUTE,
+      keep: 100,
+      binding: "TestExecutions",
+    });
+    const runsMade = await client().backfill(id, start - 30 * MINUTE, start);
+    expect(runsMade).toHaveLength(30);
+    await eventually(
+      () => client().get(id),
+      (info) => info.runs.every((r) => r.status === "completed"),
+    );
+    await advanceTo(stub, start + MINUTE);
+    const info = await client().get(id);
+    expect(info.runs[0]).toMatchObject({ fireAt: start + MINUTE, reason: "scheduled" });
+    expect(info.runs[0]?.status).not.toBe("skipped");
+  });
+
+  it("catch-up all with overlap skip starts the oldest missed fire; the others overlap it", async () => {
+    const { id, stub } = scheduleStub("catchup-all-skip");
+    const start = await stub.clock();
+    await client().create({
+      id,
+      workflow: scheduled,
+      input: { hold: true },
+      every: "10 minutes",
+      catchup: "all",
+      binding: "TestExecutions",
+    });
+    await stub.advanceClock(35 * MINUTE);
+    await runDurableObjectAlarm(stub);
+    await advance(stub, 0);
+    const info = await client().get(id);
+    expect(info.runs.map((r) => [r.fireAt - start, r.status]).reverse()).toEqual([
+      [10 * MINUTE, "running"],
+      [20 * MINUTE, "skipped"],
+      [30 * MINUTE, "skipped"],
+    ]);
+  });
+
+  it("a schedule deleted and created again under its id is listed again", async () => {
+    const { id } = scheduleStub("recreate");
+    const spec = {
+      id,
+      workflow: "scheduled",
+      input: {},
+      every: "1 hour",
+      binding: "TestExecutions",
+    } as const;
+    const listed = async () => {
+      const all = [];
+      let cursor: string | null = null;
+      do {
+        const page = await client().list({ limit: 500, cursor });
+        all.push(...page.schedules);
+        cursor = page.cursor;
+      } while (cursor);
+      return all.some((s) => s.id === id);
+    };
+    await client().create(spec);
+    await eventually(listed, (yes) => yes);
+    await client().delete(id);
+    await eventually(listed, (yes) => !yes);
+    await client().create(spec);
+    await eventually(listed, (yes) => yes);
+  });
+});

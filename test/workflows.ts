@@ -179,11 +179,25 @@ export const patchy = workflow("patchy", async (input: { phase: string }, step, 
 export const deadlined = workflow(
   "deadlined",
   { executionTimeout: "1 hour" },
-  async (input: { probe: string; at: "step" | "sleep" | "wait" | "child" | "none" }, step, ctx) => {
+  async (
+    input: {
+      probe: string;
+      at: "step" | "sleep" | "wait" | "child" | "none";
+      /** Its compensation waits for the probe's gate "unbook". */
+      slowUndo?: boolean;
+    },
+    step,
+    ctx,
+  ) => {
     const p = probe(ctx.env, input.probe);
     await step.do(
       "book",
-      { compensate: async () => void (await p.hit("unbook")) },
+      {
+        compensate: async () => {
+          if (input.slowUndo) await p.waitGate("unbook");
+          await p.hit("unbook");
+        },
+      },
       async () => (await p.hit("book")) > 0,
     );
     if (input.at === "step") {

@@ -8,8 +8,10 @@ import {
 } from "../../src/execution/restart.ts";
 import {
   CANCEL_FOR_TIMEOUT,
+  CANCEL_FOR_TIMEOUT_WITHOUT_COMPENSATION,
   CANCEL_WITHOUT_COMPENSATION,
   type ExecutionRow,
+  endsTimedOut,
   type LifecycleEvent,
   type StoredStatus,
   TERMINAL,
@@ -79,8 +81,19 @@ export async function cancelExecution(
   const row = host.requireRow();
   if (TERMINAL.has(row.status)) return;
   const { engine } = host;
-  // Its deadline passed and it is ending (timed out): a cancel only waits for that.
-  if (row.cancel_requested === CANCEL_FOR_TIMEOUT) return waitForCancel(engine);
+  // Its deadline passed and it is ending (timed out): a cancel waits for that, and one without
+  // compensations (terminate, delete, a restart from a step) stops the compensating.
+  if (endsTimedOut(row.cancel_requested)) {
+    if (options?.compensate === false && row.cancel_requested === CANCEL_FOR_TIMEOUT) {
+      host.sql.run(
+        "UPDATE _baton_execution SET cancel_requested = ? WHERE id = 1",
+        CANCEL_FOR_TIMEOUT_WITHOUT_COMPENSATION,
+      );
+      engine.killRun(new BatonError("CANCELLED", "The execution was cancelled."));
+      engine.kick();
+    }
+    return waitForCancel(engine);
+  }
   const error: ExecutionError = {
     code: "CANCELLED",
     message: "The execution was cancelled.",

@@ -1,4 +1,4 @@
-import { BatonError, invalidArgument } from "../../src/foundation/errors.ts";
+import { BatonError, checkId, invalidArgument } from "../../src/foundation/errors.ts";
 import type { Migration } from "../../src/foundation/migrations.ts";
 import type { Sql } from "../../src/foundation/sql.ts";
 import type { ScheduleList, ScheduleSummary } from "../../src/protocol/schedules.ts";
@@ -11,7 +11,8 @@ export const REGISTRY_MIGRATION: Migration = {
     sql.run(`CREATE TABLE _baton_schedule_registry (
       schedule_id TEXT PRIMARY KEY,
       version INTEGER NOT NULL,
-      summary TEXT NOT NULL
+      -- NULL: a deleted schedule's tombstone (older registrations of it are refused).
+      summary TEXT
     ) STRICT`);
   },
 };
@@ -21,6 +22,13 @@ const MAX_PAGE = 500;
 
 /** Stores a schedule's summary unless the registry has a newer one (`version` orders them). */
 export function registerSummary(sql: Sql, summary: ScheduleSummary, version: number): void {
+  if (typeof summary !== "object" || summary === null) {
+    invalidArgument("summary", "must be a schedule summary", summary);
+  }
+  checkId(summary.id, "Schedule id", 200);
+  if (!Number.isSafeInteger(version) || version < 0) {
+    invalidArgument("version", "must be an integer >= 0", version);
+  }
   sql.run(
     `INSERT INTO _baton_schedule_registry (schedule_id, version, summary) VALUES (?, ?, ?)
      ON CONFLICT (schedule_id) DO UPDATE SET version = excluded.version, summary = excluded.summary
@@ -31,9 +39,24 @@ export function registerSummary(sql: Sql, summary: ScheduleSummary, version: num
   );
 }
 
-/** Forgets a deleted schedule. */
-export function unregister(sql: Sql, id: string): void {
-  sql.run("DELETE FROM _baton_schedule_registry WHERE schedule_id = ?", id);
+/**
+ * Forgets a deleted schedule, leaving a tombstone at `version`: a registration of it sent before
+ * the deletion (a lower version) that arrives after it is refused.
+ *
+ * @throws BatonError `INVALID_ARGUMENT` for a malformed id or version.
+ */
+export function unregister(sql: Sql, id: string, version: number): void {
+  checkId(id, "Schedule id", 200);
+  if (!Number.isSafeInteger(version) || version < 0) {
+    invalidArgument("version", "must be an integer >= 0", version);
+  }
+  sql.run(
+    `INSERT INTO _baton_schedule_registry (schedule_id, version, summary) VALUES (?, ?, NULL)
+     ON CONFLICT (schedule_id) DO UPDATE SET version = excluded.version, summary = NULL
+     WHERE excluded.version > _baton_schedule_registry.version`,
+    id,
+    version,
+  );
 }
 
 /**
@@ -58,15 +81,15 @@ export function listSummaries(
       cursor: String(after).slice(0, 64),
     });
   }
-  const rows = sql.all<{ schedule_id: string; summary: string }>(
+  const rows = sql.all<{ schedule_id: string; summary: string | null }>(
     `SELECT schedule_id, summary FROM _baton_schedule_registry
-     WHERE schedule_id > ? ORDER BY schedule_id LIMIT ?`,
+     WHERE schedule_id > ? AND summary IS NOT NULL ORDER BY schedule_id LIMIT ?`,
     after ?? "",
     limit + 1,
   );
   const page = rows.slice(0, limit);
   return {
-    schedules: page.map((r) => JSON.parse(r.summary) as ScheduleSummary),
+    schedules: page.map((r) => JSON.parse(r.summary as string) as ScheduleSummary),
     cursor: rows.length > limit ? (page.at(-1)?.schedule_id ?? null) : null,
   };
 }

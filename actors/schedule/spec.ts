@@ -102,6 +102,20 @@ export async function checkSpec(
   if (everyMs !== null && jitterMs >= everyMs) {
     invalidArgument("jitter", "must be shorter than the interval", spec.jitter);
   }
+  if (cron !== null && jitterMs > 0) {
+    // Shorter than the shortest gap between the next fires, or fires would pass each other.
+    const fires = cronOf(cron, timezone)
+      .nextRuns(50, new Date(now))
+      .map((d) => d.getTime());
+    const gap = Math.min(...fires.slice(1).map((t, i) => t - (fires[i] as number)));
+    if (jitterMs >= gap) {
+      invalidArgument(
+        "jitter",
+        "must be shorter than the shortest time between two fires",
+        spec.jitter,
+      );
+    }
+  }
   const startAt = timeOf("startAt", spec.startAt);
   const endAt = timeOf("endAt", spec.endAt);
   if (endAt !== null && creating && endAt <= now) {

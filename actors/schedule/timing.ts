@@ -25,9 +25,10 @@ export interface TimingSpec {
 
 /**
  * The timing of a stored (already checked) schedule. Cron expressions are evaluated by croner in
- * the schedule's IANA time zone: a local time that does not exist on a spring-forward day fires
- * once, at the first instant after the gap; one that happens twice on a fall-back day fires once,
- * at its first occurrence.
+ * the schedule's IANA time zone: a daily local time that does not exist on a spring-forward day
+ * fires once, at the first instant after the gap; one that happens twice on a fall-back day fires
+ * once, at its first occurrence. (A pattern that names several minutes of the repeated hour, such
+ * as every 30 minutes at 02:xx, fires at each of them in both passes.)
  */
 export function timingOf(spec: TimingSpec): Timing {
   const low = spec.startAt ?? Number.NEGATIVE_INFINITY;

@@ -9,12 +9,7 @@ import { returnPermit, schedulePermitReturn, takePermit } from "./permits.ts";
 import { Replay } from "./replay.ts";
 import { noop, Run } from "./run.ts";
 import { compensate, recordCompensation } from "./saga.ts";
-import {
-  CANCEL_FOR_TIMEOUT,
-  CANCEL_WITHOUT_COMPENSATION,
-  type ExecutionRow,
-  TERMINAL,
-} from "./schema.ts";
+import { compensates, type ExecutionRow, endsTimedOut, TERMINAL } from "./schema.ts";
 import { stepApi } from "./step-api.ts";
 import type { EventReceipt, ExecutionError } from "./types.ts";
 import { sendEvent } from "./waits.ts";
@@ -248,7 +243,7 @@ export class Engine {
           : false;
         if (!stopped) await Promise.race([start().then(noop, noop), run.frontier]);
         if (run.dead) return;
-        const timedOut = row.cancel_requested === CANCEL_FOR_TIMEOUT;
+        const timedOut = endsTimedOut(row.cancel_requested);
         const cancelled = timedOut
           ? new BatonError("EXECUTION_TIMEOUT", "The execution's deadline passed.")
           : new BatonError("CANCELLED", "The execution was cancelled.");
@@ -257,7 +252,7 @@ export class Engine {
         await run.quiesce();
         if (run.dead) return;
         // Cancelled without compensations (Workflows' terminate() without rollback): none run.
-        if (row.cancel_requested !== CANCEL_WITHOUT_COMPENSATION) {
+        if (compensates(row.cancel_requested)) {
           const compensation = await compensate(this.replay, run, row, cancelled);
           if (run.dead) return;
           if (compensation) {
@@ -354,7 +349,7 @@ export class Engine {
     const now = this.#host.now();
     const openChildren = this.children.openChildIds();
     const before = this.row();
-    const compensate = before?.cancel_requested !== CANCEL_WITHOUT_COMPENSATION;
+    const compensate = compensates(before?.cancel_requested ?? 0);
     const transition = () =>
       this.#host.sql.transaction(() => {
         record?.();

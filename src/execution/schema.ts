@@ -278,3 +278,21 @@ export const PATCH_PREFIX = "$patch:";
 export const CANCEL_WITHOUT_COMPENSATION = 2;
 /** `cancel_requested` of a run past its deadline: it ends `timed_out`, compensated as on cancel. */
 export const CANCEL_FOR_TIMEOUT = 3;
+/** A run past its deadline that a cancel without compensations (terminate, delete) took over. */
+export const CANCEL_FOR_TIMEOUT_WITHOUT_COMPENSATION = 4;
+
+/** Whether a stopping run ends `timed_out` (its deadline passed), by its `cancel_requested`. */
+export function endsTimedOut(cancelRequested: number): boolean {
+  return (
+    cancelRequested === CANCEL_FOR_TIMEOUT ||
+    cancelRequested === CANCEL_FOR_TIMEOUT_WITHOUT_COMPENSATION
+  );
+}
+
+/** Whether a stopping run compensates its completed steps, by its `cancel_requested`. */
+export function compensates(cancelRequested: number): boolean {
+  return (
+    cancelRequested !== CANCEL_WITHOUT_COMPENSATION &&
+    cancelRequested !== CANCEL_FOR_TIMEOUT_WITHOUT_COMPENSATION
+  );
+}

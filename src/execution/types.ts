@@ -172,8 +172,9 @@ export interface StartOptions {
    * A deadline: the execution ends `timed_out` (error `EXECUTION_TIMEOUT`) if it has not ended
    * this long after it started, as a cancel would end it (running step bodies see their abort
    * signal, compensations run, children are cancelled). Overrides the workflow's
-   * `executionTimeout`; each `restart()` gets the same length again. At most 365 days. `execute`
-   * waits for the result until this deadline.
+   * `executionTimeout`; each `restart()` gets the same length again. At most 365 days. Set when
+   * the execution is created (a repeated start keeps the first one's deadline). `execute` that
+   * creates the execution waits for its end, which the deadline brings.
    */
   timeout?: Duration;
 }
