@@ -57,6 +57,7 @@ import { type ImportHost, startImported, startRecording } from "./execution/impo
 import { IndexOutbox } from "./execution/index-outbox.ts";
 import {
   checkExecutionId,
+  created,
   DEFAULT_RETENTION,
   executionTimeoutMs,
   insertExecution,
@@ -67,8 +68,9 @@ import {
   retentionMs,
   trackedOnly,
   validateInput,
+  wasCreated,
 } from "./execution/lifecycle.ts";
-import { LiveChannel } from "./execution/live.ts";
+import { closeBack, LiveChannel } from "./execution/live.ts";
 import {
   JOURNAL_STATS,
   type JournalStats,
@@ -275,11 +277,7 @@ export abstract class ExecutionActor<Env = unknown> extends Actor<Env, Execution
   override webSocketMessage(_ws: WebSocket, _message: string | ArrayBuffer): void {}
 
   override webSocketClose(ws: WebSocket, code: number, reason: string): void {
-    try {
-      ws.close(code === 1005 || code === 1006 ? 1000 : code, reason);
-    } catch {
-      // Already closed.
-    }
+    closeBack(ws, code, reason);
   }
 
   override webSocketError(): void {}
@@ -365,7 +363,7 @@ export abstract class ExecutionActor<Env = unknown> extends Actor<Env, Execution
     });
     await this.#engine.startHeartbeat();
     this.#engine.kick();
-    return this.#requireRow();
+    return created(this.#requireRow());
   }
 
   /**
@@ -378,10 +376,9 @@ export abstract class ExecutionActor<Env = unknown> extends Actor<Env, Execution
     input: Value,
     options: StartOptions & { timeout?: Duration },
   ): Promise<ExecutionResult> {
-    const existed = this.#engine.row() !== undefined;
     const row = await this.#start(workflow, input, options);
     // A deadline this call set ends it: wait for that; else `timeout` bounds the wait.
-    const timeout = existed || row.deadline_at === null ? options?.timeout : undefined;
+    const timeout = !wasCreated(row) || row.deadline_at === null ? options?.timeout : undefined;
     return this.result(timeout === undefined ? {} : { timeout });
   }
 

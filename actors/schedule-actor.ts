@@ -103,7 +103,8 @@ export class ScheduleActor<Env = unknown> extends Actor<Env, ScheduleTimers> {
       .on("drain", ({ delay }) => this.#drain(delay))
       .on("register", () => this.#register())
       .on("unregister", async ({ id, version }) => {
-        await this.#registry().unregisterSchedule(id, version);
+        // Created again meanwhile: its own registration (a higher version) replaces the old one.
+        if (!this.#row()) await this.#registry().unregisterSchedule(id, version);
       });
   }
 
@@ -155,7 +156,7 @@ export class ScheduleActor<Env = unknown> extends Actor<Env, ScheduleTimers> {
     this.sql.transaction(() => {
       this.sql.run(
         `INSERT INTO _baton_schedule (id, schedule_id, digest, settings, input, anchor, paused,
-           cursor, created_at, updated_at) VALUES (1, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+           cursor, version, created_at, updated_at) VALUES (1, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
         id,
         digest,
         JSON.stringify({ ...settings, input: null }),
@@ -164,6 +165,10 @@ export class ScheduleActor<Env = unknown> extends Actor<Env, ScheduleTimers> {
         spec.paused === true ? 1 : 0,
         // Fires before the creation (or just before startAt) are not missed ones.
         Math.max(now, anchor - 1),
+        // Above the tombstone a deletion of this id may still be sending (its timer's version).
+        this.timers
+          .list({ kind: "unregister", limit: 1000 })
+          .reduce((max, t) => Math.max(max, (t.payload as { version: number }).version), 1),
         now,
         now,
       );
@@ -180,7 +185,7 @@ export class ScheduleActor<Env = unknown> extends Actor<Env, ScheduleTimers> {
    */
   async describe(): Promise<ScheduleInfo> {
     this.#require();
-    await this.#refresh();
+    await this.#refresh(false);
     const row = this.#require();
     return infoOf(this.sql, row, await decode<Value>(row.input));
   }
@@ -227,7 +232,11 @@ export class ScheduleActor<Env = unknown> extends Actor<Env, ScheduleTimers> {
    *
    * @throws BatonError as `create`, and `SCHEDULE_NOT_FOUND`.
    */
-  async update(patch: ScheduleUpdate): Promise<ScheduleInfo> {
+  update(patch: ScheduleUpdate): Promise<ScheduleInfo> {
+    return this.#update(patch, 1);
+  }
+
+  async #update(patch: ScheduleUpdate, attempt: number): Promise<ScheduleInfo> {
     this.#require();
     if (typeof patch !== "object" || patch === null) {
       invalidArgument("update", "must be an object of the settings to change", patch);
@@ -255,8 +264,16 @@ export class ScheduleActor<Env = unknown> extends Actor<Env, ScheduleTimers> {
       settings.startAt === null && current.everyMs === settings.everyMs
         ? row.anchor
         : anchorOf(settings, now);
-    // Another change came in during the awaits: merge into that one instead.
-    if (this.#require().version !== row.version) return this.update(patch);
+    // Another change came in during the awaits: merge into that one instead (a few times).
+    if (this.#require().version !== row.version) {
+      if (attempt >= 5) {
+        throw new BatonError(
+          "SCHEDULE_CONFLICT",
+          "The schedule kept changing during update(); try again.",
+        );
+      }
+      return this.#update(patch, attempt + 1);
+    }
     const armed = this.sql.transaction(() => {
       this.sql.run(
         `UPDATE _baton_schedule SET digest = ?, settings = ?, input = ?, anchor = ?,
@@ -295,7 +312,7 @@ export class ScheduleActor<Env = unknown> extends Actor<Env, ScheduleTimers> {
         "unregister",
         { id: row.schedule_id, version },
         { after: 0 },
-        { key: `unregister:${version}`, maxAttempts: 50 },
+        { key: `unregister:${version}`, maxAttempts: 500 },
       );
     });
     for (const kind of ["fire", "start", "drain", "register"] as const) {
@@ -392,15 +409,15 @@ export class ScheduleActor<Env = unknown> extends Actor<Env, ScheduleTimers> {
 
   /** Cancels the pending fire timers but `keep` (the one just armed). */
   async #cancelFires(keep: string | null): Promise<void> {
-    for (const timer of this.timers.list({ kind: "fire" })) {
-      if (timer.key !== keep && timer.state === "pending") await this.timers.cancel(timer.id);
+    for (const timer of this.timers.list({ kind: "fire", state: "pending", limit: 1000 })) {
+      if (timer.key !== keep) await this.timers.cancel(timer.id);
     }
   }
 
   /** The fire timer: handles every fire due now by the catch-up and overlap policies. */
   async #fire(): Promise<void> {
     if (!this.#row()) return;
-    await this.#refresh();
+    if (settingsOf(this.#require()).overlap !== "allow") await this.#refresh(true);
     const row = this.#row();
     if (!row || row.paused) return;
     const settings = settingsOf(row);
@@ -519,7 +536,7 @@ export class ScheduleActor<Env = unknown> extends Actor<Env, ScheduleTimers> {
 
   /** buffer-one: starts the buffered fire once no run is going, else looks again later. */
   async #drain(delay: number): Promise<void> {
-    await this.#refresh();
+    await this.#refresh(true);
     const row = this.#row();
     if (!row || row.buffered === null) return;
     if (activeRuns(this.sql) > 0) {
@@ -566,33 +583,61 @@ export class ScheduleActor<Env = unknown> extends Actor<Env, ScheduleTimers> {
 
   // ---- runs --------------------------------------------------------------------------------------
 
-  /** Asks the executions of every run that may still be going how they are (20 at a time). */
-  async #refresh(): Promise<void> {
+  /**
+   * Asks the executions of the runs that may still be going how they are, newest first, 20 at a
+   * time; `untilGoing` (the overlap check) stops at the first batch with a run still going. A run
+   * still `starting` whose start timer is gone (dead-lettered) is asked too.
+   */
+  async #refresh(untilGoing: boolean): Promise<void> {
     const row = this.#row();
     if (!row) return;
     const settings = settingsOf(row);
-    const runs = this.sql.all<RunRow>(
-      `SELECT * FROM _baton_schedule_runs WHERE status IN ('pending', 'running', 'paused')
-       ORDER BY fire_at DESC`,
-    );
+    const runs = this.sql
+      .all<RunRow>(
+        `SELECT * FROM _baton_schedule_runs
+         WHERE status IN ('starting', 'pending', 'running', 'paused') ORDER BY fire_at DESC`,
+      )
+      .filter((run) => {
+        if (run.status !== "starting") return true;
+        const timer = this.timers.get(`start:${run.fire_at}`);
+        return timer === undefined || timer.state === "dead";
+      });
     for (let i = 0; i < runs.length; i += REFRESH_BATCH) {
-      await Promise.all(
-        runs.slice(i, i + REFRESH_BATCH).map(async (run) => {
-          try {
-            const stub = this.#executions(settings.binding).getByName(run.execution_id);
-            const info = (await stub.status()) as ExecutionInfo;
-            setRunStatus(this.sql, run.fire_at, runStatus(info.status), info.error);
-          } catch (error) {
-            // Deleted (or its retention ran out): it is not going any more.
-            if ((error as { code?: unknown })?.code === "EXECUTION_NOT_FOUND") {
-              setRunStatus(this.sql, run.fire_at, "cancelled", {
-                code: "EXECUTION_NOT_FOUND",
-                message: "The run's execution was deleted.",
-              });
-            }
-            // Unreachable now: its last known status stands (and counts as going).
-          }
-        }),
+      const batch = runs.slice(i, i + REFRESH_BATCH);
+      await Promise.all(batch.map((run) => this.#ask(run, settings.binding)));
+      const going = batch.some((run) => {
+        const status = runRow(this.sql, run.fire_at)?.status;
+        return (
+          status === "starting" ||
+          status === "pending" ||
+          status === "running" ||
+          status === "paused"
+        );
+      });
+      if (untilGoing && going) return;
+    }
+  }
+
+  /** One run's status, from its execution. */
+  async #ask(run: RunRow, binding: string): Promise<void> {
+    try {
+      const stub = this.#executions(binding).getByName(run.execution_id);
+      const info = (await stub.status()) as ExecutionInfo;
+      setRunStatus(this.sql, run.fire_at, runStatus(info.status), info.error);
+    } catch (error) {
+      if ((error as { code?: unknown })?.code !== "EXECUTION_NOT_FOUND") return; // last known stands
+      // Deleted (or its retention ran out), or never started (its start timer gave up).
+      setRunStatus(
+        this.sql,
+        run.fire_at,
+        run.status === "starting" ? "start_failed" : "cancelled",
+        {
+          code: "EXECUTION_NOT_FOUND",
+          message:
+            run.status === "starting"
+              ? "The run's execution could not be started."
+              : "The run's execution was deleted.",
+        },
       );
     }
   }

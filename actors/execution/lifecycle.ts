@@ -194,3 +194,17 @@ export function trackedOnly(method: string): BatonError {
     { event: method, validEvents: ["progress", "complete", "fail", "cancel"] },
   );
 }
+
+/** Rows a start created (not found): `execute` waits on the deadline only of one it created. */
+const CREATED = new WeakSet<ExecutionRow>();
+
+/** Marks `row` as created by this start. */
+export function created(row: ExecutionRow): ExecutionRow {
+  CREATED.add(row);
+  return row;
+}
+
+/** Whether this start created `row`. */
+export function wasCreated(row: ExecutionRow): boolean {
+  return CREATED.has(row);
+}

@@ -175,3 +175,12 @@ function broadcast(sockets: WebSocket[], message: string): void {
     }
   }
 }
+
+/** Answers a subscriber's close with a close (1005/1006, which may not be sent, as 1000). */
+export function closeBack(ws: WebSocket, code: number, reason: string): void {
+  try {
+    ws.close(code === 1005 || code === 1006 ? 1000 : code, reason);
+  } catch {
+    // Already closed.
+  }
+}
