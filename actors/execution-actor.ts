@@ -344,6 +344,7 @@ export abstract class ExecutionActor<Env = unknown> extends Actor<Env, Execution
     if (this.#engine.row()) return this.#start(workflow, input, options, parent);
     this.ensureSchema();
     this.sql.transaction(() => {
+      const [now, priorRuns] = [this.now(), this.#engine.priorRuns()];
       insertExecution(this.sql, {
         id,
         workflow: wf.name,
@@ -353,12 +354,11 @@ export abstract class ExecutionActor<Env = unknown> extends Actor<Env, Execution
         digest,
         retentionMs: retention,
         parent,
-        now: this.now(),
-        priorRuns: this.#engine.priorRuns(),
+        now,
+        priorRuns,
         timeoutMs,
       });
-      const row = this.#requireRow();
-      armDeadline(this.timers, row.run, row.deadline_at);
+      if (timeoutMs !== null) armDeadline(this.timers, priorRuns + 1, now + timeoutMs);
       this.#lifecycle.send("start");
     });
     await this.#engine.startHeartbeat();
