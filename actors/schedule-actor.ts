@@ -390,11 +390,7 @@ export class ScheduleActor<Env = unknown> extends Actor<Env, ScheduleTimers> {
   /** A page of every schedule of this namespace, in id order (call it on `baton:schedules`). */
   listSchedules(query: { limit?: number; cursor?: string | null } = {}): ScheduleList {
     this.#requireRegistry();
-    if (!this.schemaReady) {
-      listSummaries({ all: () => [] } as never, query); // checks the query all the same
-      return { schedules: [], cursor: null };
-    }
-    return listSummaries(this.sql, query);
+    return listSummaries(this.schemaReady ? this.sql : null, query);
   }
 
   // ---- firing ----------------------------------------------------------------------------------
@@ -416,8 +412,10 @@ export class ScheduleActor<Env = unknown> extends Actor<Env, ScheduleTimers> {
 
   /** The fire timer: handles every fire due now by the catch-up and overlap policies. */
   async #fire(): Promise<void> {
-    if (!this.#row()) return;
-    if (settingsOf(this.#require()).overlap !== "allow") await this.#refresh(true);
+    const before = this.#row();
+    if (!before) return;
+    // The overlap check needs the runs' statuses (not under allow); the row is read again after.
+    if (settingsOf(before).overlap !== "allow") await this.#refresh(true);
     const row = this.#row();
     if (!row || row.paused) return;
     const settings = settingsOf(row);
@@ -671,12 +669,12 @@ export class ScheduleActor<Env = unknown> extends Actor<Env, ScheduleTimers> {
 
   /** A change: the version moves and the registry gets the new summary (a retried timer). */
   #changed(now: number): void {
-    const version = nextVersion(this.#require().version);
-    this.sql.run(
-      "UPDATE _baton_schedule SET version = ?, updated_at = ? WHERE id = 1",
-      version,
+    // Above the last, and at least the real time in ms (see nextVersion).
+    const version = this.sql.value<number>(
+      "UPDATE _baton_schedule SET version = MAX(version + 1, ?), updated_at = ? WHERE id = 1 RETURNING version",
+      Date.now(),
       now,
-    );
+    ) as number;
     this.timers.enqueue("register", {}, { after: 0 }, { key: `register:${version}` });
   }
 

@@ -5,7 +5,13 @@ import {
   runInDurableObject,
 } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
-import { type ErrorCode, executions, type ScheduleInfo, schedules } from "../src/index.ts";
+import {
+  type ErrorCode,
+  executions,
+  type ScheduleInfo,
+  type ScheduleSummary,
+  schedules,
+} from "../src/index.ts";
 import { advance, eventually, expectBatonError, uniqueName } from "./helpers.ts";
 import { scheduled } from "./workflows.ts";
 
@@ -27,6 +33,18 @@ async function advanceTo(stub: ReturnType<typeof scheduleStub>["stub"], at: numb
 }
 
 const iso = (t: number) => new Date(t).toISOString();
+
+/** Every schedule the registry lists, page by page. */
+async function allSchedules(limit: number): Promise<ScheduleSummary[]> {
+  const all: ScheduleSummary[] = [];
+  let cursor: string | null = null;
+  do {
+    const page = await client().list({ limit, cursor });
+    all.push(...page.schedules);
+    cursor = page.cursor;
+  } while (cursor);
+  return all;
+}
 
 /** Fire times of the schedule's runs, oldest first. */
 const fired = (info: ScheduleInfo) => info.runs.map((r) => iso(r.fireAt)).reverse();
@@ -393,16 +411,7 @@ describe("schedules: operations", () => {
     });
     await client().pause(b.id);
     const listed = await eventually(
-      async () => {
-        const all = [];
-        let cursor: string | null = null;
-        do {
-          const page = await client().list({ limit: 50, cursor });
-          all.push(...page.schedules);
-          cursor = page.cursor;
-        } while (cursor);
-        return all;
-      },
+      () => allSchedules(50),
       (all) =>
         all.some((s) => s.id === a.id) && all.some((s) => s.id === b.id && s.state === "paused"),
     );
@@ -599,16 +608,7 @@ describe("schedules: edges", () => {
       every: "1 hour",
       binding: "TestExecutions",
     } as const;
-    const listed = async () => {
-      const all = [];
-      let cursor: string | null = null;
-      do {
-        const page = await client().list({ limit: 500, cursor });
-        all.push(...page.schedules);
-        cursor = page.cursor;
-      } while (cursor);
-      return all.some((s) => s.id === id);
-    };
+    const listed = async () => (await allSchedules(500)).some((s) => s.id === id);
     await client().create(spec);
     await eventually(listed, (yes) => yes);
     await client().delete(id);

@@ -94,9 +94,31 @@ export async function cancelExecution(
     }
     return waitForCancel(engine);
   }
-  const error: ExecutionError = {
+  await stopExecution(host, row, {
     code: "CANCELLED",
     message: "The execution was cancelled.",
+    cancelRequested: options?.compensate === false ? CANCEL_WITHOUT_COMPENSATION : 1,
+  });
+  if (row.mode !== "tracked") await waitForCancel(engine);
+}
+
+/**
+ * Stops a running execution for a cancel or its deadline. A tracked one ends at once (the stop
+ * recorded in the transaction of the transition: a failure changes nothing). A workflow's stop is
+ * recorded before its run is killed (a failure of this write leaves the run as it was); then a
+ * cancel-mode run replays to the first unfinished step, runs the compensations of the completed
+ * steps (saga) unless told not to, and ends the execution; finish() closes open steps and cancels
+ * unfinished children.
+ */
+async function stopExecution(
+  host: ControlHost,
+  row: ExecutionRow,
+  stop: { code: "CANCELLED" | "EXECUTION_TIMEOUT"; message: string; cancelRequested: number },
+): Promise<void> {
+  const { engine } = host;
+  const error: ExecutionError = {
+    code: stop.code,
+    message: stop.message,
     name: "BatonError",
     step: host.currentStep(),
     attempt: null,
@@ -106,22 +128,16 @@ export async function cancelExecution(
       "UPDATE _baton_execution SET error = ?, ended_at = ?, cancel_requested = ? WHERE id = 1",
       JSON.stringify(error),
       host.now(),
-      options?.compensate === false ? CANCEL_WITHOUT_COMPENSATION : 1,
+      stop.cancelRequested,
     );
   if (row.mode === "tracked") {
-    engine.killRun(new BatonError("CANCELLED", error.message));
-    // In the transaction of the transition: a failure changes nothing.
-    await engine.finish(null, "cancel", requested);
+    engine.killRun(new BatonError(stop.code, stop.message));
+    await engine.finish(null, stop.code === "CANCELLED" ? "cancel" : "time_out", requested);
     return;
   }
-  // Recorded before the run is killed: a failure of this write leaves the run as it was.
   requested();
-  engine.killRun(new BatonError("CANCELLED", error.message));
-  // A cancel-mode run replays to the first unfinished step, runs the compensations of the
-  // completed steps (saga), then ends the execution as cancelled. finish() closes open steps
-  // and cancels unfinished children.
+  engine.killRun(new BatonError(stop.code, stop.message));
   engine.kick();
-  await waitForCancel(engine);
 }
 
 /** Waits up to {@link CANCEL_WAIT_MS} for the execution to end (compensations go on after). */
@@ -161,30 +177,11 @@ export async function timeOutExecution(host: ControlHost, run: number): Promise<
   const row = engine.row();
   if (!row || TERMINAL.has(row.status) || row.run !== run || row.deadline_at === null) return;
   if (row.cancel_requested !== 0) return; // a cancel is ending it already
-  const message = `The execution did not end within its timeout of ${row.timeout_ms} ms (its deadline was ${new Date(row.deadline_at).toISOString()}).`;
-  const error: ExecutionError = {
+  await stopExecution(host, row, {
     code: "EXECUTION_TIMEOUT",
-    message,
-    name: "BatonError",
-    step: host.currentStep(),
-    attempt: null,
-  };
-  const requested = () =>
-    host.sql.run(
-      "UPDATE _baton_execution SET error = ?, ended_at = ?, cancel_requested = ? WHERE id = 1",
-      JSON.stringify(error),
-      host.now(),
-      CANCEL_FOR_TIMEOUT,
-    );
-  if (row.mode === "tracked") {
-    engine.killRun(new BatonError("EXECUTION_TIMEOUT", message));
-    await engine.finish(null, "time_out", requested);
-    return;
-  }
-  // As a cancel: recorded first, then the run is stopped; the cancel-mode run compensates.
-  requested();
-  engine.killRun(new BatonError("EXECUTION_TIMEOUT", message));
-  engine.kick();
+    message: `The execution did not end within its timeout of ${row.timeout_ms} ms (its deadline was ${new Date(row.deadline_at).toISOString()}).`,
+    cancelRequested: CANCEL_FOR_TIMEOUT,
+  });
 }
 
 /**

@@ -60,12 +60,12 @@ export function unregister(sql: Sql, id: string, version: number): void {
 }
 
 /**
- * A page of schedules in id order.
+ * A page of schedules in id order (`sql` null: the registry has no table yet, so none).
  *
  * @throws BatonError `INVALID_ARGUMENT` for a bad `limit` or `cursor`.
  */
 export function listSummaries(
-  sql: Sql,
+  sql: Sql | null,
   query: { limit?: number; cursor?: string | null } = {},
 ): ScheduleList {
   if (typeof query !== "object" || query === null) {
@@ -81,6 +81,7 @@ export function listSummaries(
       cursor: String(after).slice(0, 64),
     });
   }
+  if (!sql) return { schedules: [], cursor: null }; // no schedule ever registered
   const rows = sql.all<{ schedule_id: string; summary: string | null }>(
     `SELECT schedule_id, summary FROM _baton_schedule_registry
      WHERE schedule_id > ? AND summary IS NOT NULL ORDER BY schedule_id LIMIT ?`,

@@ -4,6 +4,7 @@
  */
 import type { ExecutionError, Value } from "../execution/types.ts";
 import type { Duration } from "../foundation/duration.ts";
+import type { IndexedStatus } from "./listing.ts";
 
 /**
  * What a fire does while a run the schedule started is still running: `skip` it (default), keep
@@ -76,18 +77,7 @@ export interface ScheduleRun {
    * with a running run), `buffered` (waiting for the running one), or `start_failed` (the start
    * was refused: see `error`).
    */
-  status:
-    | "starting"
-    | "skipped"
-    | "buffered"
-    | "start_failed"
-    | "pending"
-    | "running"
-    | "paused"
-    | "completed"
-    | "failed"
-    | "cancelled"
-    | "timed_out";
+  status: "starting" | "skipped" | "buffered" | "start_failed" | IndexedStatus;
   /** When the fire was handled. */
   recordedAt: number;
   /** The execution's error (failed, cancelled, timed out), or why it could not start. */

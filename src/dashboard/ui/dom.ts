@@ -84,3 +84,28 @@ export function duration(ms: number): string {
 export function badge(status: string): HTMLSpanElement {
   return h("span", { class: `badge status-${status.replace(/[^a-z_]/g, "")}` }, status);
 }
+
+/** A table with a header row, in its scrolling wrapper; `rows`, or a body to fill later. */
+export function table(
+  headers: string[],
+  rows: HTMLTableRowElement[] | HTMLTableSectionElement,
+): HTMLElement {
+  return h(
+    "div",
+    { class: "table-wrap" },
+    h(
+      "table",
+      null,
+      h(
+        "thead",
+        null,
+        h(
+          "tr",
+          null,
+          headers.map((t) => h("th", null, t)),
+        ),
+      ),
+      Array.isArray(rows) ? h("tbody", null, rows) : rows,
+    ),
+  );
+}

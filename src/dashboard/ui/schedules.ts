@@ -1,6 +1,6 @@
 /** The schedules view: every schedule with its next fire and last run, actions, and one's runs. */
 import { type Context, executionPath, guarded, link, type View } from "./context.ts";
-import { badge, h, json, replace, time } from "./dom.ts";
+import { badge, h, json, replace, table, time } from "./dom.ts";
 import type { ScheduleInfo, ScheduleList, ScheduleSummary } from "./types.ts";
 
 /** How a schedule fires, in words. */
@@ -16,27 +16,6 @@ function when(s: { cron: string | null; every: number | null; timezone: string }
   const [size, unit] = units.find(([u]) => ms % u === 0) ?? [1, "ms"];
   const n = ms / size;
   return `every ${n} ${unit}${n === 1 ? "" : "s"}`;
-}
-
-function table(headers: string[], rows: HTMLTableRowElement[]): HTMLElement {
-  return h(
-    "div",
-    { class: "table-wrap" },
-    h(
-      "table",
-      null,
-      h(
-        "thead",
-        null,
-        h(
-          "tr",
-          null,
-          headers.map((t) => h("th", null, t)),
-        ),
-      ),
-      h("tbody", null, rows),
-    ),
-  );
 }
 
 export function schedulesView(ctx: Context, params: URLSearchParams): View {

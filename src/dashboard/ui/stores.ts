@@ -1,6 +1,6 @@
 /** The views of a lock (by name) and of a checkpoint scope (by scope), typed in. */
 import { type Context, guarded, type View } from "./context.ts";
-import { duration, h, json, replace, time } from "./dom.ts";
+import { duration, h, json, replace, table, time } from "./dom.ts";
 import type { CheckpointVersionView, LockView } from "./types.ts";
 
 /** A small form: one text field and a button; calls `go` with the value. */
@@ -21,27 +21,6 @@ function lookup(name: string, placeholder: string, value: string, go: (value: st
     },
     input,
     h("button", { attrs: { type: "submit" } }, "Show"),
-  );
-}
-
-function table(headers: string[], rows: HTMLTableRowElement[]): HTMLElement {
-  return h(
-    "div",
-    { class: "table-wrap" },
-    h(
-      "table",
-      null,
-      h(
-        "thead",
-        null,
-        h(
-          "tr",
-          null,
-          headers.map((t) => h("th", null, t)),
-        ),
-      ),
-      h("tbody", null, rows),
-    ),
   );
 }
 
@@ -190,24 +169,7 @@ export function checkpointsView(ctx: Context, params: URLSearchParams): View {
       replace(
         history,
         h("h2", null, `History of ${name}`),
-        h(
-          "div",
-          { class: "table-wrap" },
-          h(
-            "table",
-            null,
-            h(
-              "thead",
-              null,
-              h(
-                "tr",
-                null,
-                ["version", "saved", "expires", "bytes", ""].map((t) => h("th", null, t)),
-              ),
-            ),
-            rows,
-          ),
-        ),
+        table(["version", "saved", "expires", "bytes", ""], rows),
         more,
       );
       const page = (from: number) =>
